@@ -1,0 +1,235 @@
+"""Accounts and what belongs to them: caller IDs, personal DIDs, access numbers, web users.
+
+Plain functions on the models, used by the CLI and the web portal alike. Every number goes
+through `numbers.normalise`; every failure raises `AccountError` with a message fit to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+
+from esl_callback import numbers
+from esl_callback.db import database_proxy
+from esl_callback.hashing import hash_secret
+from esl_callback.models import AccessNumber, Account, CallerId, Did, WebUser
+
+PIN_LENGTHS = range(4, 13)
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out; the message says why."""
+
+
+def find_account(ref: str | int) -> Account:
+    """The account with this name or numeric id."""
+    query = Account.select()
+    text = str(ref)
+    account = query.where(Account.name == text).first()
+    if account is None and text.isdigit():
+        account = query.where(Account.id == int(text)).first()
+    if account is None:
+        raise AccountError(f"no account named {text!r}")
+    return account
+
+
+def check_pin(pin: str) -> str:
+    """A PIN is 4 to 12 ASCII digits."""
+    if not numbers.is_digits(pin) or len(pin) not in PIN_LENGTHS:
+        raise AccountError("PIN must be 4 to 12 digits")
+    return pin
+
+
+def number(raw: str, what: str) -> str:
+    """Normalise a number given by an operator or user, as an AccountError when invalid."""
+    try:
+        return numbers.normalise(raw, what=what, allow_formatting=True)
+    except numbers.InvalidNumber as exc:
+        raise AccountError(str(exc)) from exc
+
+
+def create_account(
+    name: str,
+    *,
+    pin: str | None = None,
+    currency: str = "EUR",
+    default_callback_number: str | None = None,
+    **options: Any,
+) -> Account:
+    """Create an active account with a zero balance."""
+    name = name.strip()
+    if not name or len(name) > 64 or name.isdigit():
+        raise AccountError("account name must be 1-64 characters and not only digits")
+    fields = account_fields(
+        pin=pin, currency=currency, default_callback_number=default_callback_number, **options
+    )
+    with database_proxy.atomic():
+        if Account.select().where(Account.name == name).exists():
+            raise AccountError(f"account {name!r} already exists")
+        account = Account.create(name=name, **fields)
+        if account.default_callback_number:
+            ensure_caller_id(account, account.default_callback_number)
+    return account
+
+
+def update_account(account: Account, **changes: Any) -> Account:
+    """Change an account's settings (the same keywords as `create_account`, None = unchanged)."""
+    fields = account_fields(**{k: v for k, v in changes.items() if v is not None})
+    with database_proxy.atomic():
+        for key, value in fields.items():
+            setattr(account, key, value)
+        account.save()
+        if "default_callback_number" in fields:
+            ensure_caller_id(account, account.default_callback_number)
+    return account
+
+
+def account_fields(
+    *,
+    pin: str | None = None,
+    currency: str | None = None,
+    default_callback_number: str | None = None,
+    status: str | None = None,
+    callback_to_default: bool | None = None,
+    charge_leg_a: bool | None = None,
+    max_concurrent_calls: int | None = None,
+    allow_any_source: bool | None = None,
+) -> dict[str, Any]:
+    """Validate account settings and turn them into model fields."""
+    fields: dict[str, Any] = {}
+    if pin is not None:
+        fields["pin_hash"] = hash_secret(check_pin(pin))
+    if currency is not None:
+        if len(currency) != 3 or not currency.isalpha():
+            raise AccountError("currency must be a 3-letter ISO code such as EUR")
+        fields["currency"] = currency.upper()
+    if default_callback_number is not None:
+        fields["default_callback_number"] = number(default_callback_number, "callback number")
+    if status is not None:
+        if status not in Account.STATUSES:
+            raise AccountError(f"status must be one of {', '.join(Account.STATUSES)}")
+        fields["status"] = status
+    if max_concurrent_calls is not None and max_concurrent_calls < 0:
+        raise AccountError("max concurrent calls cannot be negative")
+    for key, value in (
+        ("callback_to_default", callback_to_default),
+        ("charge_leg_a", charge_leg_a),
+        ("max_concurrent_calls", max_concurrent_calls),
+        ("allow_any_source", allow_any_source),
+    ):
+        if value is not None:
+            fields[key] = value
+    return fields
+
+
+def ensure_caller_id(account: Account, digits: str) -> CallerId:
+    """Make `digits` one of the account's numbers (refused if another account has it)."""
+    existing = CallerId.get_or_none(CallerId.number == digits)
+    if existing is None:
+        return CallerId.create(account=account, number=digits)
+    if existing.account_id != account.id:
+        raise AccountError(f"{digits} already belongs to another account")
+    return existing
+
+
+def add_caller_id(account: Account, raw: str) -> CallerId:
+    """Register a number of the account (caller-ID callbacks, web sources, SMS)."""
+    with database_proxy.atomic():
+        return ensure_caller_id(account, number(raw, "caller ID"))
+
+
+def remove_caller_id(raw: str) -> Account:
+    """Remove a registered number; an account's default callback number cannot be removed."""
+    digits = number(raw, "caller ID")
+    with database_proxy.atomic():
+        caller_id = CallerId.get_or_none(CallerId.number == digits)
+        if caller_id is None:
+            raise AccountError(f"{digits} is not a registered caller ID")
+        account = caller_id.account
+        if account.default_callback_number == digits:
+            raise AccountError(
+                f"{digits} is the default callback number of {account.name}; set another first"
+            )
+        caller_id.delete_instance()
+    return account
+
+
+def add_did(raw: str, account: Account, callback_number: str | None = None) -> Did:
+    """Give an account a personal DID (calls to it call back the predefined number)."""
+    digits = number(raw, "DID")
+    target = number(callback_number, "callback number") if callback_number else None
+    if target is None and not account.default_callback_number:
+        raise AccountError(
+            f"account {account.name} has no default callback number; "
+            "give --callback-number or set one first"
+        )
+    with database_proxy.atomic():
+        if AccessNumber.select().where(AccessNumber.number == digits).exists():
+            raise AccountError(f"{digits} is already an access number")
+        try:
+            return Did.create(number=digits, account=account, callback_number=target)
+        except peewee.IntegrityError as exc:
+            raise AccountError(f"DID {digits} is already assigned") from exc
+
+
+def remove_did(raw: str) -> None:
+    """Take a personal DID away from its account."""
+    digits = number(raw, "DID")
+    if Did.delete().where(Did.number == digits).execute() == 0:
+        raise AccountError(f"DID {digits} is not assigned")
+
+
+def add_access_number(raw: str, method: str, description: str = "") -> AccessNumber:
+    """Declare a shared access number and how its callers are identified (pin or ani)."""
+    if method not in AccessNumber.METHODS:
+        raise AccountError(f"method must be one of {', '.join(AccessNumber.METHODS)}")
+    digits = number(raw, "access number")
+    with database_proxy.atomic():
+        if Did.select().where(Did.number == digits).exists():
+            raise AccountError(f"{digits} is already a personal DID")
+        try:
+            return AccessNumber.create(number=digits, method=method, description=description)
+        except peewee.IntegrityError as exc:
+            raise AccountError(f"access number {digits} already exists") from exc
+
+
+def remove_access_number(raw: str) -> None:
+    """Remove a shared access number."""
+    digits = number(raw, "access number")
+    if AccessNumber.delete().where(AccessNumber.number == digits).execute() == 0:
+        raise AccountError(f"access number {digits} does not exist")
+
+
+def add_web_user(account: Account, username: str, password: str) -> WebUser:
+    """A web login for the account; the password is stored hashed."""
+    username = username.strip()
+    if not username or len(username) > 64:
+        raise AccountError("username must be 1-64 characters")
+    if len(password) < 8:
+        raise AccountError("password must be at least 8 characters")
+    try:
+        return WebUser.create(
+            account=account, username=username, password_hash=hash_secret(password)
+        )
+    except peewee.IntegrityError as exc:
+        raise AccountError(f"user {username!r} already exists") from exc
+
+
+def describe(account: Account) -> dict[str, Any]:
+    """The account as plain data, for `--json` output and the API."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "status": account.status,
+        "balance": str(account.balance),
+        "currency": account.currency,
+        "has_pin": bool(account.pin_hash),
+        "default_callback_number": account.default_callback_number,
+        "callback_to_default": account.callback_to_default,
+        "charge_leg_a": account.charge_leg_a,
+        "max_concurrent_calls": account.max_concurrent_calls,
+        "allow_any_source": account.allow_any_source,
+        "caller_ids": [c.number for c in account.caller_ids.order_by(CallerId.number)],
+        "dids": [d.number for d in account.dids.order_by(Did.number)],
+    }

@@ -1,0 +1,65 @@
+"""Options and helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import click
+
+from esl_callback.db import Database, DatabaseError
+
+DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def database_option(fn: F) -> F:
+    """`--database URL` (env ESL_CALLBACK_DATABASE_URL, default sqlite:///esl-callback.db)."""
+    return click.option(
+        "--database",
+        "database_url",
+        envvar="ESL_CALLBACK_DATABASE_URL",
+        default=DEFAULT_DATABASE_URL,
+        show_default=True,
+        help="Database URL: sqlite:///FILE or postgresql://USER@HOST/DB.",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    """`--json`: machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def fail(message: str) -> NoReturn:
+    """Print an error for the operator and exit 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def open_database(url: str, *, initialise: bool = False) -> Database:
+    """Open the database, or explain what is wrong and exit 1.
+
+    Commands other than `db init` require an initialised schema at the current version.
+    """
+    try:
+        database = Database(url)
+        database.check()
+        if initialise:
+            return database
+        version = database.schema_version()
+    except DatabaseError as exc:
+        fail(str(exc))
+    if version is None:
+        fail(f"{database.display_url} is not initialised; run `esl-callback db init` first")
+    database.peewee.connect(reuse_if_open=True)
+    return database
+
+
+def emit(obj: object, as_json: bool, text: str | None = None) -> None:
+    """Print `obj` as JSON when asked, else `text` (or str(obj))."""
+    if as_json:
+        click.echo(json.dumps(obj, indent=2, default=str, sort_keys=True))
+    else:
+        click.echo(text if text is not None else str(obj))

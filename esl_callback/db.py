@@ -1,0 +1,235 @@
+"""Database from a URL, safe under gevent, with schema versions.
+
+* `sqlite:///path.db` (default): one connection in one worker thread, WAL mode. SQLite calls do
+  not yield to gevent, so `Database.run` executes them in that thread while the calling greenlet
+  waits; that thread is also the single writer that makes balance reservations atomic.
+* `postgresql://user:pass@host:port/db`: a connection pool; psycopg2 is made gevent-cooperative
+  with psycogreen when the process runs under gevent, so `Database.run` executes inline and a slow
+  query only parks its own greenlet.
+
+Schema versions live in the `schema_version` table. A new database gets the current schema and
+the latest version in one step; an older one is brought forward by the migrations in
+`MIGRATIONS`, each applied once, in order, inside a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+from urllib.parse import unquote, urlparse
+
+import peewee
+from playhouse.migrate import SchemaMigrator
+from playhouse.pool import PooledPostgresqlDatabase
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Every model binds to this proxy; `Database` points it at the real connection.
+database_proxy = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+}
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or used; the message says what to check."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: `apply(migrator, database)` brings version-1 to `version`."""
+
+    version: int
+    description: str
+    apply: Callable[[SchemaMigrator, peewee.Database], None]
+
+
+# Later issues append here; never edit or reorder a migration that has shipped.
+MIGRATIONS: list[Migration] = []
+BASELINE_VERSION = 1
+
+
+def latest_version(migrations: list[Migration] | None = None) -> int:
+    """The schema version the code expects."""
+    steps = MIGRATIONS if migrations is None else migrations
+    return max([BASELINE_VERSION, *(m.version for m in steps)])
+
+
+def open_peewee(url: str, pool_size: int = 10) -> peewee.Database:
+    """Build (not connect) the peewee database for a URL, or raise DatabaseError."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        if not path or path == ":memory:":
+            raise DatabaseError(
+                f"database.url {url!r}: give a file, e.g. sqlite:///esl-callback.db "
+                "(an in-memory database would be private to one connection)"
+            )
+        # BEGIN IMMEDIATE: a transaction takes the write lock up front, so two writers never
+        # both read a balance and then both spend it.
+        return peewee.SqliteDatabase(
+            path, pragmas=SQLITE_PRAGMAS, check_same_thread=False, timeout=5, lock_type="IMMEDIATE"
+        )
+    if parsed.scheme in ("postgresql", "postgres"):
+        if not parsed.path.strip("/"):
+            raise DatabaseError(f"database.url {url!r}: name the database, e.g. .../esl_callback")
+        return PooledPostgresqlDatabase(
+            unquote(parsed.path.strip("/")),
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname or None,
+            port=parsed.port or 5432,
+            max_connections=pool_size,
+            stale_timeout=300,
+            timeout=30,
+        )
+    raise DatabaseError(
+        f"database.url {url!r}: unsupported scheme {parsed.scheme!r}; "
+        "use sqlite:///FILE or postgresql://USER@HOST/DB"
+    )
+
+
+def make_psycopg2_cooperative() -> None:
+    """Let psycopg2 wait on gevent instead of blocking the process (call once, under gevent)."""
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+
+class Database:
+    """The application's database: connection policy, transactions and schema versions."""
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        self.url = url
+        self.peewee = open_peewee(url, pool_size)
+        self.is_sqlite = isinstance(self.peewee, peewee.SqliteDatabase)
+        self._worker = None
+        database_proxy.initialize(self.peewee)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for logs and error messages."""
+        parsed = urlparse(self.url)
+        if parsed.password:
+            return self.url.replace(f":{parsed.password}@", ":***@", 1)
+        return self.url
+
+    def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run `fn(*args, **kwargs)` against the database without stalling other greenlets.
+
+        SQLite: in the single database thread. PostgreSQL: inline, on a pooled connection.
+        """
+        if self.is_sqlite:
+            return self._sqlite_worker().apply(self._call, (fn, args, kwargs))
+        return self._call(fn, args, kwargs)
+
+    def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        if self.is_sqlite:
+            self.peewee.connect(reuse_if_open=True)
+            return fn(*args, **kwargs)
+        with self.peewee.connection_context():
+            return fn(*args, **kwargs)
+
+    def _sqlite_worker(self):
+        if self._worker is None:
+            from gevent.threadpool import ThreadPool
+
+            self._worker = ThreadPool(1)
+        return self._worker
+
+    def check(self) -> None:
+        """Connect once and run a trivial query, or raise DatabaseError saying what to check."""
+        try:
+            self.peewee.connect(reuse_if_open=True)
+            self.peewee.execute_sql("SELECT 1")
+        except peewee.OperationalError as exc:
+            raise DatabaseError(
+                f"cannot open database {self.display_url}: {str(exc).strip()} "
+                "(is the server running, the URL right, the file writable?)"
+            ) from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connections this object opened (the worker's, this thread's, the pool's)."""
+        if self._worker is not None:
+            self._worker.apply(self._close_this_thread)
+            self._worker.kill()
+            self._worker = None
+        self._close_this_thread()
+        if isinstance(self.peewee, PooledPostgresqlDatabase):
+            self.peewee.close_all()
+
+    def _close_this_thread(self) -> None:
+        if not self.peewee.is_closed():
+            self.peewee.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def schema_version(self) -> int | None:
+        """The stored schema version, or None for a database that was never initialised."""
+        with self.peewee.connection_context():
+            if not self.peewee.table_exists(SchemaVersion._meta.table_name):
+                return None
+            row = SchemaVersion.select(peewee.fn.MAX(SchemaVersion.version)).scalar()
+            return int(row) if row is not None else None
+
+    def init(self, migrations: list[Migration] | None = None) -> list[str]:
+        """Create the schema on an empty database, or upgrade an existing one. Idempotent."""
+        from esl_callback.models import ALL_MODELS
+
+        if self.schema_version() is not None:
+            return self.upgrade(migrations)
+        with self.peewee.connection_context(), self.peewee.atomic():
+            self.peewee.create_tables([SchemaVersion, *ALL_MODELS])
+            version = latest_version(migrations)
+            SchemaVersion.create(version=version, description="initial schema")
+        return [f"created schema version {version}"]
+
+    def upgrade(self, migrations: list[Migration] | None = None) -> list[str]:
+        """Apply the migrations newer than the stored version; return what was done."""
+        steps = sorted(MIGRATIONS if migrations is None else migrations, key=lambda m: m.version)
+        current = self.schema_version()
+        if current is None:
+            raise DatabaseError(
+                f"{self.display_url} has no esl-callback schema; run `esl-callback db init` first"
+            )
+        done = []
+        with self.peewee.connection_context():
+            migrator = SchemaMigrator.from_database(self.peewee)
+            for step in steps:
+                if step.version <= current:
+                    continue
+                with self.peewee.atomic():
+                    step.apply(migrator, self.peewee)
+                    SchemaVersion.create(version=step.version, description=step.description)
+                done.append(f"applied {step.version}: {step.description}")
+                current = step.version
+        return done or [f"schema is up to date (version {current})"]
+
+
+def utcnow() -> datetime:
+    """Timezone-naive UTC now: every timestamp in the database is UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SchemaVersion(peewee.Model):
+    """One row per applied schema version."""
+
+    version = peewee.IntegerField(primary_key=True)
+    description = peewee.TextField()
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database_proxy
+        table_name = "schema_version"

@@ -1,0 +1,245 @@
+"""Peewee models: the platform's data, bound to `db.database_proxy`.
+
+Money is `DecimalField` everywhere (never a float); every timestamp is naive UTC (`db.utcnow`).
+Phone numbers are stored as E.164 digits without `+`, as `numbers.normalise` returns them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import peewee as pw
+
+from esl_callback.db import database_proxy, utcnow
+
+MONEY = {"max_digits": 14, "decimal_places": 4, "auto_round": True}
+
+
+def money_field(**kwargs: object) -> pw.DecimalField:
+    """An exact amount: 14 digits, 4 after the point."""
+    return pw.DecimalField(**MONEY, **kwargs)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Account(BaseModel):
+    """A prepaid customer account."""
+
+    ACTIVE, DISABLED = "active", "disabled"
+    STATUSES = (ACTIVE, DISABLED)
+
+    name = pw.CharField(max_length=64, unique=True)
+    status = pw.CharField(max_length=16, default=ACTIVE)
+    balance = money_field(default=Decimal("0"))
+    currency = pw.CharField(max_length=3, default="EUR")
+    pin_hash = pw.CharField(max_length=255, null=True)
+    default_callback_number = pw.CharField(max_length=20, null=True)
+    # Callers reached by caller ID (ANI) are called back on their default number instead.
+    callback_to_default = pw.BooleanField(default=False)
+    # None: follow the global billing.charge_leg_a setting.
+    charge_leg_a = pw.BooleanField(null=True)
+    max_concurrent_calls = pw.IntegerField(null=True)
+    # Web callbacks may use any source number, not only the account's own.
+    allow_any_source = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.ACTIVE
+
+
+class CallerId(BaseModel):
+    """A number that belongs to an account (caller-ID authentication, web sources, SMS)."""
+
+    account = pw.ForeignKeyField(Account, backref="caller_ids", on_delete="CASCADE")
+    number = pw.CharField(max_length=20, unique=True)
+    verified_at = pw.DateTimeField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Did(BaseModel):
+    """A personal DID: a call to it calls back the account's predefined number."""
+
+    number = pw.CharField(max_length=20, unique=True)
+    account = pw.ForeignKeyField(Account, backref="dids", on_delete="CASCADE")
+    # None: the account's default callback number.
+    callback_number = pw.CharField(max_length=20, null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class AccessNumber(BaseModel):
+    """A shared access number; its method says how the caller is identified."""
+
+    PIN, ANI = "pin", "ani"
+    METHODS = (PIN, ANI)
+
+    number = pw.CharField(max_length=20, unique=True)
+    method = pw.CharField(max_length=8)
+    description = pw.CharField(max_length=128, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class PhoneBookEntry(BaseModel):
+    """A contact in an account's server-side phone book."""
+
+    account = pw.ForeignKeyField(Account, backref="phone_book", on_delete="CASCADE")
+    name = pw.CharField(max_length=128)
+    number = pw.CharField(max_length=20)
+    notes = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "number"), False),)
+
+
+class Rate(BaseModel):
+    """Price of calls to numbers starting with `prefix` (longest prefix wins)."""
+
+    prefix = pw.CharField(max_length=20, unique=True)
+    description = pw.CharField(max_length=128, default="")
+    price_per_minute = money_field()
+    connect_fee = money_field(default=Decimal("0"))
+    # Seconds: the first `minimum` seconds are charged in full, then every started `increment`.
+    increment = pw.IntegerField(default=60)
+    minimum = pw.IntegerField(default=60)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class CallbackRequest(BaseModel):
+    """One callback: what triggered it, who pays, the two numbers and where it stands."""
+
+    TRIGGERS = ("phone", "web", "sms", "gateway", "cli")
+    METHODS = ("pin", "ani", "did", "web", "sms")
+    MODES = ("two_stage", "source_first", "simultaneous")
+
+    account = pw.ForeignKeyField(Account, backref="requests", null=True, on_delete="SET NULL")
+    trigger = pw.CharField(max_length=16)
+    method = pw.CharField(max_length=8)
+    mode = pw.CharField(max_length=16, default="two_stage")
+    state = pw.CharField(max_length=24, default="queued", index=True)
+    # What came with the trigger, as the switch or the client reported it.
+    caller_id = pw.CharField(max_length=64, default="")
+    called_number = pw.CharField(max_length=64, default="")
+    trigger_uuid = pw.CharField(max_length=64, null=True)
+    # The two numbers we dial (E.164 digits); destination unknown until the IVR collects it.
+    source = pw.CharField(max_length=20, null=True)
+    destination = pw.CharField(max_length=20, null=True)
+    node = pw.CharField(max_length=64, null=True)
+    attempts = pw.IntegerField(default=0)
+    max_duration = pw.IntegerField(null=True)
+    failure_cause = pw.CharField(max_length=64, null=True)
+    failure_detail = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+    ended_at = pw.DateTimeField(null=True)
+
+
+class Leg(BaseModel):
+    """One channel of a callback and its CDR: leg `a` (source) or `b` (destination)."""
+
+    LEGS = ("a", "b")
+
+    request = pw.ForeignKeyField(CallbackRequest, backref="legs", on_delete="CASCADE")
+    leg = pw.CharField(max_length=1)
+    uuid = pw.CharField(max_length=64, unique=True)
+    node = pw.CharField(max_length=64, null=True)
+    number = pw.CharField(max_length=20)
+    state = pw.CharField(max_length=24, default="dialing")
+    created_at = pw.DateTimeField(default=utcnow)
+    answered_at = pw.DateTimeField(null=True)
+    ended_at = pw.DateTimeField(null=True)
+    billsec = pw.IntegerField(null=True)
+    hangup_cause = pw.CharField(max_length=64, null=True)
+    hangup_by = pw.CharField(max_length=16, null=True)
+    # The rate in force when the leg started: later rate changes do not apply to it.
+    rate_prefix = pw.CharField(max_length=20, null=True)
+    price_per_minute = money_field(null=True)
+    connect_fee = money_field(null=True)
+    increment = pw.IntegerField(null=True)
+    minimum = pw.IntegerField(null=True)
+    charged = pw.BooleanField(default=True)
+    cost = money_field(null=True)
+    billed = pw.BooleanField(default=False)
+    billed_at = pw.DateTimeField(null=True)
+
+
+class Reservation(BaseModel):
+    """Money held for a live callback so that concurrent calls cannot spend it twice."""
+
+    account = pw.ForeignKeyField(Account, backref="reservations", on_delete="CASCADE")
+    request = pw.ForeignKeyField(CallbackRequest, backref="reservations", on_delete="CASCADE")
+    amount = money_field()
+    created_at = pw.DateTimeField(default=utcnow)
+    released_at = pw.DateTimeField(null=True, index=True)
+
+
+class Payment(BaseModel):
+    """A credit to an account's balance (or a correction, with a negative amount)."""
+
+    account = pw.ForeignKeyField(Account, backref="payments", on_delete="CASCADE")
+    amount = money_field()
+    reference = pw.CharField(max_length=128)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class WebUser(BaseModel):
+    """A login to the web portal and the JSON API, for one account."""
+
+    account = pw.ForeignKeyField(Account, backref="users", on_delete="CASCADE")
+    username = pw.CharField(max_length=64, unique=True)
+    password_hash = pw.CharField(max_length=255)
+    api_token_hash = pw.CharField(max_length=128, null=True, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    last_login_at = pw.DateTimeField(null=True)
+
+
+class AuthFailure(BaseModel):
+    """A failed PIN or login, counted per key for lockouts (e.g. `account:7`, `cid:4930...`)."""
+
+    kind = pw.CharField(max_length=16)
+    key = pw.CharField(max_length=128)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "key", "created_at"), False),)
+
+
+class SmsMessage(BaseModel):
+    """Every SMS received or sent, with what was done about it."""
+
+    direction = pw.CharField(max_length=3)  # "in" or "out"
+    source = pw.CharField(max_length=64)
+    destination = pw.CharField(max_length=64)
+    body = pw.TextField()
+    channel = pw.CharField(max_length=32)  # "freeswitch" or a gateway name
+    message_id = pw.CharField(max_length=128, null=True)
+    account = pw.ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    request = pw.ForeignKeyField(CallbackRequest, null=True, on_delete="SET NULL")
+    action = pw.CharField(max_length=32, default="")
+    reply = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("channel", "message_id"), True),)
+
+
+ALL_MODELS: list[type[BaseModel]] = [
+    Account,
+    CallerId,
+    Did,
+    AccessNumber,
+    PhoneBookEntry,
+    Rate,
+    CallbackRequest,
+    Leg,
+    Reservation,
+    Payment,
+    WebUser,
+    AuthFailure,
+    SmsMessage,
+]
