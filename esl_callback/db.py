@@ -154,7 +154,7 @@ class Database:
             self.peewee.execute_sql("SELECT 1")
         except peewee.OperationalError as exc:
             raise DatabaseError(
-                f"cannot open database {self.display_url}: {str(exc).strip()} "
+                f"cannot open database {self.display_url}: {' '.join(str(exc).split())} "
                 "(is the server running, the URL right, the file writable?)"
             ) from exc
         finally:

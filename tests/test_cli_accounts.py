@@ -1,0 +1,80 @@
+"""Operator CLI for accounts and numbers: real database files, real exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from esl_callback.cli import main
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """Run `esl-callback ...` against a fresh, initialised SQLite file."""
+    runner = CliRunner()
+    env = {"ESL_CALLBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    def run(*args: str):
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    assert run("db", "init").exit_code == 0
+    return run
+
+
+def test_commands_refuse_an_uninitialised_database(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["account", "list", "--database", f"sqlite:///{tmp_path / 'new.db'}"]
+    )
+    assert result.exit_code == 1
+    assert "run `esl-callback db init` first" in result.output
+
+
+def test_account_lifecycle_with_numbers(cli) -> None:
+    assert (
+        cli("account", "add", "alice", "--pin", "4711", "--callback-number", "+4930111").exit_code
+        == 0
+    )
+    assert cli("callerid", "add", "alice", "+49 170 2222").exit_code == 0
+    assert cli("did", "add", "4930999", "alice").exit_code == 0
+    assert cli("access", "add", "4930100", "pin").exit_code == 0
+    shown = json.loads(cli("account", "show", "alice", "--json").output)
+    assert shown["caller_ids"] == ["491702222", "4930111"]
+    assert shown["dids"] == ["4930999"]
+    assert shown["has_pin"] is True
+    assert cli("account", "disable", "alice").exit_code == 0
+    assert json.loads(cli("account", "show", "alice", "--json").output)["status"] == "disabled"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("account", "show", "nobody"), "no account named 'nobody'"),
+        (("account", "add", "bob", "--pin", "12"), "PIN must be 4 to 12 digits"),
+        (("callerid", "add", "alice", "123&park()"), "only digits 0-9"),
+        (("did", "add", "4930999", "alice"), "already assigned"),
+        (("access", "add", "4930999", "pin"), "already a personal DID"),
+        (("callerid", "remove", "4930111"), "default callback number of alice"),
+        (("account", "set", "alice"), "nothing to change"),
+        (("user", "add", "alice", "web", "--password", "short"), "at least 8 characters"),
+    ],
+)
+def test_refusals_explain_themselves_and_exit_1(cli, args, message) -> None:
+    cli("account", "add", "alice", "--callback-number", "4930111")
+    cli("did", "add", "4930999", "alice")
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_python_dash_m_runs_the_cli_with_real_exit_codes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    base = [sys.executable, "-m", "esl_callback"]
+    assert subprocess.run([*base, "db", "init", "--database", url]).returncode == 0
+    bad = subprocess.run(
+        [*base, "account", "show", "ghost", "--database", url], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert "no account named 'ghost'" in bad.stderr

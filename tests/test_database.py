@@ -1,0 +1,103 @@
+"""The database layer on SQLite and PostgreSQL: schema versions, exact money, hashed PINs."""
+
+from decimal import Decimal
+
+import peewee
+import pytest
+from playhouse.migrate import migrate
+
+from esl_callback import accounts
+from esl_callback.db import Database, DatabaseError, Migration, database_proxy
+from esl_callback.hashing import verify_secret
+from esl_callback.models import Account
+
+
+def test_init_twice_keeps_the_schema_and_its_rows(db: Database) -> None:
+    accounts.create_account("alice")
+    assert db.init() == ["schema is up to date (version 1)"]
+    assert Account.select().count() == 1
+
+
+def test_upgrade_applies_new_migrations_once_and_keeps_every_row(db: Database) -> None:
+    accounts.create_account("alice", default_callback_number="4930123456")
+    notes = peewee.TextField(default="")
+    step = Migration(
+        version=2,
+        description="accounts get notes",
+        apply=lambda migrator, _db: migrate(migrator.add_column("account", "notes", notes)),
+    )
+    assert db.upgrade([step]) == ["applied 2: accounts get notes"]
+    assert db.upgrade([step]) == ["schema is up to date (version 2)"]
+    assert db.schema_version() == 2
+    cursor = db.peewee.execute_sql("SELECT name, notes, default_callback_number FROM account")
+    assert cursor.fetchall() == [("alice", "", "4930123456")]
+
+
+def test_a_failing_migration_leaves_the_version_and_data_as_they_were(db: Database) -> None:
+    accounts.create_account("alice")
+
+    def broken(migrator: object, database: peewee.Database) -> None:
+        database.execute_sql("UPDATE account SET name = 'changed'")
+        raise RuntimeError("migration bug")
+
+    with pytest.raises(RuntimeError):
+        db.upgrade([Migration(version=2, description="broken", apply=broken)])
+    assert db.schema_version() == 1
+    assert Account.get().name == "alice"
+
+
+def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        with pytest.raises(DatabaseError, match="run `esl-callback db init` first"):
+            database.upgrade()
+    finally:
+        database.close()
+
+
+def test_balance_arithmetic_is_exact(db: Database) -> None:
+    account = accounts.create_account("alice")
+    with database_proxy.atomic():
+        for _ in range(10):
+            Account.update(balance=Account.balance + Decimal("0.1")).where(
+                Account.id == account.id
+            ).execute()
+        Account.update(balance=Account.balance - Decimal("0.3")).where(
+            Account.id == account.id
+        ).execute()
+    balance = Account.get_by_id(account.id).balance
+    assert isinstance(balance, Decimal)
+    assert balance == Decimal("0.7")
+
+
+def test_pin_is_stored_hashed_and_verifies(db: Database) -> None:
+    account = accounts.create_account("alice", pin="4711")
+    stored = Account.get_by_id(account.id).pin_hash
+    assert "4711" not in stored
+    assert stored.startswith("$argon2")
+    assert verify_secret(stored, "4711")
+    assert not verify_secret(stored, "4712")
+
+
+def test_run_executes_work_off_the_event_loop_and_returns_its_result(db: Database) -> None:
+    accounts.create_account("alice")
+    assert db.run(lambda: Account.get(Account.name == "alice").name) == "alice"
+
+
+def test_an_unreachable_postgresql_server_is_reported_with_what_to_check() -> None:
+    database = Database("postgresql://nobody@127.0.0.1:1/nothing")
+    with pytest.raises(DatabaseError, match=r"cannot open database .*is the server running"):
+        database.check()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://x/y", "unsupported scheme 'mysql'"),
+        ("sqlite:///:memory:", "give a file"),
+        ("postgresql://user@host/", "name the database"),
+    ],
+)
+def test_bad_database_urls_are_explained(url: str, message: str) -> None:
+    with pytest.raises(DatabaseError, match=message):
+        Database(url)
