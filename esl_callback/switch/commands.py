@@ -1,0 +1,242 @@
+"""The one builder of the command strings we send to FreeSWITCH.
+
+Nothing else in the project writes an originate, uuid_bridge, uuid_kill or sched_hangup string,
+or an application argument for `sendmsg`. Every value is checked before a byte is sent: numbers
+must be validated digit strings, UUIDs and causes match strict patterns, channel-variable values
+come from a whitelist of characters, and no value may carry a line break (a line break would end
+the ESL command and start another). A bad value raises `UnsafeCommand`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from esl_callback.numbers import is_digits
+
+_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_CAUSE = re.compile(r"[A-Z][A-Z_]{1,63}")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Channel-variable values: letters, digits and a few punctuation marks that mean nothing to
+# originate's {a=b,c=d} syntax. A value with spaces is single-quoted.
+_VAR_VALUE = re.compile(r"[A-Za-z0-9 _.:@+/#*-]{0,128}")
+_APP_NAME = re.compile(r"[a-z_]{1,32}")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}")
+# Sound files and tone streams as FreeSWITCH names them; no whitespace, quotes or line breaks.
+_SOUND = re.compile(r"[A-Za-z0-9_./:%(),;=+$@{}-]{1,512}")
+_TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
+# Characters that would end a dial string or start another one, a variable block or an app.
+_UNSAFE_IN_DIAL_STRING = re.compile(r"[\s,|{}\[\]&'^]")
+
+
+class UnsafeCommand(ValueError):
+    """A value that must not reach FreeSWITCH; raised before anything is sent."""
+
+
+def check_uuid(value: str) -> str:
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise UnsafeCommand(f"not a channel UUID: {value!r}")
+    return value
+
+
+def check_cause(value: str) -> str:
+    if not isinstance(value, str) or not _CAUSE.fullmatch(value):
+        raise UnsafeCommand(f"not a hangup cause: {value!r}")
+    return value
+
+
+def check_digits(value: str, what: str = "number") -> str:
+    if not isinstance(value, str) or not is_digits(value) or len(value) > 32:
+        raise UnsafeCommand(f"{what} must be validated digits, got {value!r}")
+    return value
+
+
+def check_sound(value: str) -> str:
+    if not isinstance(value, str) or not _SOUND.fullmatch(value):
+        raise UnsafeCommand(f"not a sound file or tone stream: {value!r}")
+    return value
+
+
+def check_host_port(value: str) -> str:
+    if not isinstance(value, str) or not _HOST_PORT.fullmatch(value):
+        raise UnsafeCommand(f"not a host:port address: {value!r}")
+    return value
+
+
+def format_variables(variables: Mapping[str, object]) -> str:
+    """`{name=value,...}` for originate; values whitelisted, quoted when they hold spaces."""
+    parts = []
+    for name, raw in variables.items():
+        if not _VAR_NAME.fullmatch(name):
+            raise UnsafeCommand(f"not a channel variable name: {name!r}")
+        value = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        if not _VAR_VALUE.fullmatch(value):
+            raise UnsafeCommand(f"unsafe value for channel variable {name}: {value!r}")
+        parts.append(f"{name}='{value}'" if " " in value else f"{name}={value}")
+    return "{" + ",".join(parts) + "}"
+
+
+def dial_string(template: str, number: str, gateway: str = "") -> str:
+    """A route's dial-string template (e.g. `sofia/gateway/{gateway}/{number}`) filled in.
+
+    Only a validated digit string and a plain gateway name can reach the template.
+    """
+    check_digits(number)
+    fields = set(_TEMPLATE_FIELDS.findall(template))
+    if "number" not in fields or fields - {"number", "gateway"}:
+        raise UnsafeCommand(
+            f"route template {template!r} must use {{number}} and may use {{gateway}}"
+        )
+    if gateway and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", gateway):
+        raise UnsafeCommand(f"not a gateway name: {gateway!r}")
+    dial = template.format(number=number, gateway=gateway)
+    if _UNSAFE_IN_DIAL_STRING.search(dial):
+        raise UnsafeCommand(f"route template {template!r} yields an unsafe dial string")
+    return dial
+
+
+def originate(dial_string: str, application: str, variables: Mapping[str, object]) -> str:
+    """`originate {vars}DIAL &app(...)`: send with bgapi so the connection is never held."""
+    if _UNSAFE_IN_DIAL_STRING.search(dial_string):
+        raise UnsafeCommand(f"unsafe dial string: {dial_string!r}")
+    if not application.startswith("&"):
+        raise UnsafeCommand(f"originate application must be an &app(...), got {application!r}")
+    return f"originate {format_variables(variables)}{dial_string} {application}"
+
+
+def park_application() -> str:
+    """`&park()`: the leg waits, answered and silent, until we bridge it."""
+    return "&park()"
+
+
+def socket_application(address: str) -> str:
+    """`&socket('host:port async full')`: when the leg answers it connects to our server.
+
+    `address` may list failover servers as `host1:port|host2:port`.
+    """
+    for part in address.split("|"):
+        check_host_port(part)
+    return f"&socket('{address} async full')"
+
+
+def uuid_bridge(uuid_a: str, uuid_b: str) -> str:
+    return f"uuid_bridge {check_uuid(uuid_a)} {check_uuid(uuid_b)}"
+
+
+def uuid_kill(uuid: str, cause: str = "NORMAL_CLEARING") -> str:
+    return f"uuid_kill {check_uuid(uuid)} {check_cause(cause)}"
+
+
+def uuid_break(uuid: str) -> str:
+    """Stop what is playing on the channel (e.g. the ringback tone) now."""
+    return f"uuid_break {check_uuid(uuid)} all"
+
+
+def uuid_broadcast(uuid: str, sound: str, leg: str = "aleg") -> str:
+    if leg not in ("aleg", "bleg", "both"):
+        raise UnsafeCommand(f"broadcast leg must be aleg, bleg or both, got {leg!r}")
+    return f"uuid_broadcast {check_uuid(uuid)} {check_sound(sound)} {leg}"
+
+
+def uuid_exists(uuid: str) -> str:
+    return f"uuid_exists {check_uuid(uuid)}"
+
+
+def sched_hangup(seconds: int, uuid: str, cause: str = "ALLOTTED_TIMEOUT") -> str:
+    """Hang up `uuid` in whole seconds (FreeSWITCH 1.10 has no `uuid_sched_hangup`)."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        raise UnsafeCommand(f"sched_hangup needs a whole number of seconds >= 1, got {seconds!r}")
+    return f"sched_hangup +{seconds} {check_uuid(uuid)} {check_cause(cause)}"
+
+
+def show_channels_json() -> str:
+    return "show channels as json"
+
+
+def chat(source: str, destination: str, body: str, proto: str = "sip") -> str:
+    """`chat proto|from|to|body` (an outgoing SMS); line breaks become spaces."""
+    if not re.fullmatch(r"[a-z_]{1,16}", proto):
+        raise UnsafeCommand(f"not a chat protocol: {proto!r}")
+    for what, value in (("from", source), ("to", destination)):
+        if not re.fullmatch(r"[A-Za-z0-9_.@+:-]{1,128}", value):
+            raise UnsafeCommand(f"unsafe chat {what} address: {value!r}")
+    text = " ".join(body.split())
+    return f"chat {proto}|{source}|{destination}|{text}"
+
+
+def application_args(app: str, *args: object) -> tuple[str, str]:
+    """(app, arg) for `sendmsg execute`; every argument free of whitespace and line breaks."""
+    if not _APP_NAME.fullmatch(app):
+        raise UnsafeCommand(f"not an application name: {app!r}")
+    parts = []
+    for arg in args:
+        text = str(arg)
+        if not text or re.search(r"\s", text):
+            raise UnsafeCommand(f"unsafe argument for {app}: {text!r}")
+        parts.append(text)
+    return app, " ".join(parts)
+
+
+def play_and_get_digits(
+    *,
+    min_digits: int,
+    max_digits: int,
+    tries: int,
+    timeout_ms: int,
+    terminators: str,
+    prompt: str,
+    invalid_prompt: str,
+    variable: str,
+    regex: str,
+    digit_timeout_ms: int,
+) -> tuple[str, str]:
+    """Arguments of `play_and_get_digits`, collecting DTMF into `variable`."""
+    if not re.fullmatch(r"[0-9*#]{1,4}|none", terminators):
+        raise UnsafeCommand(f"not a terminator set: {terminators!r}")
+    if not _VAR_NAME.fullmatch(variable):
+        raise UnsafeCommand(f"not a channel variable name: {variable!r}")
+    if not re.fullmatch(r"[\\\[\]0-9dD*#+{},^$|()?-]{1,64}", regex):
+        raise UnsafeCommand(f"unsafe digit regex: {regex!r}")
+    for value in (min_digits, max_digits, tries, timeout_ms, digit_timeout_ms):
+        if not isinstance(value, int) or value < 0:
+            raise UnsafeCommand(f"play_and_get_digits counts must be whole numbers: {value!r}")
+    return application_args(
+        "play_and_get_digits",
+        min_digits,
+        max_digits,
+        tries,
+        timeout_ms,
+        terminators,
+        check_sound(prompt),
+        check_sound(invalid_prompt),
+        variable,
+        regex,
+        digit_timeout_ms,
+    )
+
+
+def playback(sound: str) -> tuple[str, str]:
+    return application_args("playback", check_sound(sound))
+
+
+def hangup(cause: str) -> tuple[str, str]:
+    return application_args("hangup", check_cause(cause))
+
+
+def say_number(language: str, value: str, say_type: str = "NUMBER") -> tuple[str, str]:
+    """`say` a number or an amount (e.g. CURRENCY) in the language's module."""
+    if not re.fullmatch(r"[a-z]{2}", language):
+        raise UnsafeCommand(f"not a say language: {language!r}")
+    if say_type not in ("NUMBER", "CURRENCY", "ITEMS"):
+        raise UnsafeCommand(f"not a say type: {say_type!r}")
+    if not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,4})?", value):
+        raise UnsafeCommand(f"not a number to say: {value!r}")
+    return application_args("say", language, say_type, "pronounced", value)
+
+
+def set_variable(name: str, value: str) -> tuple[str, str]:
+    """`set name=value` on the channel (values whitelisted like originate variables)."""
+    rendered = format_variables({name: value})[1:-1]
+    if "'" in rendered:
+        raise UnsafeCommand(f"value for {name} must not contain spaces: {value!r}")
+    return application_args("set", rendered)

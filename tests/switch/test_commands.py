@@ -1,0 +1,120 @@
+"""The command builder: exact FreeSWITCH strings, and nothing unsafe ever built."""
+
+import pytest
+
+from esl_callback.switch import commands
+from esl_callback.switch.commands import UnsafeCommand
+
+INJECTIONS = [
+    "123&park()",
+    "1}sofia/x",
+    "1,user/2",
+    "1|x",
+    "1 2",
+    "12\nexecute-app-name: hangup",
+    "١٢٣",
+    "1" * 200,
+    "",
+]
+
+
+def test_originate_of_leg_a_hands_the_answered_leg_to_our_socket() -> None:
+    command = commands.originate(
+        commands.dial_string("sofia/gateway/{gateway}/{number}", "4930123456", "carrier1"),
+        commands.socket_application("127.0.0.1:8084"),
+        {
+            "origination_uuid": "5b8a4c2e-0f1d-4a57-9a55-3d5e1c8f7a21",
+            "origination_caller_id_name": "Callback service",
+            "callback_request_id": 42,
+            "ignore_early_media": True,
+        },
+    )
+    assert command == (
+        "originate {origination_uuid=5b8a4c2e-0f1d-4a57-9a55-3d5e1c8f7a21,"
+        "origination_caller_id_name='Callback service',callback_request_id=42,"
+        "ignore_early_media=true}sofia/gateway/carrier1/4930123456 "
+        "&socket('127.0.0.1:8084 async full')"
+    )
+
+
+def test_socket_application_supports_failover_addresses() -> None:
+    assert (
+        commands.socket_application("10.0.0.1:8084|10.0.0.2:8084")
+        == "&socket('10.0.0.1:8084|10.0.0.2:8084 async full')"
+    )
+
+
+@pytest.mark.parametrize("number", INJECTIONS)
+def test_no_unvalidated_number_reaches_a_dial_string(number: str) -> None:
+    with pytest.raises(UnsafeCommand):
+        commands.dial_string("loopback/{number}/phones", number)
+
+
+@pytest.mark.parametrize("value", ["a,b", "x}y", "line\nbreak", "quote'd", "a=b", "{x}"])
+def test_variable_values_outside_the_whitelist_are_refused(value: str) -> None:
+    with pytest.raises(UnsafeCommand, match="unsafe value"):
+        commands.format_variables({"origination_caller_id_name": value})
+
+
+@pytest.mark.parametrize(
+    "template", ["loopback/{number}/{context}", "sofia/gw/1", "user/{number},user/9"]
+)
+def test_route_templates_must_be_sound(template: str) -> None:
+    with pytest.raises(UnsafeCommand, match="route template"):
+        commands.dial_string(template, "4930")
+
+
+@pytest.mark.parametrize("uuid", ["", "abc def", "x\nexit", "a;b", "-leading"])
+def test_uuid_commands_refuse_anything_but_a_uuid(uuid: str) -> None:
+    with pytest.raises(UnsafeCommand):
+        commands.uuid_kill(uuid)
+    with pytest.raises(UnsafeCommand):
+        commands.uuid_bridge(uuid, "b")
+
+
+def test_sched_hangup_uses_the_command_freeswitch_has_in_whole_seconds() -> None:
+    assert commands.sched_hangup(120, "abc-1") == "sched_hangup +120 abc-1 ALLOTTED_TIMEOUT"
+    for bad in (0, 1.5, True, -3):
+        with pytest.raises(UnsafeCommand):
+            commands.sched_hangup(bad, "abc-1")  # type: ignore[arg-type]
+
+
+def test_hangup_causes_are_upper_case_names() -> None:
+    assert commands.uuid_kill("abc", "USER_BUSY") == "uuid_kill abc USER_BUSY"
+    with pytest.raises(UnsafeCommand):
+        commands.uuid_kill("abc", "USER_BUSY\nexit")
+
+
+def test_play_and_get_digits_arguments_in_freeswitch_order() -> None:
+    app, arg = commands.play_and_get_digits(
+        min_digits=4,
+        max_digits=12,
+        tries=3,
+        timeout_ms=5000,
+        terminators="#",
+        prompt="ivr/ivr-please_enter_pin_followed_by_pound.wav",
+        invalid_prompt="ivr/ivr-that_was_an_invalid_entry.wav",
+        variable="callback_pin",
+        regex="\\d+",
+        digit_timeout_ms=3000,
+    )
+    assert app == "play_and_get_digits"
+    assert arg == (
+        "4 12 3 5000 # ivr/ivr-please_enter_pin_followed_by_pound.wav "
+        "ivr/ivr-that_was_an_invalid_entry.wav callback_pin \\d+ 3000"
+    )
+
+
+@pytest.mark.parametrize("sound", ["a b.wav", "x.wav\nexecute-app-name: hangup", "'x'"])
+def test_application_arguments_cannot_break_out_of_sendmsg(sound: str) -> None:
+    with pytest.raises(UnsafeCommand):
+        commands.playback(sound)
+
+
+def test_chat_flattens_line_breaks_so_a_reply_cannot_inject_a_command() -> None:
+    assert (
+        commands.chat("4930100", "4917011@example.com", "Balance:\n12.50 EUR\n\nexit")
+        == "chat sip|4930100|4917011@example.com|Balance: 12.50 EUR exit"
+    )
+    with pytest.raises(UnsafeCommand):
+        commands.chat("4930100", "a|b", "hi")
