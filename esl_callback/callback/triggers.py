@@ -1,0 +1,91 @@
+"""What a trigger means: which account, which method, which number to call back.
+
+A trigger is a call that reached an access number or a personal DID (through FreeSWITCH or a
+gateway phone), or an SMS. `identify` answers with a `Trigger` or raises `TriggerRefused` with a
+reason an operator can read in the request list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from esl_callback import numbers
+from esl_callback.models import AccessNumber, Account, CallerId, Did
+
+# What switches and carriers put in the caller ID when the caller withheld it.
+WITHHELD = frozenset({"", "anonymous", "unknown", "private", "restricted", "0000000000"})
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A recognised trigger. `account` is None for PIN access (the PIN identifies it later)."""
+
+    method: str  # "pin", "ani" or "did"
+    account: Account | None
+    callback_number: str
+    called_number: str
+
+
+class TriggerRefused(Exception):
+    """The trigger is not honoured; `reason` is a short machine-readable word, `detail` prose."""
+
+    def __init__(self, reason: str, detail: str, account: Account | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.account = account
+
+
+def caller_number(raw: str, rules: numbers.NumberRules) -> str:
+    """The caller's number in E.164 digits, or TriggerRefused when withheld or unusable."""
+    if raw.strip().lower() in WITHHELD:
+        raise TriggerRefused("withheld_caller_id", "the caller ID was withheld")
+    try:
+        return numbers.normalise(raw, rules, what="caller ID")
+    except numbers.InvalidNumber as exc:
+        raise TriggerRefused("invalid_caller_id", str(exc)) from exc
+
+
+def identify(called: str, caller: str, rules: numbers.NumberRules) -> Trigger:
+    """Recognise a call from `caller` to `called` (both as the switch reported them)."""
+    try:
+        called_number = numbers.normalise(called, rules, what="called number")
+    except numbers.InvalidNumber as exc:
+        raise TriggerRefused("unknown_number", str(exc)) from exc
+
+    did = Did.select(Did, Account).join(Account).where(Did.number == called_number).first()
+    if did is not None:
+        account = active(did.account)
+        target = did.callback_number or account.default_callback_number
+        if not target:
+            raise TriggerRefused(
+                "no_callback_number",
+                f"DID {called_number}: account {account.name} has no callback number",
+                account,
+            )
+        return Trigger("did", account, target, called_number)
+
+    access = AccessNumber.get_or_none(AccessNumber.number == called_number)
+    if access is None:
+        raise TriggerRefused("unknown_number", f"{called_number} is no access number or DID")
+    source = caller_number(caller, rules)
+    if access.method == AccessNumber.PIN:
+        return Trigger("pin", None, source, called_number)
+
+    owner = (
+        CallerId.select(CallerId, Account).join(Account).where(CallerId.number == source).first()
+    )
+    if owner is None:
+        raise TriggerRefused("unknown_caller_id", f"caller ID {source} belongs to no account")
+    account = active(owner.account)
+    target = source
+    if account.callback_to_default and account.default_callback_number:
+        target = account.default_callback_number
+    return Trigger("ani", account, target, called_number)
+
+
+def active(account: Account) -> Account:
+    """The account, or TriggerRefused when it is disabled."""
+    if not account.is_active:
+        raise TriggerRefused("account_disabled", f"account {account.name} is disabled", account)
+    return account

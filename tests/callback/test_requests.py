@@ -1,0 +1,54 @@
+"""Callback request states: only allowed moves, each persisted, races lost cleanly."""
+
+import pytest
+
+from esl_callback.callback import requests
+from esl_callback.callback.requests import InvalidTransition, State
+from esl_callback.db import Database
+
+
+def new_request():
+    return requests.create(trigger="phone", method="pin", account=None, source="4930111")
+
+
+def test_a_two_stage_callback_walks_through_its_states(db: Database) -> None:
+    request = new_request()
+    for state in (State.CALLING_SOURCE, State.IN_IVR, State.CALLING_DESTINATION, State.BRIDGED):
+        request = requests.advance(request.id, state)
+        assert request.state == state
+        assert request.ended_at is None
+    request = requests.advance(request.id, State.COMPLETED)
+    assert request.ended_at is not None
+    assert requests.live() == []
+
+
+def test_a_request_that_ended_cannot_move_again(db: Database) -> None:
+    request = new_request()
+    requests.advance(request.id, State.CANCELLED, failure_cause="ORIGINATOR_CANCEL")
+    with pytest.raises(InvalidTransition, match="cancelled -> bridged not allowed"):
+        requests.advance(request.id, State.BRIDGED)
+    assert requests.finish(request.id, State.FAILED) is None
+    assert requests.legs_of(request.id) == []
+
+
+def test_skipping_a_step_is_refused(db: Database) -> None:
+    with pytest.raises(InvalidTransition):
+        requests.advance(new_request().id, State.BRIDGED)
+
+
+def test_rejected_triggers_are_stored_as_ended(db: Database) -> None:
+    rejected = requests.create(
+        trigger="phone",
+        method="did",
+        account=None,
+        state=State.REJECTED,
+        failure_cause="unknown_number",
+    )
+    assert rejected.ended_at is not None
+    assert [r.id for r in requests.live()] == []
+
+
+def test_live_lists_only_unfinished_requests(db: Database) -> None:
+    done, live = new_request(), new_request()
+    requests.advance(done.id, State.FAILED, failure_cause="NO_ANSWER")
+    assert [r.id for r in requests.live()] == [live.id]
