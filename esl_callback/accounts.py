@@ -12,8 +12,8 @@ import peewee
 
 from esl_callback import numbers
 from esl_callback.db import database_proxy
-from esl_callback.hashing import hash_secret
-from esl_callback.models import AccessNumber, Account, CallerId, Did, WebUser
+from esl_callback.hashing import hash_password, new_key, pin_digest
+from esl_callback.models import AccessNumber, Account, CallerId, Did, Setting, WebUser
 
 PIN_LENGTHS = range(4, 13)
 
@@ -32,6 +32,19 @@ def find_account(ref: str | int) -> Account:
     if account is None:
         raise AccountError(f"no account named {text!r}")
     return account
+
+
+def pin_key() -> str:
+    """The installation's PIN hashing key, made on first use."""
+    setting, _ = Setting.get_or_create(key="pin_key", defaults={"value": new_key()})
+    return setting.value
+
+
+def find_account_by_pin(pin: str) -> Account | None:
+    """The account whose PIN this is (active or not), or None."""
+    if not numbers.is_digits(pin):
+        return None
+    return Account.get_or_none(Account.pin_hash == pin_digest(pin, pin_key()))
 
 
 def check_pin(pin: str) -> str:
@@ -99,7 +112,10 @@ def account_fields(
     """Validate account settings and turn them into model fields."""
     fields: dict[str, Any] = {}
     if pin is not None:
-        fields["pin_hash"] = hash_secret(check_pin(pin))
+        digest = pin_digest(check_pin(pin), pin_key())
+        if Account.select().where(Account.pin_hash == digest).exists():
+            raise AccountError("this PIN is already in use; PINs must be unique")
+        fields["pin_hash"] = digest
     if currency is not None:
         if len(currency) != 3 or not currency.isalpha():
             raise AccountError("currency must be a 3-letter ISO code such as EUR")
@@ -210,7 +226,7 @@ def add_web_user(account: Account, username: str, password: str) -> WebUser:
         raise AccountError("password must be at least 8 characters")
     try:
         return WebUser.create(
-            account=account, username=username, password_hash=hash_secret(password)
+            account=account, username=username, password_hash=hash_password(password)
         )
     except peewee.IntegrityError as exc:
         raise AccountError(f"user {username!r} already exists") from exc

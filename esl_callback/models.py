@@ -26,6 +26,13 @@ class BaseModel(pw.Model):
         legacy_table_names = False
 
 
+class Setting(BaseModel):
+    """Installation-wide values created with the schema (e.g. the PIN hashing key)."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    value = pw.TextField()
+
+
 class Account(BaseModel):
     """A prepaid customer account."""
 
@@ -36,7 +43,8 @@ class Account(BaseModel):
     status = pw.CharField(max_length=16, default=ACTIVE)
     balance = money_field(default=Decimal("0"))
     currency = pw.CharField(max_length=3, default="EUR")
-    pin_hash = pw.CharField(max_length=255, null=True)
+    # Keyed SHA-256 of the PIN (hashing.pin_digest): the PIN alone identifies the account.
+    pin_hash = pw.CharField(max_length=64, null=True, unique=True)
     default_callback_number = pw.CharField(max_length=20, null=True)
     # Callers reached by caller ID (ANI) are called back on their default number instead.
     callback_to_default = pw.BooleanField(default=False)
@@ -229,6 +237,7 @@ class SmsMessage(BaseModel):
 
 
 ALL_MODELS: list[type[BaseModel]] = [
+    Setting,
     Account,
     CallerId,
     Did,

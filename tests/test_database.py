@@ -8,7 +8,6 @@ from playhouse.migrate import migrate
 
 from esl_callback import accounts
 from esl_callback.db import Database, DatabaseError, Migration, database_proxy
-from esl_callback.hashing import verify_secret
 from esl_callback.models import Account
 
 
@@ -70,13 +69,19 @@ def test_balance_arithmetic_is_exact(db: Database) -> None:
     assert balance == Decimal("0.7")
 
 
-def test_pin_is_stored_hashed_and_verifies(db: Database) -> None:
+def test_pin_is_stored_hashed_and_finds_its_account(db: Database) -> None:
     account = accounts.create_account("alice", pin="4711")
     stored = Account.get_by_id(account.id).pin_hash
     assert "4711" not in stored
-    assert stored.startswith("$argon2")
-    assert verify_secret(stored, "4711")
-    assert not verify_secret(stored, "4712")
+    assert len(stored) == 64
+    assert accounts.find_account_by_pin("4711").id == account.id
+    assert accounts.find_account_by_pin("4712") is None
+
+
+def test_two_accounts_cannot_share_a_pin(db: Database) -> None:
+    accounts.create_account("alice", pin="4711")
+    with pytest.raises(accounts.AccountError, match="already in use"):
+        accounts.create_account("bob", pin="4711")
 
 
 def test_run_executes_work_off_the_event_loop_and_returns_its_result(db: Database) -> None:
