@@ -138,15 +138,29 @@ def uuid_broadcast(uuid: str, sound: str, leg: str = "aleg") -> str:
     return f"uuid_broadcast {check_uuid(uuid)} {check_sound(sound)} {leg}"
 
 
+def sched_broadcast(seconds: int, uuid: str, sound: str, leg: str = "both") -> str:
+    """Play `sound` on the call `seconds` from now (e.g. the low-balance warning)."""
+    if leg not in ("aleg", "bleg", "both"):
+        raise UnsafeCommand(f"broadcast leg must be aleg, bleg or both, got {leg!r}")
+    return (
+        f"sched_broadcast +{whole_seconds(seconds)} {check_uuid(uuid)} {check_sound(sound)} {leg}"
+    )
+
+
 def uuid_exists(uuid: str) -> str:
     return f"uuid_exists {check_uuid(uuid)}"
 
 
 def sched_hangup(seconds: int, uuid: str, cause: str = "ALLOTTED_TIMEOUT") -> str:
     """Hang up `uuid` in whole seconds (FreeSWITCH 1.10 has no `uuid_sched_hangup`)."""
+    return f"sched_hangup +{whole_seconds(seconds)} {check_uuid(uuid)} {check_cause(cause)}"
+
+
+def whole_seconds(seconds: int) -> int:
+    """Scheduled commands work on whole seconds >= 1."""
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
-        raise UnsafeCommand(f"sched_hangup needs a whole number of seconds >= 1, got {seconds!r}")
-    return f"sched_hangup +{seconds} {check_uuid(uuid)} {check_cause(cause)}"
+        raise UnsafeCommand(f"expected a whole number of seconds >= 1, got {seconds!r}")
+    return seconds
 
 
 def show_channels_json() -> str:

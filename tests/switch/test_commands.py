@@ -79,6 +79,13 @@ def test_sched_hangup_uses_the_command_freeswitch_has_in_whole_seconds() -> None
             commands.sched_hangup(bad, "abc-1")  # type: ignore[arg-type]
 
 
+def test_sched_broadcast_warns_the_call_ahead_of_the_scheduled_hangup() -> None:
+    assert (
+        commands.sched_broadcast(60, "abc-1", "tone_stream://%(500,500,480)")
+        == "sched_broadcast +60 abc-1 tone_stream://%(500,500,480) both"
+    )
+
+
 def test_hangup_causes_are_upper_case_names() -> None:
     assert commands.uuid_kill("abc", "USER_BUSY") == "uuid_kill abc USER_BUSY"
     with pytest.raises(UnsafeCommand):
