@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 import click
 
 from esl_callback import accounts
-from esl_callback.cli.common import database_option, emit, fail, json_option, open_database
+from esl_callback.cli.common import emit, fail, json_option, with_database
 from esl_callback.models import AccessNumber, Account, Did
-
-
-def with_database(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Open the database for the command and turn AccountError into a clean exit 1."""
-
-    @database_option
-    @wraps(fn)
-    def wrapper(database_url: str, **kwargs: Any) -> Any:
-        database = open_database(database_url)
-        try:
-            return fn(**kwargs)
-        except accounts.AccountError as exc:
-            fail(str(exc))
-        finally:
-            database.close()
-
-    return wrapper
 
 
 def account_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +50,7 @@ def account_group() -> None:
 @click.argument("name")
 @account_settings
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def account_add(name: str, as_json: bool, **settings: Any) -> None:
     """Create an account NAME."""
     account = accounts.create_account(name, **{k: v for k, v in settings.items() if v is not None})
@@ -77,7 +59,7 @@ def account_add(name: str, as_json: bool, **settings: Any) -> None:
 
 @account_group.command("list")
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def account_list(as_json: bool) -> None:
     """List all accounts."""
     rows = [accounts.describe(a) for a in Account.select().order_by(Account.name)]
@@ -91,7 +73,7 @@ def account_list(as_json: bool) -> None:
 @account_group.command("show")
 @click.argument("account")
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def account_show(account: str, as_json: bool) -> None:
     """Show one account (by name or id)."""
     data = accounts.describe(accounts.find_account(account))
@@ -103,7 +85,7 @@ def account_show(account: str, as_json: bool) -> None:
 @account_settings
 @click.option("--status", type=click.Choice(Account.STATUSES))
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def account_set(account: str, as_json: bool, **settings: Any) -> None:
     """Change an account's settings."""
     if all(value is None for value in settings.values()):
@@ -114,7 +96,7 @@ def account_set(account: str, as_json: bool, **settings: Any) -> None:
 
 @account_group.command("disable")
 @click.argument("account")
-@with_database
+@with_database(accounts.AccountError)
 def account_disable(account: str) -> None:
     """Disable an account: its callbacks are refused from now on."""
     disabled = accounts.update_account(accounts.find_account(account), status=Account.DISABLED)
@@ -129,7 +111,7 @@ def callerid_group() -> None:
 @callerid_group.command("add")
 @click.argument("account")
 @click.argument("number")
-@with_database
+@with_database(accounts.AccountError)
 def callerid_add(account: str, number: str) -> None:
     """Register NUMBER as a caller ID of ACCOUNT."""
     caller_id = accounts.add_caller_id(accounts.find_account(account), number)
@@ -138,7 +120,7 @@ def callerid_add(account: str, number: str) -> None:
 
 @callerid_group.command("remove")
 @click.argument("number")
-@with_database
+@with_database(accounts.AccountError)
 def callerid_remove(number: str) -> None:
     """Remove a registered caller ID."""
     account = accounts.remove_caller_id(number)
@@ -154,7 +136,7 @@ def did_group() -> None:
 @click.argument("number")
 @click.argument("account")
 @click.option("--callback-number", help="Number to call back (default: the account's default).")
-@with_database
+@with_database(accounts.AccountError)
 def did_add(number: str, account: str, callback_number: str | None) -> None:
     """Assign DID NUMBER to ACCOUNT."""
     did = accounts.add_did(number, accounts.find_account(account), callback_number)
@@ -163,7 +145,7 @@ def did_add(number: str, account: str, callback_number: str | None) -> None:
 
 @did_group.command("remove")
 @click.argument("number")
-@with_database
+@with_database(accounts.AccountError)
 def did_remove(number: str) -> None:
     """Unassign a DID."""
     accounts.remove_did(number)
@@ -172,7 +154,7 @@ def did_remove(number: str) -> None:
 
 @did_group.command("list")
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def did_list(as_json: bool) -> None:
     """List personal DIDs."""
     rows = [
@@ -192,7 +174,7 @@ def access_group() -> None:
 @click.argument("number")
 @click.argument("method", type=click.Choice(AccessNumber.METHODS))
 @click.option("--description", default="")
-@with_database
+@with_database(accounts.AccountError)
 def access_add(number: str, method: str, description: str) -> None:
     """Declare access NUMBER with METHOD pin or ani."""
     access = accounts.add_access_number(number, method, description)
@@ -201,7 +183,7 @@ def access_add(number: str, method: str, description: str) -> None:
 
 @access_group.command("list")
 @json_option
-@with_database
+@with_database(accounts.AccountError)
 def access_list(as_json: bool) -> None:
     """List access numbers."""
     rows = [
@@ -214,7 +196,7 @@ def access_list(as_json: bool) -> None:
 
 @access_group.command("remove")
 @click.argument("number")
-@with_database
+@with_database(accounts.AccountError)
 def access_remove(number: str) -> None:
     """Remove an access number."""
     accounts.remove_access_number(number)
@@ -230,7 +212,7 @@ def user_group() -> None:
 @click.argument("account")
 @click.argument("username")
 @click.password_option(help="Password (asked for when not given; at least 8 characters).")
-@with_database
+@with_database(accounts.AccountError)
 def user_add(account: str, username: str, password: str) -> None:
     """Create a web login USERNAME for ACCOUNT."""
     user = accounts.add_web_user(accounts.find_account(account), username, password)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -63,3 +64,23 @@ def emit(obj: object, as_json: bool, text: str | None = None) -> None:
         click.echo(json.dumps(obj, indent=2, default=str, sort_keys=True))
     else:
         click.echo(text if text is not None else str(obj))
+
+
+def with_database(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command `--database`, open it around the command, turn `errors` into exit 1."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @database_option
+        @wraps(fn)
+        def wrapper(database_url: str, **kwargs: Any) -> Any:
+            database = open_database(database_url)
+            try:
+                return fn(**kwargs)
+            except errors as exc:
+                fail(str(exc))
+            finally:
+                database.close()
+
+        return wrapper
+
+    return decorate
