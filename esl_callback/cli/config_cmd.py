@@ -1,0 +1,81 @@
+"""`esl-callback config check|show`: validate a configuration file, show the effective settings."""
+
+import sys
+
+import click
+import yaml
+
+from esl_callback.config import (
+    ConfigError,
+    Settings,
+    config_warnings,
+    load_config,
+    settings_to_dict,
+)
+
+
+def _report(path: str | None, error: ConfigError, *, err: bool) -> None:
+    """Every problem on its own line, then a count naming the file."""
+    for message in error.messages:
+        click.echo(message, err=err)
+    count = len(error.messages)
+    click.echo(f"{path or '(defaults)'}: {count} error{'s' if count != 1 else ''}", err=err)
+
+
+def _warn(settings: Settings, *, err: bool) -> list[str]:
+    warnings = config_warnings(settings)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=err)
+    return warnings
+
+
+def load_settings_or_exit(path: str | None) -> Settings:
+    """Settings from ``path`` (None: defaults + environment), warnings printed to stderr.
+
+    On a bad configuration, prints exactly what ``config check`` prints, to stderr, and exits 1.
+    """
+    try:
+        settings = load_config(path)
+    except ConfigError as error:
+        _report(path, error, err=True)
+        sys.exit(1)
+    _warn(settings, err=True)
+    return settings
+
+
+@click.group()
+def config() -> None:
+    """Check and show the configuration."""
+
+
+@config.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
+def check(file: str, strict: bool) -> None:
+    """Check FILE: print every error (exit 1) and warning, or FILE: OK.
+
+    ESL_CALLBACK_* environment variables are applied, as `serve` would.
+    """
+    try:
+        settings = load_config(file)
+    except ConfigError as error:
+        _report(file, error, err=False)
+        sys.exit(1)
+    warnings = _warn(settings, err=False)
+    if strict and warnings:
+        click.echo(f"{file}: {len(warnings)} warning(s), failing because of --strict")
+        sys.exit(1)
+    click.echo(f"{file}: OK")
+
+
+@config.command()
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+def show(file: str | None) -> None:
+    """Print the effective settings of FILE (or the defaults) as YAML, secrets masked."""
+    settings = load_settings_or_exit(file)
+    click.echo(
+        yaml.safe_dump(settings_to_dict(settings), sort_keys=False, allow_unicode=True), nl=False
+    )
+
+
+COMMANDS = [config]

@@ -1,0 +1,599 @@
+"""Configuration: YAML -> typed settings, every error with its key path, secrets, warnings."""
+
+import dataclasses
+import re
+import typing
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esl_callback.config import (
+    ConfigError,
+    NodeSettings,
+    Settings,
+    config_warnings,
+    load_config,
+    settings_from_mapping,
+    settings_to_dict,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
+NO_ENV: dict[str, str] = {}
+STRONG_SECRET = "k3Jx9vQ2mL7pR4tW8yZ1aB5cD6eF0gH2"
+
+# A configuration without any warning (used where warnings would get in the way).
+CLEAN = {
+    "freeswitch": {"nodes": [{"name": "fs1", "password": "s3cret-esl"}]},
+    "web": {"secret": STRONG_SECRET},
+}
+
+
+def load_text(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> Settings:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return load_config(path, NO_ENV if environ is None else environ)
+
+
+def errors_of(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_text(tmp_path, text, environ)
+    return caught.value.messages
+
+
+def mapping_errors(data: dict, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(data, NO_ENV if environ is None else environ)
+    return caught.value.messages
+
+
+# --- defaults and the example file -----------------------------------------------------------
+
+
+def test_no_file_gives_the_defaults() -> None:
+    settings = load_config(None, NO_ENV)
+    assert settings == Settings.default()
+    assert settings.freeswitch.nodes[0].port == 8021
+    assert settings.outbound.port == 8084
+    assert settings.database.url == "sqlite:///esl-callback.db"
+    assert settings.callback.delay_seconds == 3.0
+    assert settings.callback.trigger_hangup_cause == "USER_BUSY"
+    assert settings.numbers.national_prefix == "0"
+    assert settings.numbers.international_prefix == "00"
+    assert settings.billing.rounding == "ROUND_HALF_UP"
+
+
+def test_empty_file_and_empty_sections_give_the_defaults(tmp_path: Path) -> None:
+    assert load_text(tmp_path, "") == Settings.default()
+    assert load_text(tmp_path, "web:\ncallback:\n") == Settings.default()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.default()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.web.port = 1  # type: ignore[misc]
+
+
+def test_example_config_loads_without_errors() -> None:
+    load_config(EXAMPLE, NO_ENV)
+
+
+def _setting_paths(cls: type, prefix: str = "") -> set[str]:
+    """Every key path a section class accepts (list items as `key[]`)."""
+    paths = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint, path = hints[f.name], f"{prefix}{f.name}"
+        item = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
+        if dataclasses.is_dataclass(hint):
+            paths |= _setting_paths(hint, f"{path}.")
+        elif item is not None and dataclasses.is_dataclass(item):
+            paths |= _setting_paths(item, f"{path}[].")
+        else:
+            paths.add(path)
+    return paths
+
+
+def _example_paths(data: object, prefix: str = "") -> set[str]:
+    if isinstance(data, dict):
+        paths = set()
+        for key, value in data.items():
+            nested = _example_paths(value, f"{prefix}{key}.")
+            paths |= nested if nested else {f"{prefix}{key}"}
+        return paths
+    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        return set().union(*(_example_paths(item, f"{prefix[:-1]}[].") for item in data))
+    return set()
+
+
+def test_example_config_sets_every_key() -> None:
+    example = yaml.safe_load(EXAMPLE.read_text())
+    assert _example_paths(example) == _setting_paths(Settings)
+
+
+def test_example_config_comments_every_key() -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    uncommented = [
+        line
+        for number, line in enumerate(lines)
+        if re.match(r"\s*(- )?[a-z_]+:", line)
+        and "#" not in line
+        and not lines[number - 1].strip().startswith("#")
+    ]
+    assert uncommented == []
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_example_config_values_are_the_defaults_except_examples() -> None:
+    example = _flatten(settings_to_dict(load_config(EXAMPLE, NO_ENV), masked=False))
+    default = _flatten(settings_to_dict(Settings.default(), masked=False))
+    differing = {key for key in default if example[key] != default[key]}
+    assert differing == {"routes", "sms.gateways"}
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_bad_port_error_names_key_path_value_and_line(tmp_path: Path) -> None:
+    text = "freeswitch:\n  nodes:\n    - name: fs1\n      port: abc\n"
+    assert errors_of(tmp_path, text) == [
+        'freeswitch.nodes[0].port: expected an integer 1-65535, got "abc" (line 4)'
+    ]
+
+
+def test_every_error_is_reported_in_file_order(tmp_path: Path) -> None:
+    text = """\
+freeswitch:
+  nodes:
+    - name: fs1
+      port: 0
+web:
+  port: 70000
+  enabled: maybe
+callback:
+  delay_seconds: -1
+logging:
+  level: LOUD
+"""
+    assert errors_of(tmp_path, text) == [
+        "freeswitch.nodes[0].port: expected an integer 1-65535, got 0 (line 4)",
+        "web.port: expected an integer 1-65535, got 70000 (line 6)",
+        'web.enabled: expected true or false, got "maybe" (line 7)',
+        "callback.delay_seconds: expected a number of seconds 0-300, got -1 (line 9)",
+        "logging.level: expected one of: DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+        'got "LOUD" (line 11)',
+    ]
+
+
+def test_unknown_key_suggests_the_closest_known_key(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, "web:\n  prot: 8080\n") == [
+        'web.prot: unknown key (did you mean "port"?) (line 2)'
+    ]
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_keys(tmp_path: Path) -> None:
+    (message,) = errors_of(tmp_path, "database:\n  zzz: 1\n")
+    assert message == "database.zzz: unknown key (known keys: url, pool_size) (line 2)"
+
+
+def test_unknown_section_is_an_error(tmp_path: Path) -> None:
+    (message,) = errors_of(tmp_path, "freeswich:\n  nodes: []\n")
+    assert message == 'freeswich: unknown key (did you mean "freeswitch"?) (line 1)'
+
+
+def test_duplicate_key_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    text = "web:\n  port: 8080\n  bind: 127.0.0.1\n  port: 8081\n"
+    assert errors_of(tmp_path, text) == ["web.port: duplicate key (also at line 2) (line 4)"]
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    (message,) = errors_of(tmp_path, "web:\n  port: 8080\n bind: [127.0.0.1\n")
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: YAML syntax error at line 3, column")
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.yaml", NO_ENV)
+    assert caught.value.messages == [f"{tmp_path / 'nope.yaml'}: file not found"]
+
+
+def test_absurdly_nested_yaml_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, "[" * 5000) == [
+        f"{tmp_path / 'config.yaml'}: YAML nested too deeply"
+    ]
+
+
+def test_aliases_are_not_expanded_into_a_bomb(tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]"
+        for p, n in zip("abcdefg", "bcdefgh", strict=True)
+    ]
+    messages = errors_of(tmp_path, "\n".join(levels) + "\n")
+    assert len(messages) == 8
+    assert messages[0].startswith("a: unknown key")
+
+
+def test_python_tags_are_refused_by_the_safe_loader(tmp_path: Path) -> None:
+    (message,) = errors_of(tmp_path, "web: !!python/object/apply:os.system ['true']\n")
+    assert "YAML syntax error at line 1" in message
+    assert "could not determine a constructor" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- web\n", "expected a mapping of settings (key: value), got a list"),
+        ("web: 8080\n", "web: expected a mapping of settings (key: value), got 8080 (line 1)"),
+        ("routes: {}\n", "routes: expected a list, got a mapping (line 1)"),
+    ],
+)
+def test_wrong_shapes_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    assert errors_of(tmp_path, text) == [expected]
+
+
+def test_unquoted_digits_are_refused_with_a_hint(tmp_path: Path) -> None:
+    (message,) = errors_of(tmp_path, "numbers:\n  international_prefix: 00\n")
+    assert message == (
+        'numbers.international_prefix: expected 1-4 digits in quotes, e.g. "00" (unquoted, YAML '
+        "reads digits as a number and drops leading zeros), got 0 (line 2)"
+    )
+
+
+def test_a_boolean_is_not_an_integer() -> None:
+    assert mapping_errors({"web": {"port": True}}) == [
+        "web.port: expected an integer 1-65535, got true"
+    ]
+
+
+def test_missing_required_keys_are_named() -> None:
+    assert mapping_errors({"routes": [{"prefix": "44"}], "sms": {"gateways": [{}]}}) == [
+        "routes[0].template: required but missing",
+        "sms.gateways[0].name: required but missing",
+        "sms.gateways[0].token: required but missing",
+    ]
+
+
+def test_node_names_must_be_unique_and_nodes_not_empty() -> None:
+    nodes = [{"name": "fs1"}, {"name": "fs2"}, {"name": "fs1", "port": "x"}]
+    assert mapping_errors({"freeswitch": {"nodes": nodes}}) == [
+        'freeswitch.nodes[2].port: expected an integer 1-65535, got "x"',
+        'freeswitch.nodes[2].name: duplicate "fs1" (same as freeswitch.nodes[0])',
+    ]
+    assert mapping_errors({"freeswitch": {"nodes": []}}) == [
+        "freeswitch.nodes: expected at least 1 item(s), got 0"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"numbers": {"min_length": 12, "max_length": 8}},
+            "numbers.max_length: must not be below min_length",
+        ),
+        (
+            {"numbers": {"national_prefix": "00"}},
+            "numbers.international_prefix: must differ from national_prefix",
+        ),
+        (
+            {"freeswitch": {"reconnect_min_seconds": 60, "reconnect_max_seconds": 5}},
+            "freeswitch.reconnect_max_seconds: must not be below reconnect_min_seconds",
+        ),
+        (
+            {"billing": {"allow_prefixes": ["44", "1"], "deny_prefixes": ["44"]}},
+            "billing.deny_prefixes: also in allow_prefixes: 44",
+        ),
+        (
+            {"web": {"port": 8084}},
+            "web.port: same as outbound.port (8084); the two servers need their own",
+        ),
+        (
+            {"routes": [{"template": "loopback/{number}/a"}, {"template": "user/{number}"}]},
+            'routes[1].prefix: duplicate "" (same as routes[0])',
+        ),
+    ],
+)
+def test_settings_that_contradict_each_other_are_errors(data: dict, expected: str) -> None:
+    assert mapping_errors(data) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("sofia/gateway/{gw}/{number}", "unknown placeholder {gw}"),
+        ("sofia/x/{number!r}", "unknown placeholder {number!r}"),
+        ("sofia/x/{number:>20}", "unknown placeholder {number:>20}"),
+        ("{ignore_early_media=true}user/{number}", "unknown placeholder {ignore_early_media=true}"),
+        ("loopback/1000/phones", "must contain the {number} placeholder"),
+        ("sofia/x/{number", "is not a valid template"),
+        ("sofia/x/{number} &park()", "expected a dial-string template without spaces"),
+        ("sofia/gateway/{gateway}/{number}", "routes[0].gateway: required because the template"),
+    ],
+)
+def test_route_templates_are_checked(template: str, expected: str) -> None:
+    (message,) = mapping_errors({"routes": [{"template": template}]})
+    assert expected in message
+
+
+def test_route_templates_accept_known_placeholders_and_doubled_braces() -> None:
+    template = "{{ignore_early_media=true}}sofia/gateway/{gateway}/{number}"
+    routes = [
+        {"prefix": "", "template": template, "gateway": "carrier"},
+        {"prefix": "1555", "template": "loopback/{number}/phones"},
+        {"prefix": "99", "template": "{{gateway}}sofia/x/{number}"},
+        {"prefix": "15550", "template": "user/{number}"},
+    ]
+    settings = settings_from_mapping({"routes": routes}, NO_ENV)
+    assert settings.routes[0].template.format(number="4420", gateway="gw") == (
+        "{ignore_early_media=true}sofia/gateway/gw/4420"
+    )
+    assert settings.route_for("15550001001").template == "user/{number}"
+    assert settings.route_for("15551231234").template == "loopback/{number}/phones"
+    assert settings.route_for("442079460000").gateway == "carrier"
+
+
+def test_route_for_is_none_without_a_default_route() -> None:
+    routes = [{"prefix": "44", "template": "user/{number}"}]
+    assert settings_from_mapping({"routes": routes}, NO_ENV).route_for("1555") is None
+
+
+def test_names_are_normalised_where_freeswitch_has_one_spelling() -> None:
+    data = {
+        "callback": {"trigger_hangup_cause": "user_busy"},
+        "billing": {"rounding": "half_even"},
+        "logging": {"level": "debug", "format": "JSON"},
+    }
+    settings = settings_from_mapping(data, NO_ENV)
+    assert settings.callback.trigger_hangup_cause == "USER_BUSY"
+    assert settings.billing.rounding == "ROUND_HALF_EVEN"
+    assert (settings.logging.level, settings.logging.format) == ("DEBUG", "json")
+
+
+def test_unknown_hangup_cause_is_refused() -> None:
+    assert mapping_errors({"callback": {"reject_cause": "GO_AWAY"}}) == [
+        'callback.reject_cause: expected a FreeSWITCH hangup cause such as USER_BUSY, got "GO_AWAY"'
+    ]
+
+
+def test_money_is_an_exact_decimal(tmp_path: Path) -> None:
+    settings = load_text(tmp_path, 'billing:\n  low_balance_threshold: "0.10"\n')
+    assert settings.billing.low_balance_threshold == Decimal("0.10")
+    settings = load_text(tmp_path, "billing:\n  low_balance_threshold: 0.1\n")
+    assert settings.billing.low_balance_threshold == Decimal("0.1")
+    assert mapping_errors({"billing": {"low_balance_threshold": "ten"}}) == [
+        'billing.low_balance_threshold: expected an amount >= 0, such as 1.50, got "ten"'
+    ]
+
+
+# --- outbound server -------------------------------------------------------------------------
+
+
+def test_outbound_serves_only_allowed_peers() -> None:
+    outbound = settings_from_mapping(
+        {"outbound": {"allow": ["192.0.2.0/24", "2001:db8::1"]}}, NO_ENV
+    ).outbound
+    assert outbound.allows("192.0.2.77")
+    assert outbound.allows("2001:db8::1")
+    assert not outbound.allows("198.51.100.1")
+    assert not outbound.allows("127.0.0.1")
+    assert not outbound.allows("not-an-address")
+    assert outbound.allows("::ffff:192.0.2.77")  # IPv4 peer on a dual-stack listener
+    assert Settings.default().outbound.allows("127.0.0.1")
+    assert not Settings.default().outbound.allows("192.0.2.1")
+    open_server = settings_from_mapping({"outbound": {"allow": []}}, NO_ENV).outbound
+    assert open_server.allows("198.51.100.1")
+
+
+def test_allow_entries_must_be_networks() -> None:
+    assert mapping_errors({"outbound": {"allow": ["10.0.0.1/8", "example.com"]}}) == [
+        "outbound.allow[0]: expected an IP address or network such as 192.0.2.0/24 "
+        '(10.0.0.1/8 has host bits set), got "10.0.0.1/8"',
+        "outbound.allow[1]: expected an IP address or network such as 192.0.2.0/24 "
+        "('example.com' does not appear to be an IPv4 or IPv6 network), got \"example.com\"",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("outbound", "address"),
+    [
+        ({}, "127.0.0.1:8084"),
+        ({"bind": "0.0.0.0", "port": 9000}, "127.0.0.1:9000"),
+        ({"bind": "192.0.2.5"}, "192.0.2.5:8084"),
+        ({"bind": "::1"}, "[::1]:8084"),
+        (
+            {"bind": "0.0.0.0", "advertise": "controller.example.net:8084"},
+            "controller.example.net:8084",
+        ),
+    ],
+)
+def test_socket_address_is_where_freeswitch_connects(outbound: dict, address: str) -> None:
+    settings = settings_from_mapping({"outbound": outbound}, NO_ENV)
+    assert settings.outbound.socket_address == address
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_secret_values_never_appear_in_error_messages() -> None:
+    data = {
+        "freeswitch": {"nodes": [{"name": "fs1", "password": "hunter2 hunter3"}]},
+        "database": {"url": "mysql://admin:TopSecret@db/x"},
+        "sms": {"gateways": [{"name": "g", "token": "tiny-secret"}]},
+        "web": {"secret": 12345678},
+    }
+    messages = "\n".join(mapping_errors(data))
+    for secret in ("hunter2", "TopSecret", "tiny-secret", "12345678"):
+        assert secret not in messages
+    assert 'got "mysql://admin:********@db/x"' in messages
+
+
+def test_settings_to_dict_masks_secrets() -> None:
+    data = {
+        **CLEAN,
+        "database": {"url": "postgresql://cb:pw-in-url@db.example.net/cb"},
+        "sms": {"gateways": [{"name": "g1", "token": "0123456789abcdef-token"}]},
+    }
+    shown = settings_to_dict(settings_from_mapping(data, NO_ENV))
+    assert shown["freeswitch"]["nodes"][0]["password"] == "********"
+    assert shown["web"]["secret"] == "********"
+    assert shown["database"]["url"] == "postgresql://cb:********@db.example.net/cb"
+    assert shown["sms"]["gateways"][0]["token"] == "********"
+    assert "pw-in-url" not in yaml.safe_dump(shown)
+    assert settings_to_dict(Settings.default())["web"]["secret"] == ""
+
+
+def test_unmasked_dict_loads_back_to_equal_settings() -> None:
+    settings = load_config(EXAMPLE, NO_ENV)
+    plain = yaml.safe_load(yaml.safe_dump(settings_to_dict(settings, masked=False)))
+    assert settings_from_mapping(plain, NO_ENV) == settings
+
+
+# --- environment overrides -------------------------------------------------------------------
+
+
+def test_environment_overrides_the_secrets(tmp_path: Path) -> None:
+    text = "freeswitch:\n  nodes:\n    - name: fs1\n    - name: fs-2\n"
+    environ = {
+        "ESL_CALLBACK_DATABASE_URL": "postgresql://cb@db.example.net/cb",
+        "ESL_CALLBACK_WEB_SECRET": STRONG_SECRET,
+        "ESL_CALLBACK_ESL_PASSWORD": "everywhere",
+        "ESL_CALLBACK_NODE_FS_2_PASSWORD": "only-fs-2",
+    }
+    settings = load_text(tmp_path, text, environ)
+    assert settings.database.url == "postgresql://cb@db.example.net/cb"
+    assert settings.web.secret == STRONG_SECRET
+    assert [node.password for node in settings.freeswitch.nodes] == ["everywhere", "only-fs-2"]
+
+
+def test_environment_applies_without_a_file() -> None:
+    settings = load_config(None, {"ESL_CALLBACK_NODE_FS1_PASSWORD": "from-env"})
+    assert settings.freeswitch.nodes == (NodeSettings(name="fs1", password="from-env"),)
+
+
+def test_sms_gateway_token_from_environment() -> None:
+    data = {"sms": {"gateways": [{"name": "phone1", "token": "x" * 16}]}}
+    environ = {"ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN": "y" * 20}
+    assert settings_from_mapping(data, environ).sms.gateways[0].token == "y" * 20
+
+
+def test_invalid_environment_values_name_the_variable() -> None:
+    environ = {"ESL_CALLBACK_DATABASE_URL": "mysql://u:pw@h/db", "ESL_CALLBACK_ESL_PASSWORD": ""}
+    assert mapping_errors({}, environ) == [
+        "freeswitch.nodes[0].password (from ESL_CALLBACK_ESL_PASSWORD): expected a non-empty "
+        'password without spaces or control characters, got ""',
+        "database.url (from ESL_CALLBACK_DATABASE_URL): expected sqlite:///FILE or "
+        'postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, got "mysql://u:********@h/db"',
+    ]
+
+
+def test_environment_variable_for_an_unknown_node_is_an_error() -> None:
+    environ = {"ESL_CALLBACK_NODE_FS9_PASSWORD": "x", "ESL_CALLBACK_SMS_GATEWAY_X_TOKEN": "y"}
+    assert mapping_errors({}, environ) == [
+        "ESL_CALLBACK_NODE_FS9_PASSWORD: names no configured node (configured: fs1)",
+        "ESL_CALLBACK_SMS_GATEWAY_X_TOKEN: names no configured SMS gateway (configured: none)",
+    ]
+
+
+# --- warnings --------------------------------------------------------------------------------
+
+
+def test_clean_configuration_has_no_warnings() -> None:
+    assert config_warnings(settings_from_mapping(CLEAN, NO_ENV)) == []
+
+
+def test_warns_about_freeswitch_default_password() -> None:
+    (warning,) = config_warnings(settings_from_mapping({**CLEAN, "freeswitch": {}}, NO_ENV))
+    assert warning.startswith('freeswitch.nodes[0].password: is FreeSWITCH\'s default "ClueCon"')
+
+
+@pytest.mark.parametrize("allow", [[], ["0.0.0.0/0"]])
+def test_warns_when_outbound_listens_beyond_loopback_for_anyone(allow: list[str]) -> None:
+    outbound = {"bind": "192.0.2.5", "allow": allow}
+    (warning,) = config_warnings(settings_from_mapping({**CLEAN, "outbound": outbound}, NO_ENV))
+    assert warning.startswith("outbound.allow: the outbound server listens on 192.0.2.5:8084")
+
+
+def test_no_outbound_warning_with_an_allow_list_or_on_loopback() -> None:
+    for outbound in ({"bind": "192.0.2.5", "allow": ["192.0.2.10"]}, {"allow": []}):
+        settings = settings_from_mapping({**CLEAN, "outbound": outbound}, NO_ENV)
+        assert config_warnings(settings) == []
+
+
+def test_warns_when_outbound_binds_everywhere_without_advertise() -> None:
+    outbound = {"bind": "0.0.0.0", "allow": ["192.0.2.10"]}
+    (warning,) = config_warnings(settings_from_mapping({**CLEAN, "outbound": outbound}, NO_ENV))
+    assert warning.startswith("outbound.advertise: not set while outbound.bind is 0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    ("secret", "start"),
+    [
+        ("", "web.secret: not set"),
+        ("change-me", "web.secret: is a placeholder"),
+        ("short-but-not-a-placeholder", "web.secret: only 27 characters"),
+    ],
+)
+def test_warns_about_a_weak_web_secret(secret: str, start: str) -> None:
+    data = {**CLEAN, "web": {"secret": secret}}
+    (warning,) = config_warnings(settings_from_mapping(data, NO_ENV))
+    assert warning.startswith(start)
+
+
+def test_no_web_secret_warning_when_the_portal_is_off() -> None:
+    data = {**CLEAN, "web": {"enabled": False}}
+    assert config_warnings(settings_from_mapping(data, NO_ENV)) == []
+
+
+def test_warns_about_insecure_cookies_beyond_loopback() -> None:
+    data = {**CLEAN, "web": {"secret": STRONG_SECRET, "bind": "0.0.0.0", "secure_cookies": False}}
+    (warning,) = config_warnings(settings_from_mapping(data, NO_ENV))
+    assert warning.startswith("web.secure_cookies: false while the portal listens on 0.0.0.0")
+
+
+def test_warns_without_a_default_route() -> None:
+    data = {**CLEAN, "routes": [{"prefix": "44", "template": "user/{number}"}]}
+    assert config_warnings(settings_from_mapping(data, NO_ENV)) == [
+        'routes: no default route (prefix ""): numbers that match no prefix cannot be dialled'
+    ]
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+SECTION_KEYS = list(settings_to_dict(Settings.default()))
+SOME_KEYS = st.sampled_from(
+    [*SECTION_KEYS, "nodes", "name", "port", "template", "gateways", "token", "allow", "url"]
+)
+SCALARS = (
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=30)
+)
+YAML_DATA = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(SOME_KEYS | st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(SECTION_KEYS), YAML_DATA, max_size=6))
+def test_any_data_gives_settings_or_a_config_error(data: dict) -> None:
+    try:
+        settings_from_mapping(data, NO_ENV)
+    except ConfigError as error:
+        assert error.messages
+        assert all(isinstance(m, str) and m and "\n" not in m for m in error.messages)
