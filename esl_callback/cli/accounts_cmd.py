@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from esl_callback import accounts
+from esl_callback.cli.billing_cmd import audit_command
 from esl_callback.cli.common import emit, fail, json_option, with_database
 from esl_callback.models import AccessNumber, Account, Did
 
@@ -101,6 +102,9 @@ def account_disable(account: str) -> None:
     """Disable an account: its callbacks are refused from now on."""
     disabled = accounts.update_account(accounts.find_account(account), status=Account.DISABLED)
     click.echo(f"disabled account {disabled.name}")
+
+
+account_group.add_command(audit_command, "audit")
 
 
 @click.group("callerid")

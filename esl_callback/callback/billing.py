@@ -1,0 +1,662 @@
+"""Billing: authorise callbacks against the balance, hold money for live calls, bill each leg once.
+
+Plain synchronous functions on the models, with no ESL in them; the controller calls them through
+`Database.run`. Every function that changes money runs in one transaction that first locks the
+account row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the BEGIN IMMEDIATE transaction is
+already the only writer), so two callbacks authorised at the same moment never spend the same money.
+
+The money of one callback request:
+
+1. `authorise(...)` before each originate checks the account, the destination policy, the rates,
+   the concurrent calls and the balance, and holds (a `Reservation`) what both legs can cost at
+   the maximum duration it returns. A new authorisation of the same request replaces its hold.
+2. `open_leg(authorisation, "a" | "b", uuid)` as a leg is originated stores its CDR row with the
+   rate in force copied onto it: rate changes during the call do not apply to it.
+3. `close_leg(hangup, settings)` on CHANNEL_HANGUP_COMPLETE computes the cost from that copy,
+   debits the account and marks the CDR billed in one transaction, once per leg UUID. When the
+   request has no open leg left its hold is released; `release_reservations` releases it for a
+   request that ends before or without legs.
+
+The balance always equals payments minus the costs of billed legs; `audit` checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+import peewee
+from peewee import chunked, fn
+
+from esl_callback import numbers
+from esl_callback.callback.rating import (
+    MONEY_LIMIT,
+    MONEY_STEP,
+    ChargedLeg,
+    RateRow,
+    RateSnapshot,
+    affordable_seconds,
+    money,
+    prefix_policy_allows,
+    rounding_mode,
+    total_cost,
+)
+from esl_callback.db import database_proxy, utcnow
+from esl_callback.models import Account, CallbackRequest, Leg, Payment, Rate, Reservation
+
+log = logging.getLogger(__name__)
+
+# The longest call one authorisation allows (and holds money for), whatever the balance.
+MAX_CALL_SECONDS = 4 * 3600
+
+
+class BillingSettings(Protocol):
+    """The `billing` section of the configuration (any object with these attributes)."""
+
+    currency: str
+    charge_leg_a: bool
+    low_balance_threshold: Decimal
+    warning_seconds_before_hangup: int
+    rounding: str
+    allow_prefixes: Sequence[str]
+    deny_prefixes: Sequence[str]
+
+
+@dataclass(frozen=True)
+class DefaultBilling:
+    """Billing settings used when no configuration is at hand."""
+
+    currency: str = "EUR"
+    charge_leg_a: bool = True
+    low_balance_threshold: Decimal = Decimal("1")
+    warning_seconds_before_hangup: int = 60
+    rounding: str = "half_up"
+    allow_prefixes: tuple[str, ...] = ()
+    deny_prefixes: tuple[str, ...] = ()
+
+
+class BillingError(ValueError):
+    """A billing request that cannot be carried out; the message says why."""
+
+
+class Refusal(StrEnum):
+    """Why a callback was not authorised."""
+
+    ACCOUNT_DISABLED = "account_disabled"
+    DESTINATION_DENIED = "destination_denied"
+    NO_RATE_DESTINATION = "no_rate_destination"
+    NO_RATE_LEG_A = "no_rate_leg_a"
+    TOO_MANY_CALLS = "too_many_calls"
+    BALANCE_TOO_LOW = "balance_too_low"
+
+
+@dataclass(frozen=True)
+class Authorisation:
+    """The answer to `authorise`: allowed (refusal is None) or why not, and for how long."""
+
+    request_id: int
+    account_id: int
+    leg_a_number: str
+    destination: str | None
+    refusal: Refusal | None
+    detail: str
+    max_duration: int  # whole seconds the bridged call may last; 0 when refused
+    reserved: Decimal  # held for this request; 0 when refused
+    available: Decimal  # balance minus what the account's other live calls hold
+    charge_leg_a: bool
+    rate_a: RateSnapshot | None
+    rate_b: RateSnapshot | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """What CHANNEL_HANGUP_COMPLETE says about a leg (times are naive UTC).
+
+    From the event: uuid = `Unique-ID`, cause = `Hangup-Cause`, billsec = `variable_billsec`,
+    answered_at = `variable_answer_uepoch` (0: never answered), ended_at = `variable_end_uepoch`
+    (microseconds since the epoch). hangup_by is who hung up, when the caller knows.
+    """
+
+    uuid: str
+    cause: str
+    billsec: int
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    hangup_by: str | None = None
+
+
+@dataclass(frozen=True)
+class LegBill:
+    """The outcome of `close_leg`."""
+
+    leg: Leg
+    cost: Decimal
+    duplicate: bool  # the leg was billed before: nothing was debited this time
+    balance: Decimal | None  # after the debit; None for a duplicate or a request without account
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Payments against debits for one account; `difference` = stored - expected."""
+
+    account_id: int
+    account: str
+    currency: str
+    payments: Decimal
+    debits: Decimal
+    expected_balance: Decimal
+    stored_balance: Decimal
+    difference: Decimal
+    reserved: Decimal  # held by live calls; not part of the balance
+
+    @property
+    def balanced(self) -> bool:
+        return self.difference == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            k: str(v) if isinstance(v, Decimal) else v for k, v in asdict(self).items()
+        }
+        data["balanced"] = self.balanced
+        return data
+
+
+@dataclass(frozen=True)
+class RateImport:
+    """What `import_rates` did."""
+
+    created: int
+    updated: int
+    removed: int
+
+
+# -- rates ----------------------------------------------------------------------------------
+
+
+def find_rate(number: str) -> Rate | None:
+    """The rate with the longest prefix of `number` (E.164 digits), or None."""
+    candidates = [number[:length] for length in range(1, len(number) + 1)]
+    return (
+        Rate.select()
+        .where(Rate.prefix.in_(candidates))
+        .order_by(fn.LENGTH(Rate.prefix).desc())
+        .first()
+    )
+
+
+def rate_for(number: str) -> RateSnapshot | None:
+    """The rate that applies to `number` now, as a snapshot."""
+    rate = find_rate(number)
+    return None if rate is None else snapshot(rate)
+
+
+def snapshot(rate: Rate) -> RateSnapshot:
+    return RateSnapshot(
+        prefix=rate.prefix,
+        price_per_minute=money(rate.price_per_minute),
+        connect_fee=money(rate.connect_fee),
+        increment=rate.increment,
+        minimum=rate.minimum,
+    )
+
+
+def list_rates() -> list[Rate]:
+    return list(Rate.select().order_by(Rate.prefix))
+
+
+def describe_rate(rate: Rate) -> dict[str, Any]:
+    """A rate as plain data (money as strings), for `--json` output and the API."""
+    return {
+        "prefix": rate.prefix,
+        "description": rate.description,
+        "price_per_minute": str(money(rate.price_per_minute)),
+        "connect_fee": str(money(rate.connect_fee)),
+        "increment": rate.increment,
+        "minimum": rate.minimum,
+        "updated_at": rate.updated_at.isoformat(sep=" ", timespec="seconds"),
+    }
+
+
+def import_rates(rows: Sequence[RateRow], *, replace: bool = False) -> RateImport:
+    """Store rates in one transaction: new prefixes are added, known ones overwritten.
+
+    With `replace`, prefixes not in `rows` are removed as well. Calls already up keep the rate
+    copied onto their legs.
+    """
+    now = utcnow()
+    incoming = [row.rate.prefix for row in rows]
+    with database_proxy.atomic():
+        known = {prefix for (prefix,) in Rate.select(Rate.prefix).tuples()}
+        removed = len(known - set(incoming)) if replace else 0
+        if replace:
+            Rate.delete().execute()
+        else:
+            for batch in chunked(incoming, 500):
+                Rate.delete().where(Rate.prefix.in_(batch)).execute()
+        records = [
+            {
+                "prefix": row.rate.prefix,
+                "description": row.description,
+                "price_per_minute": row.rate.price_per_minute,
+                "connect_fee": row.rate.connect_fee,
+                "increment": row.rate.increment,
+                "minimum": row.rate.minimum,
+                "updated_at": now,
+            }
+            for row in rows
+        ]
+        for batch in chunked(records, 500):
+            Rate.insert_many(batch).execute()
+    updated = len(known & set(incoming))
+    return RateImport(created=len(incoming) - updated, updated=updated, removed=removed)
+
+
+# -- authorisation and reservations ---------------------------------------------------------
+
+
+def charges_leg_a(account: Account, settings: BillingSettings) -> bool:
+    """Whether leg A (the call to the callback number) is charged for this account."""
+    return bool(settings.charge_leg_a) if account.charge_leg_a is None else account.charge_leg_a
+
+
+def held_for_live_calls(
+    account_id: int, excluding_request: int | None = None
+) -> tuple[Decimal, int]:
+    """What the account's live reservations hold (but `excluding_request`'s), and how many."""
+    query = Reservation.select(fn.COUNT(Reservation.id), fn.SUM(Reservation.amount)).where(
+        Reservation.account == account_id, Reservation.released_at.is_null()
+    )
+    if excluding_request is not None:
+        query = query.where(Reservation.request != excluding_request)
+    count, total = query.tuples().get()
+    return _sum(total), count
+
+
+def available_balance(account: Account | int) -> Decimal:
+    """The balance minus what the account's live calls hold: what a new call may spend."""
+    account_id = _id(account)
+    held, _ = held_for_live_calls(account_id)
+    return money(Account.get_by_id(account_id).balance) - held
+
+
+def authorise(
+    account: Account | int,
+    request: CallbackRequest | int,
+    leg_a_number: str,
+    destination: str | None,
+    settings: BillingSettings,
+    *,
+    leg_a_head_start: int = 0,
+    max_seconds: int = MAX_CALL_SECONDS,
+) -> Authorisation:
+    """May `request` call `leg_a_number` and `destination` (E.164 digits), and for how long?
+
+    Allowed: the money both legs cost at the returned maximum duration is held for the request
+    (replacing a hold it had) until `close_leg` closes its last leg or `release_reservations`.
+    Refused: nothing changes (a hold the request already had stays, e.g. for a leg A in the IVR
+    while the caller tries another destination).
+
+    `destination` None authorises leg A alone (before the IVR has collected the destination).
+    `leg_a_head_start` is how long leg A is up before the bridged call starts (its IVR time and
+    leg B's ring time), charged on top of the returned duration. A rate for leg A is needed only
+    when leg A is charged (the account's `charge_leg_a`, or the global setting when None).
+    """
+    for what, digits in (("leg A number", leg_a_number), ("destination", destination)):
+        if digits is not None and not numbers.is_digits(digits):
+            raise numbers.InvalidNumber(f"{what}: expected E.164 digits, got {digits!r}")
+    rounding = rounding_mode(settings.rounding)
+    request_id = _id(request)
+    with database_proxy.atomic():
+        locked = _locked_account(_id(account))
+        if _account_of(request_id) != locked.id:
+            raise BillingError(f"request {request_id} does not belong to account {locked.name}")
+        charge_a = charges_leg_a(locked, settings)
+        rate_a = rate_for(leg_a_number)
+        rate_b = rate_for(destination) if destination is not None else None
+        held, live_calls = held_for_live_calls(locked.id, request_id)
+        available = money(locked.balance) - held
+        refusal, detail = _refusal(
+            locked, leg_a_number, destination, settings, charge_a, rate_a, rate_b, live_calls
+        )
+        legs = [ChargedLeg(rate_a, leg_a_head_start)] if charge_a and rate_a else []
+        if rate_b is not None:
+            legs.append(ChargedLeg(rate_b))
+        seconds = (
+            affordable_seconds(available, legs, rounding, max_seconds) if refusal is None else 0
+        )
+        if refusal is None and seconds == 0:
+            refusal = Refusal.BALANCE_TOO_LOW
+            detail = (
+                f"{available} {locked.currency} available ({held} held by {live_calls} other "
+                "live calls) does not pay the first second"
+            )
+        reserved = total_cost(legs, seconds, rounding) if refusal is None else money(0)
+        if refusal is None:
+            _release(request_id)
+            Reservation.create(account=locked.id, request=request_id, amount=reserved)
+            detail = f"{seconds} s, holding {reserved} {locked.currency}"
+    result = Authorisation(
+        request_id=request_id,
+        account_id=locked.id,
+        leg_a_number=leg_a_number,
+        destination=destination,
+        refusal=refusal,
+        detail=detail,
+        max_duration=seconds,
+        reserved=reserved,
+        available=available,
+        charge_leg_a=charge_a,
+        rate_a=rate_a,
+        rate_b=rate_b,
+    )
+    log.info(
+        "request %s: %s -> %s %s: %s",
+        request_id,
+        leg_a_number,
+        destination or "?",
+        "authorised" if result.allowed else f"refused ({refusal})",
+        detail,
+    )
+    return result
+
+
+def _refusal(
+    account: Account,
+    leg_a_number: str,
+    destination: str | None,
+    settings: BillingSettings,
+    charge_a: bool,
+    rate_a: RateSnapshot | None,
+    rate_b: RateSnapshot | None,
+    live_calls: int,
+) -> tuple[Refusal | None, str]:
+    """The first reason (in the order of `Refusal`) not to place the call, if any."""
+    if not account.is_active:
+        return Refusal.ACCOUNT_DISABLED, f"account {account.name} is {account.status}"
+    if destination is not None:
+        if not prefix_policy_allows(destination, settings.allow_prefixes, settings.deny_prefixes):
+            return Refusal.DESTINATION_DENIED, f"{destination} is denied by the prefix policy"
+        if rate_b is None:
+            return Refusal.NO_RATE_DESTINATION, f"no rate for {destination}"
+    if charge_a and rate_a is None:
+        return Refusal.NO_RATE_LEG_A, f"no rate for {leg_a_number}"
+    limit = account.max_concurrent_calls
+    if limit is not None and live_calls >= limit:
+        return Refusal.TOO_MANY_CALLS, f"{live_calls} live calls, the limit is {limit}"
+    return None, ""
+
+
+def release_reservations(request: CallbackRequest | int) -> int:
+    """Release what a request holds (when it ends); returns how many holds were released."""
+    with database_proxy.atomic():
+        return _release(_id(request))
+
+
+def _release(request_id: int) -> int:
+    return (
+        Reservation.update(released_at=utcnow())
+        .where(Reservation.request == request_id, Reservation.released_at.is_null())
+        .execute()
+    )
+
+
+# -- legs and their CDRs --------------------------------------------------------------------
+
+
+def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None = None) -> Leg:
+    """Store the CDR row of a leg being originated, with the authorised rate copied onto it.
+
+    Idempotent by UUID: a leg stored before (by a replay, or by the dialer without a rate) gets
+    the rate only if it has none yet and is not billed.
+    """
+    if not authorisation.allowed:
+        raise BillingError(f"request {authorisation.request_id} was not authorised")
+    if leg not in Leg.LEGS:
+        raise BillingError(f"leg must be one of {', '.join(Leg.LEGS)}, not {leg!r}")
+    number = authorisation.leg_a_number if leg == "a" else authorisation.destination
+    if number is None:
+        raise BillingError(f"request {authorisation.request_id}: authorised without destination")
+    rate = authorisation.rate_a if leg == "a" else authorisation.rate_b
+    fields = {"charged": authorisation.charge_leg_a if leg == "a" else True, **_rate_fields(rate)}
+    with database_proxy.atomic():
+        existing = Leg.get_or_none(Leg.uuid == uuid)
+        if existing is None:
+            return Leg.create(
+                request=authorisation.request_id,
+                leg=leg,
+                uuid=uuid,
+                node=node,
+                number=number,
+                **fields,
+            )
+        if existing.billed or existing.rate_prefix is not None:
+            return existing
+        Leg.update(fields).where(Leg.id == existing.id).execute()
+        return Leg.get_by_id(existing.id)
+
+
+def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
+    """Close a leg's CDR from its hangup and debit its cost, once per leg UUID.
+
+    The cost comes from the rate copied onto the leg at its start; a leg that never answered
+    (billsec 0) or is not charged costs 0 but its CDR keeps the times and the cause. The debit,
+    the CDR and (for the request's last open leg) the release of its hold are one transaction.
+    A hangup reported again returns the first result with `duplicate` set; an unknown UUID
+    returns None.
+    """
+    rounding = rounding_mode(settings.rounding)
+    with database_proxy.atomic():
+        leg = _for_update(Leg.select().where(Leg.uuid == hangup.uuid)).first()
+        if leg is None:
+            log.warning(
+                "leg %s: hangup %s for a leg we never opened; ignored", hangup.uuid, hangup.cause
+            )
+            return None
+        if leg.billed:
+            log.info("leg %s: hangup reported again; already billed %s", leg.uuid, leg.cost)
+            return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
+        account_id = _account_of(leg.request_id)
+        account = _locked_account(account_id) if account_id is not None else None
+        cost = _leg_cost(leg, hangup.billsec, rounding)
+        now = utcnow()
+        Leg.update(
+            answered_at=hangup.answered_at or leg.answered_at,
+            ended_at=hangup.ended_at or now,
+            billsec=max(hangup.billsec, 0),
+            hangup_cause=hangup.cause,
+            hangup_by=hangup.hangup_by or leg.hangup_by,
+            cost=cost,
+            billed=True,
+            billed_at=now,
+        ).where(Leg.id == leg.id).execute()
+        balance = None
+        if account is not None:
+            balance = money(account.balance) - cost
+            if cost:
+                Account.update(balance=balance).where(Account.id == account.id).execute()
+        if not Leg.select().where(Leg.request == leg.request_id, Leg.billed == False).exists():  # noqa: E712
+            _release(leg.request_id)
+    log.info(
+        "leg %s (%s %s): %s, billsec %s, cost %s",
+        leg.uuid,
+        leg.leg,
+        leg.number,
+        hangup.cause,
+        hangup.billsec,
+        cost,
+    )
+    return LegBill(leg=Leg.get_by_id(leg.id), cost=cost, duplicate=False, balance=balance)
+
+
+def _leg_cost(leg: Leg, billsec: int, rounding: str) -> Decimal:
+    if not leg.charged or billsec <= 0:
+        return money(0)
+    if leg.price_per_minute is None:
+        rate = rate_for(leg.number)
+        if rate is None:
+            log.error(
+                "leg %s: no rate at its start nor now for %s; not charged", leg.uuid, leg.number
+            )
+            return money(0)
+        log.warning(
+            "leg %s: no rate copied at its start; billed at today's %s", leg.uuid, rate.prefix
+        )
+    else:
+        rate = RateSnapshot(
+            prefix=leg.rate_prefix or "",
+            price_per_minute=money(leg.price_per_minute),
+            connect_fee=money(leg.connect_fee or 0),
+            increment=leg.increment,
+            minimum=leg.minimum,
+        )
+    return rate.cost(billsec, rounding)
+
+
+def _rate_fields(rate: RateSnapshot | None) -> dict[str, Any]:
+    if rate is None:
+        return {}
+    return {
+        "rate_prefix": rate.prefix,
+        "price_per_minute": rate.price_per_minute,
+        "connect_fee": rate.connect_fee,
+        "increment": rate.increment,
+        "minimum": rate.minimum,
+    }
+
+
+# -- payments and audit ---------------------------------------------------------------------
+
+
+def add_payment(
+    account: Account | int, amount: Decimal | int | str, reference: str, at: datetime | None = None
+) -> Payment:
+    """Credit the account (a negative amount corrects one) and record the payment, atomically."""
+    value = _amount(amount)
+    reference = reference.strip()
+    if not reference or len(reference) > 128:
+        raise BillingError("a payment needs a reference of 1-128 characters")
+    with database_proxy.atomic():
+        locked = _locked_account(_id(account))
+        balance = money(locked.balance) + value
+        if abs(balance) >= MONEY_LIMIT:
+            raise BillingError(f"the balance would be {balance}, beyond what can be stored")
+        payment = Payment.create(
+            account=locked.id, amount=value, reference=reference, created_at=at or utcnow()
+        )
+        Account.update(balance=balance).where(Account.id == locked.id).execute()
+    log.info("account %s: payment %s (%s), balance %s", locked.name, value, reference, balance)
+    return payment
+
+
+def payments_of(account: Account | int) -> list[Payment]:
+    """The account's payments, newest first."""
+    return list(
+        Payment.select()
+        .where(Payment.account == _id(account))
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    )
+
+
+def audit(account: Account | int) -> Audit:
+    """Payments and debits (billed legs) of the account against its stored balance."""
+    with database_proxy.atomic():
+        locked = _locked_account(_id(account))
+        paid = _sum(
+            Payment.select(fn.SUM(Payment.amount)).where(Payment.account == locked.id).scalar()
+        )
+        debited = _sum(
+            Leg.select(fn.SUM(Leg.cost))
+            .join(CallbackRequest)
+            .where(CallbackRequest.account == locked.id, Leg.billed == True)  # noqa: E712
+            .scalar()
+        )
+        held, _ = held_for_live_calls(locked.id)
+    expected = paid - debited
+    stored = money(locked.balance)
+    return Audit(
+        account_id=locked.id,
+        account=locked.name,
+        currency=locked.currency,
+        payments=paid,
+        debits=debited,
+        expected_balance=expected,
+        stored_balance=stored,
+        difference=stored - expected,
+        reserved=held,
+    )
+
+
+# -- low balance ----------------------------------------------------------------------------
+
+
+def is_low_balance(balance: Decimal, settings: BillingSettings) -> bool:
+    """Whether to announce a low balance (below `low_balance_threshold`; 0 disables)."""
+    threshold = Decimal(str(settings.low_balance_threshold))
+    return threshold > 0 and balance < threshold
+
+
+def warning_offset(max_duration: int, settings: BillingSettings) -> int | None:
+    """Seconds into the call at which to warn of the scheduled hangup (None: no warning).
+
+    `warning_seconds_before_hangup` before the end; at once when the call is shorter than that.
+    """
+    before = settings.warning_seconds_before_hangup
+    if before <= 0 or max_duration <= 0:
+        return None
+    return max(max_duration - before, 0)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _id(obj: peewee.Model | int) -> int:
+    return obj.id if isinstance(obj, peewee.Model) else int(obj)
+
+
+def _for_update(query: peewee.Select) -> peewee.Select:
+    """Lock the selected rows on PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes writers."""
+    return query.for_update() if database_proxy.for_update else query
+
+
+def _account_of(request_id: int) -> int | None:
+    """The id of the account a request bills to."""
+    query = CallbackRequest.select(CallbackRequest.account).where(CallbackRequest.id == request_id)
+    row = query.tuples().first()
+    if row is None:
+        raise BillingError(f"no callback request with id {request_id}")
+    return row[0]
+
+
+def _locked_account(account_id: int) -> Account:
+    account = _for_update(Account.select().where(Account.id == account_id)).first()
+    if account is None:
+        raise BillingError(f"no account with id {account_id}")
+    return account
+
+
+def _sum(value: object) -> Decimal:
+    """A SUM() result as money (None for no rows; SQLite sums DECIMAL columns as floats)."""
+    return money(Decimal(str(value)) if value is not None else 0)
+
+
+def _amount(amount: Decimal | int | str) -> Decimal:
+    if isinstance(amount, float):
+        raise BillingError("give amounts as Decimal or text, never float")
+    try:
+        value = Decimal(str(amount).strip())
+    except ArithmeticError:
+        raise BillingError(f"{amount!r} is not an amount") from None
+    if not value.is_finite() or value == 0 or abs(value) >= MONEY_LIMIT:
+        raise BillingError(f"{amount!r}: the amount must be non-zero and below {MONEY_LIMIT}")
+    if value != value.quantize(MONEY_STEP):
+        raise BillingError(f"{amount!r} has more than 4 decimal places")
+    return money(value)

@@ -1,0 +1,74 @@
+"""Many greenlets hitting billing at once in one process, set up the way the controller runs.
+
+    python billing_storm.py URL authorise ACCOUNT_ID LEG_A DEST MAX_SECONDS REQUEST_ID...
+    python billing_storm.py URL close UUID COUNT
+
+gevent is monkey-patched before anything imports peewee (so each greenlet has its own
+connection) and psycopg2 is made cooperative; every call goes through `Database.run`. The
+process prints `ready`, waits for a line on stdin, then starts all its greenlets at once (so
+several processes hit the database together) and prints one JSON line per call.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+
+from esl_callback.callback import billing  # noqa: E402
+from esl_callback.db import Database, make_psycopg2_cooperative  # noqa: E402
+
+
+def authorise_all(database: Database, args: list[str]) -> list[dict]:
+    account_id, leg_a, destination, max_seconds, *request_ids = args
+
+    def one(request_id: str) -> dict:
+        auth = database.run(
+            billing.authorise,
+            int(account_id),
+            int(request_id),
+            leg_a,
+            destination,
+            billing.DefaultBilling(),
+            max_seconds=int(max_seconds),
+        )
+        return {"request": auth.request_id, "refusal": auth.refusal, "reserved": str(auth.reserved)}
+
+    return run_together([lambda r=r: one(r) for r in request_ids])
+
+
+def close_all(database: Database, args: list[str]) -> list[dict]:
+    uuid, count = args
+    hangup = billing.Hangup(uuid=uuid, cause="NORMAL_CLEARING", billsec=90)
+
+    def one() -> dict:
+        bill = database.run(billing.close_leg, hangup, billing.DefaultBilling())
+        return {"cost": str(bill.cost), "duplicate": bill.duplicate}
+
+    return run_together([one] * int(count))
+
+
+def run_together(calls: list) -> list[dict]:
+    jobs = [gevent.spawn(call) for call in calls]
+    gevent.joinall(jobs, raise_error=True)
+    return [job.value for job in jobs]
+
+
+def main() -> None:
+    url, mode, *args = sys.argv[1:]
+    database = Database(url, pool_size=len(args) + 2)
+    if not database.is_sqlite:
+        make_psycopg2_cooperative()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    results = {"authorise": authorise_all, "close": close_all}[mode](database, args)
+    database.close()
+    for result in results:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""`esl-callback rate|payment` and `account audit` on SQLite and PostgreSQL: output, exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from esl_callback.cli import main
+from esl_callback.cli.billing_cmd import AUDIT_MISMATCH_EXIT, audit_command
+from esl_callback.db import Database
+from esl_callback.models import Account
+
+HEADER = "prefix,description,price_per_minute,connect_fee,increment,minimum\n"
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    """Run a command against a freshly initialised database holding account alice."""
+    runner = CliRunner()
+    env = {"ESL_CALLBACK_DATABASE_URL": database_url}
+
+    def run(*args: str, command=main) -> Result:
+        return runner.invoke(command, list(args), env=env, catch_exceptions=False)
+
+    assert run("db", "init").exit_code == 0
+    assert run("account", "add", "alice").exit_code == 0
+    return run
+
+
+def rate_file(tmp_path: Path, body: str, name: str = "rates.csv") -> str:
+    path = tmp_path / name
+    path.write_text(HEADER + body, encoding="utf-8")
+    return str(path)
+
+
+def listed_rates(cli: Cli) -> dict[str, str]:
+    result = cli("rate", "list", "--json")
+    assert result.exit_code == 0
+    return {r["prefix"]: r["price_per_minute"] for r in json.loads(result.stdout)}
+
+
+def test_rate_import_adds_and_overwrites_and_replace_removes(cli: Cli, tmp_path: Path) -> None:
+    first = cli("rate", "import", rate_file(tmp_path, "49,DE,0.02,0,60,60\n44,UK,0.03,,,\n"))
+    assert first.exit_code == 0
+    assert "imported 2 rates" in first.stdout and "2 new, 0 updated, 0 removed" in first.stdout
+    update = rate_file(tmp_path, "49,DE,0.025,0,60,60\n4915,DE mobile,0.1,0.05,6,30\n", "u.csv")
+    assert "1 new, 1 updated, 0 removed" in cli("rate", "import", update).stdout
+    assert listed_rates(cli) == {"44": "0.0300", "49": "0.0250", "4915": "0.1000"}
+    replaced = cli("rate", "import", "--replace", update)
+    assert "0 new, 2 updated, 1 removed" in replaced.stdout
+    assert listed_rates(cli) == {"49": "0.0250", "4915": "0.1000"}
+    text = cli("rate", "list").stdout
+    assert "4915" in text and "DE mobile" in text and "6/30" in text
+
+
+def test_a_bad_rate_file_imports_nothing_and_names_line_and_column(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("rate", "import", rate_file(tmp_path, "49,DE,0.02,0,60,60\n")).exit_code == 0
+    bad = rate_file(tmp_path, "1,US,0.01,0,60,60\n33,FR,0,0,60,60\n34,ES,0.O1,0,60,60\n", "b.csv")
+    result = cli("rate", "import", "--replace", bad)
+    assert result.exit_code == 1
+    assert f"{bad} line 4, column price_per_minute: '0.O1' is not a decimal amount" in (
+        result.stderr
+    )
+    assert "nothing imported" in result.stderr
+    assert listed_rates(cli) == {"49": "0.0200"}
+
+
+def test_a_missing_rate_file_is_an_error(cli: Cli, tmp_path: Path) -> None:
+    result = cli("rate", "import", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr
+
+
+def test_payment_add_credits_and_payment_list_shows_it(cli: Cli) -> None:
+    added = cli("payment", "add", "alice", "12.50", "--reference", "receipt 1", "--json")
+    assert added.exit_code == 0
+    assert json.loads(added.stdout) | {"created_at": "-"} == {
+        "id": 1,
+        "account": "alice",
+        "amount": "12.5000",
+        "currency": "EUR",
+        "reference": "receipt 1",
+        "created_at": "-",
+        "balance": "12.5000",
+    }
+    correction = cli("payment", "add", "--reference", "fix", "alice", "--", "-2.5")
+    assert correction.exit_code == 0
+    assert "balance 10.0000 EUR" in correction.stdout
+    listed = json.loads(cli("payment", "list", "alice", "--json").stdout)
+    assert [(p["amount"], p["reference"]) for p in listed] == [
+        ("-2.5000", "fix"),
+        ("12.5000", "receipt 1"),
+    ]
+    assert "receipt 1" in cli("payment", "list", "1").stdout  # by id too
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code", "message"),
+    [
+        (("payment", "add", "nobody", "5", "--reference", "r"), 1, "no account named 'nobody'"),
+        (("payment", "add", "alice", "5.00001", "--reference", "r"), 1, "more than 4 decimal"),
+        (("payment", "add", "alice", "five", "--reference", "r"), 1, "is not an amount"),
+        (("payment", "add", "alice", "5"), 2, "Missing option '--reference'"),
+        (("payment", "list", "nobody"), 1, "no account named 'nobody'"),
+    ],
+)
+def test_payment_errors_exit_non_zero_with_the_reason(
+    cli: Cli, args: tuple[str, ...], exit_code: int, message: str
+) -> None:
+    result = cli(*args)
+    assert (result.exit_code, message in result.stderr) == (exit_code, True), result.output
+
+
+def test_audit_passes_then_reports_a_tampered_balance(cli: Cli, database_url: str) -> None:
+    assert cli("payment", "add", "alice", "7", "--reference", "r").exit_code == 0
+    ok = cli("alice", command=audit_command)
+    assert ok.exit_code == 0
+    assert "difference                0.0000  OK" in ok.stdout
+    database = Database(database_url)
+    try:
+        Account.update(balance=Decimal("9")).where(Account.name == "alice").execute()
+    finally:
+        database.close()
+    bad = cli("alice", "--json", command=audit_command)
+    assert bad.exit_code == AUDIT_MISMATCH_EXIT == 3
+    report = json.loads(bad.stdout)
+    assert (report["expected_balance"], report["stored_balance"]) == ("7.0000", "9.0000")
+    assert (report["difference"], report["balanced"]) == ("2.0000", False)
+    assert cli("nobody", command=audit_command).exit_code == 1

@@ -1,0 +1,77 @@
+"""Payments and the audit, on SQLite and PostgreSQL: balance = payments - debits, or we say so."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from billing_helpers import SETTINGS, rate, set_rates
+
+from esl_callback.callback import billing
+from esl_callback.callback.billing import BillingError, Hangup
+from esl_callback.models import Account, Payment
+
+
+def test_a_payment_credits_the_balance_and_is_listed(account) -> None:
+    alice = account(balance="0")
+    billing.add_payment(alice, "25.50", "invoice 7", at=datetime(2026, 1, 1))
+    billing.add_payment(alice, Decimal("-0.5"), "correction", at=datetime(2026, 1, 2))
+    assert Account.get_by_id(alice.id).balance == Decimal("25.00")
+    listed = [(p.amount, p.reference) for p in billing.payments_of(alice)]
+    assert listed == [(Decimal("-0.5"), "correction"), (Decimal("25.5"), "invoice 7")]
+
+
+@pytest.mark.parametrize(
+    ("amount", "reference", "message"),
+    [
+        ("0", "r", "non-zero"),
+        ("abc", "r", "is not an amount"),
+        ("1.00001", "r", "more than 4 decimal places"),
+        ("1e12", "r", "below"),
+        ("NaN", "r", "non-zero"),
+        (1.5, "r", "never float"),
+        ("5", "  ", "reference of 1-128"),
+        ("5", "x" * 129, "reference of 1-128"),
+    ],
+)
+def test_a_bad_payment_is_refused_and_changes_nothing(
+    account, amount: object, reference: str, message: str
+) -> None:
+    alice = account(balance="3")
+    with pytest.raises(BillingError, match=message):
+        billing.add_payment(alice, amount, reference)  # type: ignore[arg-type]
+    assert Account.get_by_id(alice.id).balance == 3
+    assert Payment.select().count() == 1
+
+
+def test_the_audit_balances_payments_against_billed_calls(account, request_for) -> None:
+    set_rates(rate("49", "0.1200"))
+    alice = account(balance="5")
+    billing.add_payment(alice, "2.5", "top-up")
+    auth = billing.authorise(alice, request_for(alice), "4930111", "4940222", SETTINGS)
+    billing.open_leg(auth, "a", "leg-a")
+    billing.open_leg(auth, "b", "leg-b")
+    billing.close_leg(Hangup("leg-b", "NORMAL_CLEARING", 100), SETTINGS)
+    audit = billing.audit(alice)
+    assert audit.reserved > 0  # leg A is still up
+    assert (audit.payments, audit.debits, audit.expected_balance) == (
+        Decimal("7.5"),
+        Decimal("0.24"),
+        Decimal("7.26"),
+    )
+    assert audit.stored_balance == Decimal("7.26") and audit.balanced
+    assert audit.as_dict()["difference"] == "0.0000"
+
+
+def test_the_audit_shows_a_balance_changed_behind_its_back(account) -> None:
+    alice = account(balance="5")
+    Account.update(balance=Decimal("6.25")).where(Account.id == alice.id).execute()
+    audit = billing.audit(alice)
+    assert not audit.balanced
+    assert (audit.expected_balance, audit.stored_balance, audit.difference) == (
+        Decimal("5"),
+        Decimal("6.25"),
+        Decimal("1.25"),
+    )
+    assert audit.as_dict()["balanced"] is False
