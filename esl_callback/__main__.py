@@ -1,5 +1,5 @@
 """`python -m esl_callback` runs the operator CLI."""
 
-from esl_callback.cli import main
+from esl_callback.launcher import main
 
 main()

@@ -236,6 +236,32 @@ class SmsMessage(BaseModel):
         indexes = ((("channel", "message_id"), True),)
 
 
+class NumberVerification(BaseModel):
+    """A number a user wants to add to the account, until they prove they own it.
+
+    The platform calls the number and asks for `code`, which only the portal shows; the number
+    becomes one of the account's (a verified `CallerId`) when the verification call completes.
+    """
+
+    PENDING, CALLING, VERIFIED, FAILED, EXPIRED = (
+        "pending",
+        "calling",
+        "verified",
+        "failed",
+        "expired",
+    )
+
+    account = pw.ForeignKeyField(Account, backref="number_verifications", on_delete="CASCADE")
+    number = pw.CharField(max_length=20, index=True)
+    code = pw.CharField(max_length=8)
+    status = pw.CharField(max_length=16, default=PENDING)
+    request = pw.ForeignKeyField(CallbackRequest, null=True, on_delete="SET NULL")
+    failure = pw.CharField(max_length=128, null=True)
+    created_at = pw.DateTimeField(default=utcnow, index=True)
+    expires_at = pw.DateTimeField()
+    verified_at = pw.DateTimeField(null=True)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Setting,
     Account,
@@ -251,4 +277,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     WebUser,
     AuthFailure,
     SmsMessage,
+    NumberVerification,
 ]

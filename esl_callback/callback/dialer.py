@@ -1,0 +1,903 @@
+"""The dialer: from a stored request to two connected legs, and every way that can go wrong.
+
+Each live request has one `CallFlow`: a greenlet with an inbox. Channel events of its legs (from
+every node's inbound connection, routed by UUID), the outcome of its originate jobs and leg A's
+controlled session (when leg A answers and FreeSWITCH connects it to our outbound server) all
+arrive in that inbox, so the flow reads as a plain sequence of steps:
+
+* two-stage (phone triggers): call A with `&socket(...)`; on A the IVR asks for the PIN (PIN
+  method) and the destination; B is originated with `&park()` while A hears ringback; when B
+  answers, `uuid_bridge A B` and `sched_hangup` at the duration the balance pays for.
+* source first (web, SMS): the same without the prompts.
+* simultaneous (web): A and B both with `&park()`, bridged when both have answered.
+
+Database work goes through `Database.run` (never blocking other calls); command strings come
+from `switch.commands` only. CDRs are closed from CHANNEL_HANGUP_COMPLETE by `close_leg`, also for
+legs whose flow is gone (after a restart), so no leg is billed twice or left unbilled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import gevent
+from gevent.event import Event
+from gevent.queue import Empty, Queue
+
+from esl_callback import accounts, lockout, numbers
+from esl_callback.callback import billing, causes, requests, triggers
+from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
+from esl_callback.callback.requests import State
+from esl_callback.db import Database, utcnow
+from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.switch import commands
+from esl_callback.switch.connection import ESLError
+from esl_callback.switch.outbound import ChannelGone
+
+log = logging.getLogger(__name__)
+
+CHANNEL_VARIABLE_PREFIX = "callback_"
+# Extra seconds we wait beyond the originate timeout before declaring a leg lost.
+GRACE_SECONDS = 10
+
+
+class Job(Protocol):
+    """A `bgapi` job: its BACKGROUND_JOB body once it arrives (CommandTimeout if late)."""
+
+    def wait(self, timeout: float | None = None) -> str: ...
+
+
+class Node(Protocol):
+    """One FreeSWITCH node as the dialer uses it (switch.connection.InboundConnection)."""
+
+    name: str
+
+    def api(self, command: str, timeout: float | None = None) -> str: ...
+
+    def bgapi(self, command: str) -> Job: ...
+
+
+class Router(Protocol):
+    """switch.router.EventRouter: events of a call's channels go to the call's handler."""
+
+    def register(self, key: str, handler: Callable[[Any, str], None]) -> None: ...
+
+    def unregister(self, key: str) -> None: ...
+
+    def bind(self, uuid: str, key: str) -> None: ...
+
+
+class Session(Protocol):
+    """Leg A under our control (switch.outbound.OutboundChannel)."""
+
+    uuid: str
+
+    def execute(self, app: str, arg: str = "", timeout: float | None = None) -> Any: ...
+
+    def execute_async(self, app: str, arg: str = "") -> Any: ...
+
+
+class FlowEnded(Exception):
+    """The flow cannot go on; `state` and `cause` say how the request ends."""
+
+    def __init__(self, state: State, cause: str, detail: str = "") -> None:
+        super().__init__(f"{state}: {cause} {detail}".strip())
+        self.state = state
+        self.cause = cause
+        self.detail = detail
+
+
+@dataclass
+class LegState:
+    """What the flow knows of one of its legs, from channel events."""
+
+    role: str  # "a" or "b"
+    uuid: str
+    number: str
+    node: str
+    answered: bool = False
+    ended: bool = False
+    closed: bool = False  # CHANNEL_HANGUP_COMPLETE seen and billed
+    cause: str | None = None
+    hears_ringback: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a flow must do: known before it starts."""
+
+    request_id: int
+    mode: str  # two_stage | source_first | simultaneous
+    method: str
+    source: str
+    destination: str | None
+    account_id: int | None
+    node: Node
+    delay: float = 0.0
+
+
+@dataclass
+class Inbox:
+    """One message for a flow: a channel event, a job outcome, or leg A's session."""
+
+    kind: str  # "event" | "job" | "session" | "cancel" | "lost"
+    uuid: str = ""
+    event: Any = None
+    body: str = ""
+    session: Session | None = None
+    reason: str = ""
+
+
+def event_variable(event: Any, name: str) -> str | None:
+    return event.get(f"variable_{name}")
+
+
+def uepoch(value: str | None) -> datetime | None:
+    """A FreeSWITCH microsecond epoch as naive UTC; None for 0 or missing."""
+    if not value or not value.isdigit() or int(value) == 0:
+        return None
+    return datetime.fromtimestamp(int(value) / 1e6, UTC).replace(tzinfo=None)
+
+
+def hangup_from_event(event: Any) -> billing.Hangup:
+    """A leg's hangup as billing needs it, from its CHANNEL_HANGUP_COMPLETE."""
+    billsec = event_variable(event, "billsec") or "0"
+    return billing.Hangup(
+        uuid=event.get("Unique-ID"),
+        cause=event.get("Hangup-Cause") or "NORMAL_CLEARING",
+        billsec=int(billsec) if billsec.isdigit() else 0,
+        answered_at=uepoch(event_variable(event, "answer_uepoch")),
+        ended_at=uepoch(event_variable(event, "end_uepoch")),
+        hangup_by=event_variable(event, "sip_hangup_disposition"),
+    )
+
+
+class Dialer:
+    """Starts and runs callback flows; the one place that originates and bridges legs."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Any,
+        nodes: Iterable[Node],
+        router: Router,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.nodes = list(nodes)
+        self.router = router
+        self.flows: dict[int, CallFlow] = {}
+        self.listeners: list[Callable[[int], None]] = []
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def handle_trigger(self, session: Any, data: Any) -> None:
+        """A call reached an access number or a DID: refuse it unanswered and call back."""
+        trigger_uuid = data.get("Unique-ID")
+        caller = data.get("Caller-Caller-ID-Number") or ""
+        called = data.get("Caller-Destination-Number") or ""
+        log.info("trigger %s: %r called %r", trigger_uuid, caller, called)
+        cfg = self.settings.callback
+        try:
+            trigger = self.db.run(triggers.identify, called, caller, self.settings.numbers)
+        except triggers.TriggerRefused as refused:
+            log.warning("trigger %s refused: %s", trigger_uuid, refused.detail)
+            self._reject(session, cfg.reject_cause)
+            self.db.run(
+                requests.create,
+                trigger="phone",
+                method="did" if refused.reason == "no_callback_number" else "pin",
+                account=refused.account,
+                state=State.REJECTED,
+                caller_id=caller[:64],
+                called_number=called[:64],
+                trigger_uuid=trigger_uuid,
+                failure_cause=refused.reason,
+                failure_detail=refused.detail,
+            )
+            return
+        self._reject(session, cfg.trigger_hangup_cause)
+        request = self.db.run(
+            requests.create,
+            trigger="phone",
+            method=trigger.method,
+            account=trigger.account,
+            mode="two_stage",
+            caller_id=caller[:64],
+            called_number=called[:64],
+            trigger_uuid=trigger_uuid,
+            source=trigger.callback_number,
+        )
+        self.start(
+            Plan(
+                request_id=request.id,
+                mode="two_stage",
+                method=trigger.method,
+                source=trigger.callback_number,
+                destination=None,
+                account_id=trigger.account.id if trigger.account else None,
+                node=self.node_for(data.get("Core-UUID")),
+                delay=cfg.delay_seconds,
+            )
+        )
+
+    def start_callback(
+        self,
+        account: Account,
+        source: str,
+        destination: str,
+        mode: str,
+        trigger: str = "web",
+    ) -> CallbackRequest:
+        """Store and start a callback whose numbers are known (web, SMS, CLI)."""
+        request = self.db.run(
+            requests.create,
+            trigger=trigger,
+            method="sms" if trigger == "sms" else "web",
+            account=account,
+            mode=mode,
+            source=source,
+            destination=destination,
+        )
+        self.start(
+            Plan(
+                request_id=request.id,
+                mode=mode,
+                method=request.method,
+                source=source,
+                destination=destination,
+                account_id=account.id,
+                node=self.node_for(None),
+            )
+        )
+        return request
+
+    def start(self, plan: Plan) -> CallFlow:
+        flow = CallFlow(self, plan)
+        self.flows[plan.request_id] = flow
+        flow.greenlet = gevent.spawn_later(plan.delay, flow.run)
+        return flow
+
+    def cancel(self, request_id: int, reason: str = "cancelled") -> bool:
+        """Hang up both legs of a live request (web cancel button)."""
+        flow = self.flows.get(request_id)
+        if flow is None:
+            return False
+        flow.inbox.put(Inbox("cancel", reason=reason))
+        return True
+
+    def handle_leg_session(self, session: Any, data: Any) -> None:
+        """Leg A answered and FreeSWITCH connected it to us: hand it to its flow."""
+        request_id = event_variable(data, "callback_request_id") or ""
+        flow = self.flows.get(int(request_id)) if request_id.isdigit() else None
+        if flow is None or flow.legs.get("a") is None or flow.legs["a"].uuid != session.uuid:
+            log.warning(
+                "leg %s: no live callback request %r for this channel; hanging up",
+                session.uuid,
+                request_id,
+            )
+            session.execute(*commands.hangup("NORMAL_CLEARING"), timeout=10)
+            return
+        flow.inbox.put(Inbox("session", uuid=session.uuid, session=session))
+        flow.done.wait()
+
+    def handle_orphan_event(self, event: Any, node: str = "") -> None:
+        """A hangup no flow listens to: one of our legs after a restart gets its CDR closed."""
+        if event.get("Event-Name") != "CHANNEL_HANGUP_COMPLETE":
+            return
+        if not event_variable(event, "callback_leg"):
+            return
+        bill = self.close_leg(event)
+        if bill is not None and not bill.duplicate:
+            self.db.run(settle_orphan_request, bill.leg.request_id)
+            self.notify(bill.leg.request_id)
+
+    def reconcile(self, node: Node) -> None:
+        """After (re)connecting to a node, make the database agree with the switch.
+
+        Like Kazoo after a reconnect: `show channels as json` is compared with the legs the
+        database believes are up on this node. A leg the switch no longer has ended while we
+        were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and billed nothing
+        (its duration is unknown; the operator sees the cause). A leg still up whose flow is
+        gone (we restarted) is adopted when bridged, so its hangup is billed, else hung up.
+        """
+        try:
+            channels = parse_channels(node.api(commands.show_channels_json()))
+        except (ValueError, RuntimeError) as exc:
+            log.error("node %s: cannot list channels to reconcile: %s", node.name, exc)
+            return
+        for leg_uuid, request_id, request_state in self.db.run(open_legs_on, node.name):
+            flow = self.flows.get(request_id)
+            if leg_uuid not in channels:
+                log.warning(
+                    "leg %s of request %s ended while we were not listening", leg_uuid, request_id
+                )
+                lost = billing.Hangup(leg_uuid, "LOST_WHILE_DISCONNECTED", 0)
+                self.db.run(billing.close_leg, lost, self.settings.billing)
+                if flow is not None:
+                    flow.inbox.put(Inbox("lost", uuid=leg_uuid))
+                else:
+                    self.db.run(settle_orphan_request, request_id)
+            elif flow is None and request_state != State.BRIDGED:
+                log.warning(
+                    "leg %s of request %s outlived its flow; hanging it up", leg_uuid, request_id
+                )
+                node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
+            self.notify(request_id)
+
+    # -- helpers shared by the flows ------------------------------------------------------
+
+    def node_for(self, core_uuid: str | None) -> Node:
+        """The node a trigger came from (by Core-UUID), else the first connected one."""
+        for node in self.nodes:
+            if core_uuid and getattr(node, "core_uuid", None) == core_uuid:
+                return node
+        connected = [n for n in self.nodes if getattr(n, "connected", True)]
+        if not connected:
+            raise FlowEnded(State.FAILED, "NO_SWITCH", "no FreeSWITCH node is connected")
+        return connected[0]
+
+    def route(self, number: str) -> str:
+        """The dial string for a number: the route with the longest matching prefix."""
+        route = self.settings.route_for(number)
+        if route is None:
+            raise FlowEnded(State.FAILED, "NO_ROUTE_DESTINATION", f"no route for {number}")
+        return commands.dial_string(route.template, number, route.gateway or "")
+
+    def close_leg(self, event: Any) -> billing.LegBill | None:
+        """Close a leg's CDR and bill it (idempotent by UUID)."""
+        return self.db.run(billing.close_leg, hangup_from_event(event), self.settings.billing)
+
+    def notify(self, request_id: int) -> None:
+        """Tell listeners (live status for the web) that a request changed."""
+        for listener in self.listeners:
+            try:
+                listener(request_id)
+            except Exception:
+                log.exception("status listener failed for request %s", request_id)
+
+    def _reject(self, session: Any, cause: str) -> None:
+        """Hang up the unanswered trigger call with a cause (the caller hears busy)."""
+        try:
+            session.execute_async(*commands.hangup(cause))
+        except Exception as exc:  # the caller may already be gone; the callback still counts
+            log.info("trigger %s: hangup not delivered (%s)", session.uuid, exc)
+
+
+class CallFlow:
+    """One request from the first originate to the last CDR, in its own greenlet."""
+
+    def __init__(self, dialer: Dialer, plan: Plan) -> None:
+        self.dialer = dialer
+        self.plan = plan
+        self.settings = dialer.settings
+        self.db = dialer.db
+        self.inbox: Queue[Inbox] = Queue()
+        self.legs: dict[str, LegState] = {}
+        self.session: Session | None = None
+        self.account_id = plan.account_id
+        self.authorisation: billing.Authorisation | None = None
+        self.state = State.QUEUED
+        self.done = Event()
+        self.greenlet: gevent.Greenlet | None = None
+        self.key = str(plan.request_id)
+        dialer.router.register(self.key, self.deliver)
+
+    # -- the flow -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        rid = self.plan.request_id
+        try:
+            if self.plan.mode == "simultaneous":
+                self.run_simultaneous()
+            else:
+                self.call_source()
+                if self.plan.mode == "two_stage":
+                    self.run_two_stage()
+                else:
+                    self.run_source_first()
+            self.finish(State.COMPLETED, None)
+        except FlowEnded as ended:
+            log.info("request %s: %s (%s) %s", rid, ended.state, ended.cause, ended.detail)
+            self.finish(ended.state, ended.cause, ended.detail)
+        except Exception as exc:
+            log.exception("request %s: flow failed", rid)
+            self.finish(State.FAILED, "CONTROLLER_ERROR", str(exc))
+        finally:
+            self.done.set()
+            self.dialer.flows.pop(rid, None)
+
+    def call_source(self) -> None:
+        """Originate leg A (with retries) until it answers and its session connects."""
+        cfg = self.settings.callback
+        attempts = cfg.leg_a_retries + 1
+        for attempt in range(1, attempts + 1):
+            if self.account_id is not None:
+                # Each attempt holds money anew: the hold went with the last attempt's CDR.
+                self.authorise(self.plan.destination)
+            leg = self.originate("a", self.plan.source, self.leg_a_application())
+            self.advance(State.CALLING_SOURCE, attempts=attempt)
+            cause = self.wait_for_session(leg)
+            if cause is None:
+                return
+            if attempt == attempts or not causes.worth_retrying(cause):
+                detail = f"leg A to {self.plan.source}: {causes.in_words(cause)}"
+                raise FlowEnded(State.FAILED, cause, detail)
+            log.info(
+                "request %s: leg A %s; retry %s of %s in %s s",
+                self.plan.request_id,
+                cause,
+                attempt,
+                attempts - 1,
+                cfg.retry_delay_seconds,
+            )
+            self.advance(State.QUEUED)
+            self.wait(lambda _: False, cfg.retry_delay_seconds)
+
+    def leg_a_application(self) -> str:
+        return commands.socket_application(self.settings.outbound.socket_address)
+
+    def wait_for_session(self, leg: LegState) -> str | None:
+        """None once leg A answered and its session is ours; else the cause it ended with."""
+        message = self.wait(lambda m: m.kind == "session" or leg.ended, self.ring_timeout())
+        if message is not None and message.kind == "session":
+            self.session = message.session
+            return None
+        self.give_up(leg, "NO_ANSWER")
+        return leg.cause or "NO_ANSWER"
+
+    def run_two_stage(self) -> None:
+        """The IVR on leg A: PIN when needed, then destinations until one is connected."""
+        self.advance(State.IN_IVR)
+        ivr = self.ivr()
+        prompts, cfg = self.settings.ivr, self.settings.callback
+        if self.account_id is None:
+            self.account_id = self.collect_pin(ivr)
+            self.authorise(None)
+        if cfg.announce_balance:
+            balance = self.db.run(billing.available_balance, self.account_id)
+            self.guard(ivr.play, prompts.your_balance_is)
+            self.guard(ivr.say_amount, balance)
+        for _ in range(cfg.destination_attempts):
+            digits = self.guard(
+                ivr.collect,
+                prompts.enter_destination,
+                DESTINATION_VARIABLE,
+                min_digits=1,
+                max_digits=cfg.max_digits,
+                tries=3,
+            )
+            if digits is None:
+                continue
+            try:
+                destination = numbers.normalise(digits, self.settings.numbers, what="destination")
+            except numbers.InvalidNumber as exc:
+                log.info("request %s: %s", self.plan.request_id, exc)
+                self.guard(ivr.play, prompts.invalid_number)
+                continue
+            refusal = self.authorise(destination)
+            if refusal is not None:
+                self.guard(ivr.play, refusal)
+                continue
+            cause = self.connect_destination(destination)
+            if cause is None:
+                self.wait_until_ended()
+                return
+            self.advance(State.IN_IVR)
+            self.guard(ivr.play, self.prompt_for(cause))
+        self.guard(ivr.play, prompts.goodbye)
+        self.guard(ivr.hangup, "NORMAL_CLEARING")
+        raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
+
+    def run_source_first(self) -> None:
+        """Leg A answered: call the known destination and bridge, or tell A why not."""
+        destination = self.plan.destination or ""
+        self.authorise(destination)
+        cause = self.connect_destination(destination)
+        if cause is not None:
+            ivr = self.ivr()
+            self.guard(ivr.play, self.prompt_for(cause))
+            self.guard(ivr.hangup, "NORMAL_CLEARING")
+            raise FlowEnded(State.FAILED, cause, f"destination: {causes.in_words(cause)}")
+        self.wait_until_ended()
+
+    def collect_pin(self, ivr: Ivr) -> int:
+        """Ask for the PIN until it names an active account; lock out repeated failures."""
+        cfg, prompts = self.settings.callback, self.settings.ivr
+        caller_key = f"cid:{self.plan.source}"
+        for _ in range(cfg.pin_attempts):
+            if self.db.run(
+                lockout.is_locked,
+                "pin",
+                (caller_key,),
+                cfg.pin_lockout_failures,
+                cfg.pin_lockout_window_seconds,
+            ):
+                break
+            pin = self.guard(
+                ivr.collect, prompts.enter_pin, PIN_VARIABLE, min_digits=4, max_digits=12
+            )
+            account = self.db.run(accounts.find_account_by_pin, pin) if pin else None
+            if account is not None and account.is_active:
+                self.db.run(lockout.clear, "pin", caller_key, f"account:{account.id}")
+                self.db.run(self.bind_account, account.id)
+                return account.id
+            keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
+            self.db.run(lockout.record_failure, "pin", *keys)
+            self.guard(ivr.play, prompts.invalid_pin)
+        self.guard(ivr.play, prompts.locked_out)
+        self.guard(ivr.hangup, "CALL_REJECTED")
+        raise FlowEnded(State.FAILED, "PIN_REJECTED", f"no valid PIN from {self.plan.source}")
+
+    def bind_account(self, account_id: int) -> None:
+        CallbackRequest.update(account=account_id).where(
+            CallbackRequest.id == self.plan.request_id
+        ).execute()
+
+    def connect_destination(self, destination: str) -> str | None:
+        """Originate leg B with ringback on A; bridge on answer. None when bridged, else cause."""
+        self.advance(State.CALLING_DESTINATION, destination=destination)
+        leg_a = self.legs["a"]
+        ringback = self.guard(
+            self.session.execute_async, *commands.playback(self.settings.ivr.ringback)
+        )
+        leg_b = self.originate("b", destination, commands.park_application())
+        self.wait(lambda _: leg_b.answered or leg_b.ended or leg_a.ended, self.ring_timeout())
+        if leg_a.ended:
+            self.give_up(leg_b, "ORIGINATOR_CANCEL")
+            raise FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", "while the destination rang")
+        if not leg_b.answered:
+            self.give_up(leg_b, "NO_ANSWER")
+            self.stop_ringback(ringback)
+            return leg_b.cause or "NO_ANSWER"
+        self.bridge(leg_a, leg_b)
+        return None
+
+    def run_simultaneous(self) -> None:
+        """Call both numbers at once; bridge when both have answered."""
+        self.authorise(self.plan.destination)
+        self.advance(State.CALLING_SOURCE, destination=self.plan.destination)
+        leg_a = self.originate("a", self.plan.source, commands.park_application())
+        leg_b = self.originate("b", self.plan.destination or "", commands.park_application())
+
+        def both_answered_or_one_failed(_: Inbox) -> bool:
+            for first, second in ((leg_a, leg_b), (leg_b, leg_a)):
+                if first.answered and not second.answered and not first.hears_ringback:
+                    first.hears_ringback = True  # the first to answer hears ringback
+                    self.api(commands.uuid_broadcast(first.uuid, self.settings.ivr.ringback))
+            return (leg_a.answered and leg_b.answered) or leg_a.ended or leg_b.ended
+
+        self.wait(both_answered_or_one_failed, self.ring_timeout())
+        if not (leg_a.answered and leg_b.answered) or leg_a.ended or leg_b.ended:
+            failed = leg_a if (leg_a.ended or not leg_a.answered) else leg_b
+            cause = failed.cause or "NO_ANSWER"
+            who = "source" if failed is leg_a else "destination"
+            raise FlowEnded(State.FAILED, cause, f"{who}: {causes.in_words(cause)}")
+        for leg in (leg_a, leg_b):
+            if leg.hears_ringback:
+                self.api(commands.uuid_break(leg.uuid))
+        self.bridge(leg_a, leg_b)
+        self.wait_until_ended()
+
+    # -- legs -----------------------------------------------------------------------------
+
+    def originate(self, role: str, number: str, application: str) -> LegState:
+        """`bgapi originate` one leg, its CDR row stored first; its events come to the inbox."""
+        node = self.plan.node
+        leg = LegState(role, str(uuidlib.uuid4()), number, node.name)
+        self.legs[role] = leg
+        self.dialer.router.bind(leg.uuid, self.key)
+        self.db.run(self.store_leg, leg)
+        cfg = self.settings.callback
+        variables = {
+            "origination_uuid": leg.uuid,
+            "callback_request_id": self.plan.request_id,
+            "callback_leg": role,
+            "callback_account": self.account_id or "unknown",
+            "callback_method": self.plan.method,
+            "originate_timeout": cfg.originate_timeout_seconds,
+            "park_timeout": cfg.park_timeout_seconds,
+            "origination_caller_id_number": self.presented_number(role),
+            "origination_caller_id_name": cfg.caller_id_name,
+        }
+        command = commands.originate(self.dialer.route(number), application, variables)
+        try:
+            job = node.bgapi(command)
+        except ESLError as exc:
+            log.warning("request %s: leg %s not originated: %s", self.plan.request_id, role, exc)
+            self.inbox.put(Inbox("job", uuid=leg.uuid, body="-ERR NORMAL_TEMPORARY_FAILURE"))
+            return leg
+        gevent.spawn(self.watch_job, leg.uuid, job)
+        log.info("request %s: leg %s %s -> %s", self.plan.request_id, role, leg.uuid, number)
+        return leg
+
+    def presented_number(self, role: str) -> str:
+        """Leg A sees the service's number; leg B sees the caller's own number."""
+        if role == "b":
+            return self.plan.source
+        return self.settings.callback.caller_id_number or self.plan.source
+
+    def store_leg(self, leg: LegState) -> None:
+        if self.authorisation is not None:
+            billing.open_leg(self.authorisation, leg.role, leg.uuid, leg.node)
+        else:
+            Leg.create(
+                request=self.plan.request_id,
+                leg=leg.role,
+                uuid=leg.uuid,
+                node=leg.node,
+                number=leg.number,
+            )
+
+    def watch_job(self, uuid: str, job: Job) -> None:
+        """Report the originate's job result: an -ERR may come with no channel event at all."""
+        try:
+            body = job.wait(self.ring_timeout() + GRACE_SECONDS)
+        except ESLError as exc:
+            log.warning("request %s: originate of %s: %s", self.plan.request_id, uuid, exc)
+            return
+        self.inbox.put(Inbox("job", uuid=uuid, body=body.strip()))
+
+    def bridge(self, leg_a: LegState, leg_b: LegState) -> None:
+        """`uuid_bridge` A and B, then schedule the hangup at what the balance pays for."""
+        reply = self.api(commands.uuid_bridge(leg_a.uuid, leg_b.uuid))
+        if not reply.startswith("+OK"):
+            raise FlowEnded(State.FAILED, "BRIDGE_FAILED", reply.strip())
+        max_duration = self.authorisation.max_duration if self.authorisation else 0
+        if max_duration:
+            self.api(commands.sched_hangup(max_duration, leg_a.uuid))
+            warn_at = billing.warning_offset(max_duration, self.settings.billing)
+            if warn_at:
+                sound = self.settings.ivr.low_balance_warning
+                self.api(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
+        self.advance(State.BRIDGED, max_duration=max_duration or None)
+
+    def stop_ringback(self, ringback: Any) -> None:
+        """Stop the endless ringback on A and wait until its playback has ended."""
+        self.api(commands.uuid_break(self.legs["a"].uuid))
+        self.guard(ringback.wait, self.settings.ivr.app_timeout_seconds)
+
+    def give_up(self, leg: LegState, cause: str) -> None:
+        """Hang up a leg that is still ringing and wait (briefly) for it to be gone."""
+        if leg.ended:
+            return
+        self.api(commands.uuid_kill(leg.uuid, cause))
+        self.wait(lambda _: leg.ended, GRACE_SECONDS)
+        if not leg.ended:
+            leg.ended, leg.cause = True, cause
+
+    def api(self, command: str) -> str:
+        try:
+            return self.plan.node.api(command)
+        except Exception as exc:
+            log.warning("request %s: %r failed: %s", self.plan.request_id, command, exc)
+            return f"-ERR {exc}"
+
+    def ring_timeout(self) -> float:
+        return self.settings.callback.originate_timeout_seconds + GRACE_SECONDS
+
+    # -- events ---------------------------------------------------------------------------
+
+    def deliver(self, event: Any, node: str = "") -> None:
+        """Router callback: an event of one of our legs (from any greenlet)."""
+        self.inbox.put(Inbox("event", uuid=event.get("Unique-ID") or "", event=event))
+
+    def wait(self, done: Callable[[Inbox], bool], timeout: float) -> Inbox | None:
+        """Apply inbox messages to the legs until `done(message)`; None after `timeout`.
+
+        A cancel (the web's cancel button) ends the flow at once.
+        """
+        hub = gevent.get_hub()
+        deadline = hub.loop.now() + timeout
+        while (remaining := deadline - hub.loop.now()) > 0:
+            try:
+                message = self.inbox.get(timeout=remaining)
+            except Empty:
+                return None
+            self.apply(message)
+            if done(message):
+                return message
+        return None
+
+    def apply(self, message: Inbox) -> None:
+        """Update what we know of the legs from one message."""
+        if message.kind == "cancel":
+            for leg in self.legs.values():
+                self.give_up(leg, "NORMAL_CLEARING")
+            raise FlowEnded(State.CANCELLED, "USER_CANCELLED", message.reason)
+        leg = next((leg for leg in self.legs.values() if leg.uuid == message.uuid), None)
+        if leg is None:
+            return
+        if message.kind == "lost":
+            leg.ended = leg.closed = True
+            leg.cause = leg.cause or "LOST_WHILE_DISCONNECTED"
+            return
+        if message.kind == "job":
+            if message.body.startswith("-ERR") and not leg.answered and not leg.ended:
+                # Failed before (or without) a channel: close the CDR now. A hangup event
+                # reported later for the same UUID is a duplicate and bills nothing.
+                leg.ended = leg.closed = True
+                leg.cause = message.body[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
+                hangup = billing.Hangup(leg.uuid, leg.cause, 0)
+                self.db.run(billing.close_leg, hangup, self.settings.billing)
+                self.dialer.notify(self.plan.request_id)
+            return
+        name = message.event.get("Event-Name") if message.kind == "event" else None
+        if name == "CHANNEL_ANSWER":
+            leg.answered = True
+            self.db.run(mark_leg, leg.uuid, state="answered", answered_at=utcnow())
+        elif name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA") and not leg.answered:
+            state = "early_media" if name == "CHANNEL_PROGRESS_MEDIA" else "ringing"
+            self.db.run(mark_leg, leg.uuid, state=state)
+        elif name == "CHANNEL_BRIDGE":
+            self.db.run(mark_leg, leg.uuid, state="bridged")
+        elif name == "CHANNEL_HANGUP":
+            leg.ended = True
+            leg.cause = message.event.get("Hangup-Cause")
+            self.db.run(mark_leg, leg.uuid, state="hung_up")
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            leg.ended = leg.closed = True
+            leg.cause = leg.cause or message.event.get("Hangup-Cause")
+            self.dialer.close_leg(message.event)
+        else:
+            return
+        self.dialer.notify(self.plan.request_id)
+
+    def wait_until_ended(self) -> None:
+        """After the bridge: wait for both legs to hang up and their CDRs to be billed."""
+        limit = (self.authorisation.max_duration if self.authorisation else 0) or 4 * 3600
+        self.wait(lambda _: all(leg.closed for leg in self.legs.values()), limit + 60)
+
+    # -- state and money ------------------------------------------------------------------
+
+    def authorise(self, destination: str | None) -> str | None:
+        """Billing's answer for the current numbers: None when allowed, else a prompt to play.
+
+        Outside the IVR (no session, or not two-stage) a refusal ends the flow.
+        """
+        leg_a = self.legs.get("a")
+        head_start = 0
+        if destination is not None and leg_a is not None and leg_a.answered:
+            head_start = self.settings.callback.originate_timeout_seconds + self.seconds_up(leg_a)
+        auth = self.db.run(
+            billing.authorise,
+            self.account_id,
+            self.plan.request_id,
+            self.plan.source,
+            destination,
+            self.settings.billing,
+            leg_a_head_start=head_start,
+        )
+        if auth.allowed:
+            self.authorisation = auth
+            if leg_a is not None:
+                self.db.run(billing.open_leg, auth, "a", leg_a.uuid, leg_a.node)
+            return None
+        log.info("request %s: refused %s (%s)", self.plan.request_id, auth.refusal, auth.detail)
+        if self.session is None or self.plan.mode != "two_stage":
+            raise FlowEnded(State.FAILED, auth.refusal.value, auth.detail)
+        prompts = self.settings.ivr
+        return {
+            billing.Refusal.BALANCE_TOO_LOW: prompts.balance_too_low,
+            billing.Refusal.NO_RATE_DESTINATION: prompts.no_rate,
+            billing.Refusal.DESTINATION_DENIED: prompts.destination_denied,
+        }.get(auth.refusal, prompts.call_failed)
+
+    def seconds_up(self, leg: LegState) -> int:
+        """Whole seconds since the leg answered (rounded up)."""
+        answered = self.db.run(
+            lambda: Leg.select(Leg.answered_at).where(Leg.uuid == leg.uuid).scalar()
+        )
+        return int((utcnow() - answered).total_seconds()) + 1 if answered else 0
+
+    def prompt_for(self, cause: str) -> str:
+        prompts = self.settings.ivr
+        if causes.is_busy(cause):
+            return prompts.destination_busy
+        if causes.is_no_answer(cause):
+            return prompts.no_answer
+        return prompts.call_failed
+
+    def advance(self, state: State, **fields: Any) -> None:
+        self.db.run(requests.advance, self.plan.request_id, state, **fields)
+        self.state = state
+        self.dialer.notify(self.plan.request_id)
+
+    def finish(self, state: State, cause: str | None, detail: str = "") -> None:
+        """End the request: legs hung up, their CDRs awaited, the hold released."""
+        for leg in self.legs.values():
+            if not leg.closed:
+                self.api(commands.uuid_kill(leg.uuid, "NORMAL_CLEARING"))
+        if not self.wait(lambda _: all(leg.closed for leg in self.legs.values()), GRACE_SECONDS):
+            open_legs = [leg.uuid for leg in self.legs.values() if not leg.closed]
+            if open_legs:
+                log.warning(
+                    "request %s: no hangup reported for %s; reconciliation will close them",
+                    self.plan.request_id,
+                    open_legs,
+                )
+        self.dialer.router.unregister(self.key)
+        self.db.run(billing.release_reservations, self.plan.request_id)
+        self.db.run(
+            requests.finish,
+            self.plan.request_id,
+            state,
+            failure_cause=cause,
+            failure_detail=detail or None,
+        )
+        self.dialer.notify(self.plan.request_id)
+
+    # -- small things ---------------------------------------------------------------------
+
+    def ivr(self) -> Ivr:
+        return Ivr(self.session, self.settings.ivr, timeout=self.settings.ivr.app_timeout_seconds)
+
+    def guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a step on leg A's session; if the caller hung up, end the flow as cancelled."""
+        try:
+            return fn(*args, **kwargs)
+        except ChannelGone as exc:
+            leg_b = self.legs.get("b")
+            if leg_b is not None:
+                self.give_up(leg_b, "ORIGINATOR_CANCEL")
+            raise FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", f"during {self.state}") from exc
+
+
+def abandon_requests_without_legs() -> int:
+    """At start-up: live requests with no open leg were left by a previous run; fail them."""
+    stale = [
+        request.id
+        for request in CallbackRequest.select(CallbackRequest.id).where(
+            CallbackRequest.state.in_(requests.LIVE)
+        )
+        if not Leg.select().where(Leg.request == request.id, Leg.billed == False).exists()  # noqa: E712
+    ]
+    for request_id in stale:
+        requests.finish(request_id, State.FAILED, failure_cause="CONTROLLER_RESTARTED")
+        billing.release_reservations(request_id)
+    return len(stale)
+
+
+def parse_channels(reply: str) -> set[str]:
+    """The UUIDs in a `show channels as json` reply (`{"row_count": 0}` when none)."""
+    text = reply.strip()
+    if text.startswith("-ERR"):
+        raise RuntimeError(text)
+    data = json.loads(text)
+    return {row["uuid"] for row in data.get("rows", [])}
+
+
+def open_legs_on(node: str) -> list[tuple[str, int, str]]:
+    """(leg UUID, request id, request state) of the unbilled legs on a node."""
+    return list(
+        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
+        .join(CallbackRequest)
+        .where(Leg.node == node, Leg.billed == False)  # noqa: E712
+        .tuples()
+    )
+
+
+def settle_orphan_request(request_id: int) -> None:
+    """End a request without a flow once all its legs are billed (bridged ones completed)."""
+    if Leg.select().where(Leg.request == request_id, Leg.billed == False).exists():  # noqa: E712
+        return
+    request = CallbackRequest.get_by_id(request_id)
+    if request.state in requests.LIVE:
+        bridged = request.state == State.BRIDGED
+        requests.finish(
+            request_id,
+            State.COMPLETED if bridged else State.FAILED,
+            failure_cause=None if bridged else "CONTROLLER_RESTARTED",
+        )
+    billing.release_reservations(request_id)
+
+
+def mark_leg(uuid: str, **fields: Any) -> None:
+    """Record what a leg is doing (for live status), unless its CDR is already closed."""
+    Leg.update(fields).where(Leg.uuid == uuid, Leg.billed == False).execute()  # noqa: E712

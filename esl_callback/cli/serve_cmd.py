@@ -1,0 +1,51 @@
+"""`esl-callback serve`: the controller, until SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+import gevent
+from gevent.event import Event
+
+from esl_callback.cli.common import fail
+from esl_callback.cli.config_cmd import load_settings_or_exit
+from esl_callback.db import DatabaseError
+from esl_callback.logs import setup_logging
+from esl_callback.service import Service
+
+
+def run_until_signalled(service: Service) -> None:
+    """Block until SIGTERM or SIGINT, then stop the service gracefully."""
+    stop = Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stop.set)
+    stop.wait()
+    click.echo("stopping: letting live calls finish", err=True)
+    service.stop()
+
+
+@click.command("serve")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (default: built-in defaults and ESL_CALLBACK_* variables).",
+)
+def serve(config_path: str | None) -> None:
+    """Run the controller: outbound socket server, FreeSWITCH connections, dialer."""
+    settings = load_settings_or_exit(config_path)
+    setup_logging(settings.logging)
+    service = Service(settings)
+    try:
+        service.start()
+    except DatabaseError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        out = settings.outbound
+        fail(f"cannot listen on {out.bind}:{out.port} ({exc.strerror}); is another serve running?")
+    run_until_signalled(service)
+
+
+COMMANDS = [serve]

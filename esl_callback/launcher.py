@@ -1,0 +1,22 @@
+"""The `esl-callback` console entry point.
+
+Commands that run servers (serve, demo, sim, bench) need gevent's monkey patching, and it must
+happen before anything imports `socket` or `threading`: so it is decided here, from the command
+line, before the CLI (and everything it imports) is loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+
+GEVENT_COMMANDS = frozenset({"serve", "demo", "sim", "bench", "call"})
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] in GEVENT_COMMANDS:
+        from gevent import monkey
+
+        monkey.patch_all()
+    from esl_callback.cli import main as cli
+
+    cli()

@@ -1,0 +1,122 @@
+"""The controller process: database, FreeSWITCH connections, outbound socket server, dialer.
+
+`Service(settings).start()` brings everything up in the current gevent hub; `stop()` takes it
+down gracefully (live outbound sessions may finish). `esl-callback serve` runs one under
+gevent's monkey patching and stops it on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent.monkey
+
+from esl_callback.callback import dialer as dialer_module
+from esl_callback.callback.dialer import Dialer, event_variable
+from esl_callback.config import Settings
+from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
+from esl_callback.switch.connection import Backoff, InboundConnection
+from esl_callback.switch.outbound import OutboundChannel, OutboundServer
+from esl_callback.switch.router import EventRouter
+
+log = logging.getLogger(__name__)
+
+# Only what the dialer and billing need: FreeSWITCH drops a listener 500 events behind.
+SUBSCRIBED_EVENTS = (
+    "CHANNEL_PROGRESS",
+    "CHANNEL_PROGRESS_MEDIA",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_HANGUP",
+    "CHANNEL_HANGUP_COMPLETE",
+    "BACKGROUND_JOB",
+)
+
+
+class Service:
+    """Everything `esl-callback serve` runs, wired together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database.url, settings.database.pool_size)
+        self.router = EventRouter()
+        fs = settings.freeswitch
+        self.nodes = [
+            InboundConnection(
+                node,
+                events=SUBSCRIBED_EVENTS,
+                on_event=self.router.dispatch,
+                on_connected=self.on_node_connected,
+                command_timeout=node.command_timeout_seconds,
+                connect_timeout=node.connect_timeout_seconds,
+                backoff=Backoff(fs.reconnect_min_seconds, fs.reconnect_max_seconds),
+            )
+            for node in fs.nodes
+        ]
+        self.dialer = Dialer(self.db, settings, self.nodes, self.router)
+        self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
+        out = settings.outbound
+        self.outbound = OutboundServer(
+            self.on_channel,
+            host=out.bind,
+            port=out.port,
+            allow=[str(network) for network in out.allow],
+            max_sessions=out.max_sessions,
+        )
+
+    def start(self) -> Service:
+        """Check the database, recover what a previous run left, connect, listen."""
+        self.check_database()
+        if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
+            make_psycopg2_cooperative()
+        abandoned = self.db.run(dialer_module.abandon_requests_without_legs)
+        if abandoned:
+            log.warning("%d requests left by a previous run were marked failed", abandoned)
+        self.outbound.start()
+        for node in self.nodes:
+            node.start()
+        log.info(
+            "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
+            self.outbound.host,
+            self.outbound.port,
+            ", ".join(f"{n.name}={n.host}:{n.port}" for n in self.nodes),
+            self.db.display_url,
+        )
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting calls, let live sessions finish (up to `timeout`), disconnect."""
+        self.outbound.stop(timeout)
+        for node in self.nodes:
+            node.stop()
+        self.db.close()
+        log.info("esl-callback stopped")
+
+    def check_database(self) -> None:
+        """Refuse to run on a database that is unreachable or on another schema version."""
+        self.db.check()
+        version = self.db.schema_version()
+        if version is None:
+            raise DatabaseError(
+                f"{self.db.display_url} is not initialised; run `esl-callback db init`"
+            )
+        if version != latest_version():
+            raise DatabaseError(
+                f"{self.db.display_url} has schema version {version}, this code needs "
+                f"{latest_version()}; run `esl-callback db upgrade`"
+            )
+
+    def on_node_connected(self, node: InboundConnection) -> None:
+        """After every (re)connect: make the database agree with what the switch has."""
+        self.dialer.reconcile(node)
+
+    def on_channel(self, channel: OutboundChannel) -> None:
+        """A channel reached our outbound server: a trigger call, or leg A of a callback."""
+        data: Any = channel.connect()
+        channel.myevents()
+        if event_variable(data, "callback_request_id"):
+            channel.linger()
+            self.dialer.handle_leg_session(channel, data)
+        else:
+            self.dialer.handle_trigger(channel, data)

@@ -1,0 +1,83 @@
+"""The account as its user sees it: balance, numbers, default callback number, payments.
+
+Run these through `Database.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esl_callback import accounts
+from esl_callback.callback import billing
+from esl_callback.callback.status import amount, iso
+from esl_callback.models import Account, CallerId, Payment
+from esl_callback.web.errors import Conflict, Invalid, NotFound
+
+
+def own_numbers(account_id: int) -> list[CallerId]:
+    return list(CallerId.select().where(CallerId.account == account_id).order_by(CallerId.number))
+
+
+def overview(account_id: int) -> dict[str, Any]:
+    """Balance, currency, the account's numbers and its default callback number."""
+    account = Account.get_by_id(account_id)
+    return {
+        "name": account.name,
+        "status": account.status,
+        "balance": amount(account.balance),
+        "available": amount(billing.available_balance(account)),
+        "currency": account.currency,
+        "default_callback_number": account.default_callback_number,
+        "allow_any_source": account.allow_any_source,
+        "max_concurrent_calls": account.max_concurrent_calls,
+        "numbers": [
+            {
+                "number": caller_id.number,
+                "verified_at": iso(caller_id.verified_at),
+                "default": caller_id.number == account.default_callback_number,
+            }
+            for caller_id in own_numbers(account_id)
+        ],
+    }
+
+
+def set_default_number(account_id: int, digits: str) -> None:
+    """Make one of the account's own numbers its default callback number."""
+    if (
+        not CallerId.select()
+        .where(CallerId.account == account_id, CallerId.number == digits)
+        .exists()
+    ):
+        raise Invalid(
+            f"number: {digits} is not one of your numbers; add and verify it first",
+            field="number",
+        )
+    accounts.update_account(Account.get_by_id(account_id), default_callback_number=digits)
+
+
+def remove_number(account_id: int, digits: str) -> None:
+    """Remove one of the account's numbers (not its default callback number)."""
+    if (
+        not CallerId.select()
+        .where(CallerId.account == account_id, CallerId.number == digits)
+        .exists()
+    ):
+        raise NotFound(f"{digits} is not one of your numbers")
+    try:
+        accounts.remove_caller_id(digits)
+    except accounts.AccountError as exc:
+        raise Conflict(str(exc), field="number") from None
+
+
+def describe_payment(payment: Payment) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "amount": amount(payment.amount),
+        "reference": payment.reference,
+        "created_at": iso(payment.created_at),
+    }
+
+
+def payments(account_id: int) -> list[dict[str, Any]]:
+    """The account's payments, newest first."""
+    return [describe_payment(p) for p in billing.payments_of(account_id)]

@@ -1,0 +1,104 @@
+"""The Flask application: portal pages and the JSON API, over one set of domain functions."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from esl_callback.callback.status import StatusHub
+from esl_callback.db import Database
+from esl_callback.web import api, auth, pages
+from esl_callback.web.errors import WebError
+from esl_callback.web.formats import money, when
+from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def create_app(settings: Any, database: Database, dialer: CallStarter | None) -> Flask:
+    """The portal for `settings` (config.Settings) on `database`.
+
+    `dialer` starts and cancels calls and tells the live status of every change (the app adds
+    its listener to `dialer.listeners`); None serves everything but placing calls (503).
+    """
+    app = Flask(__name__)
+    secret = settings.web.secret
+    if not secret:
+        log.warning("web.secret is not set: sessions end when the process restarts")
+        secret = secrets.token_hex(32)
+    app.config.update(
+        SECRET_KEY=secret,
+        SESSION_COOKIE_NAME="esl_callback_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.web.secure_cookies,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.web.session_lifetime_seconds),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+    )
+    hub = StatusHub()
+    if dialer is not None:
+        dialer.listeners.append(hub.publish)
+    app.extensions[EXTENSION] = Portal(settings, database, dialer, hub)
+    app.before_request(identify)
+    app.after_request(security_headers)
+    app.register_error_handler(WebError, web_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.context_processor(template_globals)
+    app.add_template_filter(money)
+    app.add_template_filter(when)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(pages.blueprint)
+    return app
+
+
+def identify() -> None:
+    """Who makes the request (None for no one); pages and API decide what that allows."""
+    g.user = None if request.endpoint == "static" else auth.resolve_user(portal())
+
+
+def wants_json() -> bool:
+    return request.path.startswith(api.PREFIX)
+
+
+def security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def web_error(exc: WebError) -> Any:
+    if wants_json():
+        response = api.error_response(exc)
+    else:
+        body = render_template("error.html", status=exc.status, message=exc.message)
+        response = Response(body, exc.status)
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def http_error(exc: HTTPException) -> Any:
+    status = exc.code or 500
+    message = exc.description if status < 500 else "internal error; it has been logged"
+    if wants_json():
+        return api.error_response(WebError(message), status=status, code=exc.name)
+    return render_template("error.html", status=status, message=message), status
+
+
+def template_globals() -> dict[str, Any]:
+    return {"user": g.get("user"), "csrf_token": auth.csrf_token}

@@ -1,0 +1,223 @@
+"""Who is asking: logins with lockout, sessions, CSRF tokens and per-user API tokens.
+
+A browser logs in with a form and then carries a signed session cookie (HttpOnly, SameSite=Lax,
+Secure unless `web.secure_cookies` is off); every state-changing request it makes must carry the
+session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`). A desktop or mobile client
+sends `Authorization: Bearer <token>` instead; no cookie is involved, so no CSRF token either.
+
+Failed logins are persisted (`lockout`, kind "login"): a username is locked after
+`web.login_max_failures` failures within `web.login_lockout_seconds`, an address after
+`IP_FAILURE_FACTOR` times as many (many usernames tried from one place). A locked login is refused
+before its password is even checked. Argon2 runs in gevent's thread pool, never on the loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+import gevent
+from flask import request, session
+
+from esl_callback import lockout
+from esl_callback.db import utcnow
+from esl_callback.hashing import hash_api_token, hash_password, new_api_token, verify_password
+from esl_callback.models import Account, WebUser
+from esl_callback.web.errors import Forbidden, TooMany, Unauthorised
+from esl_callback.web.portal import Portal
+
+LOGIN = "login"
+IP_FAILURE_FACTOR = 5
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The logged-in user and what every page shows of their account."""
+
+    id: int
+    username: str
+    account_id: int
+    account_name: str
+    account_active: bool
+    balance: Decimal
+    currency: str
+    default_callback_number: str | None
+    allow_any_source: bool
+    fingerprint: str  # changes with the password: a password change ends old sessions
+
+
+def fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _current(user: WebUser, account: Account) -> CurrentUser:
+    return CurrentUser(
+        id=user.id,
+        username=user.username,
+        account_id=account.id,
+        account_name=account.name,
+        account_active=account.is_active,
+        balance=account.balance,
+        currency=account.currency,
+        default_callback_number=account.default_callback_number,
+        allow_any_source=account.allow_any_source,
+        fingerprint=fingerprint(user.password_hash),
+    )
+
+
+def _load(*where: object) -> CurrentUser | None:
+    row = WebUser.select(WebUser, Account).join(Account).where(*where).first()
+    return None if row is None else _current(row, row.account)
+
+
+def load_user(user_id: int) -> CurrentUser | None:
+    """The user with this id and their account (run through `Database.run`)."""
+    return _load(WebUser.id == user_id)
+
+
+def user_for_token(token: str) -> CurrentUser | None:
+    """The user whose API token this is (run through `Database.run`)."""
+    return _load(WebUser.api_token_hash == hash_api_token(token))
+
+
+# -- logging in -----------------------------------------------------------------------------
+
+
+def _keys(username: str, address: str) -> tuple[str, str]:
+    return f"user:{username.strip().lower()}", f"ip:{address}"
+
+
+def _locked(username: str, address: str, limit: int, window: int) -> bool:
+    user_key, ip_key = _keys(username, address)
+    return lockout.is_locked(LOGIN, (user_key,), limit, window) or lockout.is_locked(
+        LOGIN, (ip_key,), limit * IP_FAILURE_FACTOR, window
+    )
+
+
+def _find_user(username: str) -> WebUser | None:
+    return WebUser.get_or_none(WebUser.username == username.strip())
+
+
+def _succeeded(user_id: int, username: str, address: str) -> CurrentUser | None:
+    lockout.clear(LOGIN, _keys(username, address)[0])
+    WebUser.update(last_login_at=utcnow()).where(WebUser.id == user_id).execute()
+    return load_user(user_id)
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """A hash to check unknown usernames against, so they take as long as known ones."""
+    return hash_password(secrets.token_hex(16))
+
+
+def check_password(stored_hash: str | None, candidate: str) -> bool:
+    """Argon2 verification in gevent's thread pool (it costs tens of ms of CPU)."""
+    return gevent.get_hub().threadpool.apply(verify_password, (stored_hash, candidate))
+
+
+def attempt_login(portal: Portal, username: str, password: str, address: str) -> CurrentUser:
+    """The user if the password is right; else Unauthorised, or TooMany while locked out."""
+    web = portal.settings.web
+    window = web.login_lockout_seconds
+    if portal.run(_locked, username, address, web.login_max_failures, window):
+        minutes = max(window // 60, 1)
+        raise TooMany(
+            f"too many failed logins; try again in about {minutes} minute(s)", retry_after=window
+        )
+    user = portal.run(_find_user, username) if username.strip() else None
+    if not check_password(user.password_hash if user else _decoy_hash(), password) or not user:
+        portal.run(lockout.record_failure, LOGIN, *_keys(username, address))
+        raise Unauthorised("wrong username or password")
+    current = portal.run(_succeeded, user.id, username, address)
+    if current is None:
+        raise Unauthorised("wrong username or password")
+    return current
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def issue_token(user_id: int) -> str:
+    """A new API token for the user, replacing any previous one; only its hash is kept."""
+    token = new_api_token()
+    WebUser.update(api_token_hash=hash_api_token(token)).where(WebUser.id == user_id).execute()
+    return token
+
+
+def revoke_token(user_id: int) -> None:
+    WebUser.update(api_token_hash=None).where(WebUser.id == user_id).execute()
+
+
+def has_token(user_id: int) -> bool:
+    return (
+        WebUser.select()
+        .where(WebUser.id == user_id, WebUser.api_token_hash.is_null(False))
+        .exists()
+    )
+
+
+# -- sessions and CSRF ----------------------------------------------------------------------
+
+
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer ...` header, if the request has one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def resolve_user(portal: Portal) -> CurrentUser | None:
+    """The user a request is made by: its bearer token, else its session; None if neither."""
+    token = bearer_token()
+    if token is not None:
+        user = portal.run(user_for_token, token)
+        if user is None:
+            raise Unauthorised("invalid API token")
+        return user
+    user_id = session.get("uid")
+    if not isinstance(user_id, int):
+        return None
+    user = portal.run(load_user, user_id)
+    if user is None or not hmac.compare_digest(session.get("fp", ""), user.fingerprint):
+        session.clear()
+        return None
+    return user
+
+
+def start_session(user: CurrentUser) -> None:
+    """A fresh session for a user who just logged in (never reuse the one before login)."""
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["fp"] = user.fingerprint
+    session[CSRF_FIELD] = secrets.token_urlsafe(32)
+
+
+def end_session() -> None:
+    session.clear()
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use (the login form needs one too)."""
+    token = session.get(CSRF_FIELD)
+    if not token:
+        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf() -> None:
+    """Refuse a state-changing request made with the session cookie but without its token."""
+    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
+    expected = session.get(CSRF_FIELD) or ""
+    if not expected or not hmac.compare_digest(sent, expected):
+        raise Forbidden(
+            "the form is missing its security token or it has expired; reload the page and "
+            "try again"
+        )

@@ -1,0 +1,128 @@
+"""Starting and cancelling web callbacks, with the abuse protection in front of the dialer.
+
+Before a callback is stored: the account must be active; the source must be one of the account's
+own numbers unless the account may use any (`Account.allow_any_source`) or the operator allows it
+to everyone (`callback.source_must_be_own_number: false`); the account may start at most
+`callback.requests_per_minute` requests a minute and have at most its `max_concurrent_calls`
+(default `callback.max_concurrent_calls`) live at once. Billing then authorises the call itself
+(destination policy, rates, balance) as for any callback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from esl_callback.callback.requests import LIVE
+from esl_callback.db import utcnow
+from esl_callback.models import Account, CallbackRequest, CallerId
+from esl_callback.web import history, inputs
+from esl_callback.web.auth import CurrentUser
+from esl_callback.web.errors import Conflict, Forbidden, Invalid, TooMany, Unavailable
+from esl_callback.web.portal import Portal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CallbackOrder:
+    source: str
+    destination: str
+    mode: str
+
+
+def read_order(data: Any, user: CurrentUser, rules: Any) -> CallbackOrder:
+    """Source (default: the account's callback number), destination and mode from a form/JSON."""
+    raw_source = data.get("source") or user.default_callback_number
+    if not raw_source:
+        raise Invalid(
+            "source: choose the number to call you on (the account has no default callback number)",
+            field="source",
+        )
+    source = inputs.number(raw_source, "source", "source", rules)
+    destination = inputs.number(data.get("destination"), "destination", "destination", rules)
+    if source == destination:
+        raise Invalid("destination: must differ from the source", field="destination")
+    return CallbackOrder(source, destination, inputs.mode(data.get("mode")))
+
+
+def concurrent_limit(account: Account, settings: Any) -> int:
+    if account.max_concurrent_calls is not None:
+        return account.max_concurrent_calls
+    return settings.callback.max_concurrent_calls
+
+
+def check_allowed(account_id: int, source: str, settings: Any) -> Account:
+    """The account, if it may start a callback from `source` now (run through Database.run)."""
+    account = Account.get_by_id(account_id)
+    if not account.is_active:
+        raise Forbidden(f"account {account.name} is {account.status}; calls cannot be placed")
+    own = CallerId.select().where(CallerId.account == account_id, CallerId.number == source)
+    must_own = settings.callback.source_must_be_own_number and not account.allow_any_source
+    if must_own and not own.exists():
+        raise Forbidden(
+            f"source: {source} is not one of your numbers; add it under Settings first",
+            field="source",
+        )
+    per_minute = settings.callback.requests_per_minute
+    recent = (
+        CallbackRequest.select()
+        .where(
+            CallbackRequest.account == account_id,
+            CallbackRequest.created_at >= utcnow() - timedelta(minutes=1),
+        )
+        .count()
+    )
+    if recent >= per_minute:
+        raise TooMany(
+            f"at most {per_minute} callbacks a minute; wait a moment and try again",
+            retry_after=60,
+        )
+    limit = concurrent_limit(account, settings)
+    live = (
+        CallbackRequest.select()
+        .where(CallbackRequest.account == account_id, CallbackRequest.state.in_(LIVE))
+        .count()
+    )
+    if live >= limit:
+        raise TooMany(
+            f"{live} of your calls are in progress and the limit is {limit}; wait until one ends",
+            retry_after=30,
+        )
+    return account
+
+
+def start(portal: Portal, user: CurrentUser, data: Any) -> dict[str, Any]:
+    """Check and start a callback; its status snapshot."""
+    order = read_order(data, user, portal.settings.numbers)
+    dialer = portal.require_dialer()
+    with portal.account_lock(user.account_id):
+        account = portal.run(check_allowed, user.account_id, order.source, portal.settings)
+        try:
+            request = dialer.start_callback(account, order.source, order.destination, order.mode)
+        except Exception as exc:  # e.g. no switch connected at this moment
+            log.exception("web user %s: the callback could not be started", user.username)
+            raise Unavailable(f"the call could not be started: {exc}") from exc
+    log.info(
+        "web user %s started callback %s -> %s (%s)",
+        user.username,
+        order.source,
+        order.destination,
+        order.mode,
+        extra={"request_id": request.id},
+    )
+    return portal.run(history.request_status, user.account_id, request.id)
+
+
+def cancel(portal: Portal, user: CurrentUser, request_id: int) -> dict[str, Any]:
+    """Hang up both legs of one of the user's live requests; its status snapshot."""
+    request = portal.run(history.owned_request, user.account_id, request_id)
+    if request.state not in LIVE:
+        raise Conflict(f"callback {request_id} has already ended ({request.state})")
+    dialer = portal.require_dialer()
+    if not dialer.cancel(request_id, f"cancelled by web user {user.username}"):
+        raise Conflict(f"callback {request_id} is not being handled by this server")
+    log.info("web user %s cancelled the callback", user.username, extra={"request_id": request_id})
+    return portal.run(history.request_status, user.account_id, request_id)

@@ -1,0 +1,189 @@
+"""The phone book of an account: entries, search, CSV import and export.
+
+Functions taking `account_id` only ever see that account's entries: an entry of another account
+is "not found", exactly like one that does not exist. Run them through `Database.run`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from esl_callback import numbers
+from esl_callback.callback.status import iso
+from esl_callback.db import database_proxy, utcnow
+from esl_callback.models import PhoneBookEntry
+from esl_callback.web import inputs
+from esl_callback.web.errors import Invalid, NotFound
+from esl_callback.web.paging import Page, paginate
+
+CSV_COLUMNS = ("name", "number", "notes")
+MAX_IMPORT_ROWS = 5000
+NAME_LENGTH, NOTES_LENGTH = 128, 1000
+# Spreadsheets run cells starting with these as formulas: exported text gets a leading quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Fields:
+    name: str
+    number: str
+    notes: str
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+
+
+def read_fields(data: Any, rules: numbers.NumberRules) -> Fields:
+    """An entry's fields from a form or JSON object, validated."""
+    return Fields(
+        name=inputs.text(data.get("name"), "name", "name", max_length=NAME_LENGTH),
+        number=inputs.number(data.get("number"), "number", "number", rules),
+        notes=inputs.text(
+            data.get("notes"), "notes", "notes", max_length=NOTES_LENGTH, required=False
+        ),
+    )
+
+
+def describe(entry: PhoneBookEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "number": entry.number,
+        "notes": entry.notes,
+        "created_at": iso(entry.created_at),
+        "updated_at": iso(entry.updated_at),
+    }
+
+
+def search(account_id: int, query: str, wanted: inputs.PageRequest) -> Page:
+    """Entries whose name or number contains `query` (all when empty), by name."""
+    select = PhoneBookEntry.select().where(PhoneBookEntry.account == account_id)
+    query = query.strip()
+    if query:
+        digits = "".join(ch for ch in query if ch in numbers.ASCII_DIGITS)
+        matches = PhoneBookEntry.name.contains(query)  # case-insensitive (ILIKE / LIKE)
+        if digits:
+            matches |= PhoneBookEntry.number.contains(digits)
+        select = select.where(matches)
+    return paginate(select.order_by(PhoneBookEntry.name, PhoneBookEntry.id), wanted)
+
+
+def all_entries(account_id: int) -> list[PhoneBookEntry]:
+    return list(
+        PhoneBookEntry.select()
+        .where(PhoneBookEntry.account == account_id)
+        .order_by(PhoneBookEntry.name, PhoneBookEntry.id)
+    )
+
+
+def get(account_id: int, entry_id: int) -> PhoneBookEntry:
+    entry = PhoneBookEntry.get_or_none(
+        PhoneBookEntry.id == entry_id, PhoneBookEntry.account == account_id
+    )
+    if entry is None:
+        raise NotFound(f"no phone-book entry {entry_id}")
+    return entry
+
+
+def create(account_id: int, fields: Fields) -> PhoneBookEntry:
+    now = utcnow()
+    return PhoneBookEntry.create(
+        account=account_id,
+        name=fields.name,
+        number=fields.number,
+        notes=fields.notes,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
+    with database_proxy.atomic():
+        entry = get(account_id, entry_id)
+        entry.name, entry.number, entry.notes = fields.name, fields.number, fields.notes
+        entry.updated_at = utcnow()
+        entry.save()
+    return entry
+
+
+def delete(account_id: int, entry_id: int) -> PhoneBookEntry:
+    """Delete one of the account's entries; the entry as it was."""
+    with database_proxy.atomic():
+        entry = get(account_id, entry_id)
+        entry.delete_instance()
+    return entry
+
+
+def parse_csv(text: str, rules: numbers.NumberRules) -> tuple[list[Fields], list[str]]:
+    """Rows of a CSV with a header naming `name` and `number` (and optionally `notes`).
+
+    Returns the valid rows and one message per bad row, with its line number.
+    """
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    if "name" not in header or "number" not in header:
+        return [], ["line 1: the first line must name the columns, e.g. name,number,notes"]
+    reader.fieldnames = header
+    rows, errors = [], []
+    for index, row in enumerate(reader):
+        line = reader.line_num
+        if index >= MAX_IMPORT_ROWS:
+            errors.append(f"line {line}: at most {MAX_IMPORT_ROWS} entries per import")
+            break
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue
+        row = {key: unquote_formula(value) for key, value in row.items() if key}
+        try:
+            rows.append(read_fields(row, rules))
+        except Invalid as exc:
+            errors.append(f"line {line}: {exc.message}")
+    return rows, errors
+
+
+def import_rows(account_id: int, rows: list[Fields]) -> ImportResult:
+    """Add the rows; a row whose number is already in the book updates that entry instead."""
+    result = ImportResult()
+    now = utcnow()
+    with database_proxy.atomic():
+        existing = {
+            entry.number: entry
+            for entry in PhoneBookEntry.select().where(PhoneBookEntry.account == account_id)
+        }
+        for row in rows:
+            entry = existing.get(row.number)
+            if entry is None:
+                existing[row.number] = create(account_id, row)
+                result.created += 1
+            elif (entry.name, entry.notes) != (row.name, row.notes):
+                entry.name, entry.notes, entry.updated_at = row.name, row.notes, now
+                entry.save()
+                result.updated += 1
+    return result
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Text as exported: a leading quote keeps spreadsheets from running it as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def unquote_formula(value: object) -> object:
+    """Undo `spreadsheet_safe` on import."""
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def export_csv(account_id: int) -> str:
+    """The whole phone book as CSV (name, number, notes), importable again."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for entry in all_entries(account_id):
+        writer.writerow([spreadsheet_safe(entry.name), entry.number, spreadsheet_safe(entry.notes)])
+    return out.getvalue()

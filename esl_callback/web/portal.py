@@ -1,0 +1,78 @@
+"""What every view needs: the settings, the database, the dialer and the status hub."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from flask import current_app
+from gevent.lock import Semaphore
+
+from esl_callback.callback.status import StatusHub
+from esl_callback.db import Database
+from esl_callback.models import Account, CallbackRequest
+from esl_callback.web.errors import Unavailable, WebError
+
+T = TypeVar("T")
+EXTENSION = "esl_callback"
+
+
+class CallStarter(Protocol):
+    """The part of `callback.dialer.Dialer` the portal uses."""
+
+    listeners: list[Callable[[int], None]]
+
+    def start_callback(
+        self, account: Account, source: str, destination: str, mode: str, trigger: str = "web"
+    ) -> CallbackRequest: ...
+
+    def cancel(self, request_id: int, reason: str = "cancelled") -> bool: ...
+
+    def verify_number(self, account: Account, number: str, code: str) -> CallbackRequest: ...
+
+
+@dataclass
+class Portal:
+    """The application's collaborators, kept on the Flask app."""
+
+    settings: Any  # config.Settings
+    db: Database
+    dialer: CallStarter | None
+    hub: StatusHub
+    _account_locks: dict[int, Semaphore] = field(default_factory=dict)
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Database work, off the event loop (see `Database.run`).
+
+        A WebError (an expected answer such as "not found") comes back as a value and is raised
+        here, so the database thread does not report it as a crash.
+        """
+        outcome = self.db.run(_capture, fn, args, kwargs)
+        if isinstance(outcome, WebError):
+            raise outcome
+        return outcome
+
+    def require_dialer(self) -> CallStarter:
+        if self.dialer is None:
+            raise Unavailable(
+                "calls cannot be placed right now: the portal is running without a connection "
+                "to the telephone switch"
+            )
+        return self.dialer
+
+    def account_lock(self, account_id: int) -> Semaphore:
+        """Serialises the checks and the start of one account's calls in this process."""
+        return self._account_locks.setdefault(account_id, Semaphore())
+
+
+def _capture(fn: Callable[..., T], args: tuple, kwargs: dict) -> T | WebError:
+    try:
+        return fn(*args, **kwargs)
+    except WebError as exc:
+        return exc
+
+
+def portal() -> Portal:
+    """The portal of the current Flask app."""
+    return current_app.extensions[EXTENSION]

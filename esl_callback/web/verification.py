@@ -1,0 +1,178 @@
+"""Adding a number to an account only after its owner proves they hold it.
+
+The portal shows a random code; the platform calls the number (`Dialer.verify_number`) and asks
+for it on the keypad. The dialer ends that call's request `completed` only when the keyed digits
+match, and anything else `failed` (cause `WRONG_CODE`, or the leg's hangup cause). `settle` reads
+that outcome and, on success, makes the number one of the account's, marked verified.
+
+Limits: `MAX_PER_HOUR` verification calls per account, so the feature cannot be used to ring a
+stranger's phone again and again; a code is good for `LIFETIME`. Run the functions through
+`Database.run`, except `begin`, which does that itself and asks the dialer for the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from esl_callback import accounts
+from esl_callback.callback.requests import TERMINAL, State
+from esl_callback.callback.status import iso, request_failure_words
+from esl_callback.db import database_proxy, utcnow
+from esl_callback.models import Account, CallbackRequest, CallerId
+from esl_callback.models import NumberVerification as Verification
+from esl_callback.web.errors import Conflict, NotFound, TooMany, Unavailable
+from esl_callback.web.portal import Portal
+
+log = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+LIFETIME = timedelta(minutes=10)
+MAX_PER_HOUR = 3
+OPEN = (Verification.PENDING, Verification.CALLING)
+
+
+def new_code() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+
+
+def start(account_id: int, digits: str) -> Verification:
+    """A new verification of `digits` for the account, with a fresh code."""
+    caller_id = CallerId.get_or_none(CallerId.number == digits)
+    if caller_id is not None and caller_id.account_id == account_id:
+        raise Conflict(f"{digits} is already one of your numbers", field="number")
+    if caller_id is not None:
+        raise Conflict(f"{digits} cannot be added to this account", field="number")
+    now = utcnow()
+    with database_proxy.atomic():
+        recent = (
+            Verification.select()
+            .where(
+                Verification.account == account_id,
+                Verification.created_at >= now - timedelta(hours=1),
+            )
+            .count()
+        )
+        if recent >= MAX_PER_HOUR:
+            raise TooMany(
+                f"at most {MAX_PER_HOUR} numbers can be checked per hour; try again later",
+                retry_after=3600,
+            )
+        Verification.update(status=Verification.EXPIRED).where(
+            Verification.account == account_id,
+            Verification.number == digits,
+            Verification.status.in_(OPEN),
+        ).execute()
+        return Verification.create(
+            account=account_id,
+            number=digits,
+            code=new_code(),
+            created_at=now,
+            expires_at=now + LIFETIME,
+        )
+
+
+def begin(portal: Portal, account_id: int, digits: str) -> Verification:
+    """Store a verification of `digits` and have the dialer call it to ask for the code."""
+    dialer = portal.require_dialer()
+    if not hasattr(dialer, "verify_number"):
+        raise Unavailable("number verification calls are not available on this server")
+    started = portal.run(start, account_id, digits)
+    owner = portal.run(Account.get_by_id, account_id)
+    try:
+        call = dialer.verify_number(owner, digits, started.code)
+    except Exception as exc:
+        portal.run(could_not_call, started.id, f"the call could not be started: {exc}")
+        raise
+    portal.run(calling, started.id, call.id)
+    return portal.run(settle, account_id, started.id)
+
+
+def calling(verification_id: int, request_id: int) -> None:
+    """The verification call has been started as request `request_id`."""
+    Verification.update(status=Verification.CALLING, request=request_id).where(
+        Verification.id == verification_id
+    ).execute()
+
+
+def could_not_call(verification_id: int, reason: str) -> None:
+    Verification.update(status=Verification.FAILED, failure=reason[:128]).where(
+        Verification.id == verification_id
+    ).execute()
+
+
+def owned(account_id: int, verification_id: int) -> Verification:
+    verification = Verification.get_or_none(
+        Verification.id == verification_id, Verification.account == account_id
+    )
+    if verification is None:
+        raise NotFound(f"no number verification {verification_id}")
+    return verification
+
+
+def settle(account_id: int, verification_id: int) -> Verification:
+    """The verification, brought up to date with its call's outcome."""
+    with database_proxy.atomic():
+        verification = owned(account_id, verification_id)
+        if verification.status not in OPEN:
+            return verification
+        request = (
+            CallbackRequest.get_or_none(CallbackRequest.id == verification.request_id)
+            if verification.request_id
+            else None
+        )
+        if request is not None and State(request.state) in TERMINAL:
+            if request.state == State.COMPLETED:
+                _verified(verification)
+            else:
+                verification.status = Verification.FAILED
+                verification.failure = (request_failure_words(request) or "the call failed")[:128]
+        elif request is None and utcnow() > verification.expires_at:
+            verification.status = Verification.EXPIRED
+        verification.save()
+    return verification
+
+
+def _verified(verification: Verification) -> None:
+    try:
+        caller_id = accounts.ensure_caller_id(verification.account, verification.number)
+    except accounts.AccountError as exc:
+        verification.status, verification.failure = Verification.FAILED, str(exc)[:128]
+        return
+    now = utcnow()
+    CallerId.update(verified_at=now).where(CallerId.id == caller_id.id).execute()
+    verification.status, verification.verified_at = Verification.VERIFIED, now
+    log.info(
+        "account %s proved it owns %s",
+        verification.account_id,
+        verification.number,
+        extra={"request_id": verification.request_id},
+    )
+
+
+def open_verifications(account_id: int) -> list[Verification]:
+    """The account's verifications that were waiting for their call, newest first, settled now
+    (so a call that just ended shows its outcome once)."""
+    found = (
+        Verification.select()
+        .where(Verification.account == account_id, Verification.status.in_(OPEN))
+        .order_by(Verification.created_at.desc())
+    )
+    return [settle(account_id, v.id) for v in found]
+
+
+def describe(verification: Verification) -> dict[str, Any]:
+    """As the API shows it; the code only while the call may still ask for it."""
+    return {
+        "id": verification.id,
+        "number": verification.number,
+        "status": verification.status,
+        "code": verification.code if verification.status in OPEN else None,
+        "request_id": verification.request_id,
+        "failure": verification.failure,
+        "created_at": iso(verification.created_at),
+        "expires_at": iso(verification.expires_at),
+        "verified_at": iso(verification.verified_at),
+    }

@@ -1,0 +1,117 @@
+"""A running portal for the browser tests, in its own process (Playwright and gevent stay apart).
+
+    python tests/web/portal_process.py DIRECTORY [--switch]
+
+Seeds a SQLite database in DIRECTORY with the accounts below, serves the portal on a free port
+and prints its URL. With --switch it also runs the FreeSWITCH simulator (virtual phones below)
+and the controller (`service.Service`: inbound ESL, outbound server, dialer), so that callbacks
+placed in the browser really ring. Runs until terminated.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+from esl_callback import accounts  # noqa: E402
+from esl_callback.callback import billing  # noqa: E402
+from esl_callback.callback.rating import RateRow, RateSnapshot  # noqa: E402
+from esl_callback.config import settings_from_mapping  # noqa: E402
+from esl_callback.db import Database  # noqa: E402
+from esl_callback.web import create_app, serve_web  # noqa: E402
+
+PASSWORD = "portal password"
+SOURCE = "15550001001"  # alice's phone: answers after 1 s and stays on the line
+ANSWERS = "15550002001"  # answers after 2 s, talks 5 s, hangs up
+BUSY = "15550002004"
+SILENT = "15550002003"  # rings and never answers
+
+PHONES = {
+    SOURCE: {"answer_after": 1},
+    ANSWERS: {"answer_after": 2, "hangup_after": 5},
+    BUSY: {"busy": True},
+    SILENT: {"no_answer": True},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seed(url: str) -> None:
+    database = Database(url)
+    database.init()
+    billing.import_rates(
+        [RateRow(RateSnapshot("1", Decimal("0.12"), Decimal(0), 1, 1), "North America", 0)],
+        replace=True,
+    )
+    for name, number, paid in (("alice", SOURCE, "10"), ("bob", "15550001002", "5")):
+        account = accounts.create_account(name, default_callback_number=number)
+        billing.add_payment(account, paid, f"voucher {name.upper()}-2025")
+        accounts.add_web_user(account, name, PASSWORD)
+    database.close()
+
+
+def settings_for(directory: Path, switch_port: int | None) -> object:
+    data: dict = {
+        "database": {"url": f"sqlite:///{directory / 'portal.db'}"},
+        "web": {"secret": "p" * 40, "secure_cookies": False, "port": free_port()},
+        "callback": {"delay_seconds": 0, "leg_a_retries": 0, "originate_timeout_seconds": 15},
+        "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
+        "logging": {"level": "INFO"},
+    }
+    if switch_port is not None:
+        data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}
+        data["outbound"] = {"port": free_port()}
+    return settings_from_mapping(data, environ={})
+
+
+def start_switch() -> int:
+    from esl_callback.simulator.config import from_mapping
+    from esl_callback.simulator.core import Simulator
+
+    config = from_mapping({"phones": {"context": "phones", "lines": PHONES}})
+    simulator = Simulator(config, listen=("127.0.0.1", 0)).start()
+    return simulator.port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--switch", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(
+        filename=args.directory / "portal.log",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    switch_port = start_switch() if args.switch else None
+    settings = settings_for(args.directory, switch_port)
+    seed(settings.database.url)
+    if args.switch:
+        from esl_callback.service import Service
+
+        service = Service(settings).start()
+        database, dialer = service.db, service.dialer
+    else:
+        database, dialer = Database(settings.database.url), None
+    server = serve_web(create_app(settings, database, dialer), "127.0.0.1", settings.web.port)
+    print(f"http://127.0.0.1:{server.server_port}", flush=True)
+    sys.stdout.close()
+    gevent.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The phone book: add, edit, delete, search, CSV import and export, by API and by page."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from flask.testing import FlaskClient
+from web_helpers import User
+
+from esl_callback.models import PhoneBookEntry
+
+
+def add(client: FlaskClient, user: User, name: str, number: str, notes: str = ""):
+    return client.post(
+        "/api/v1/phonebook",
+        json={"name": name, "number": number, "notes": notes},
+        headers=user.auth,
+    )
+
+
+def names(client: FlaskClient, user: User, query: str = "") -> list[str]:
+    found = client.get("/api/v1/phonebook", query_string={"q": query}, headers=user.auth)
+    return [item["name"] for item in found.json["items"]]
+
+
+def test_entries_are_added_edited_and_deleted(client: FlaskClient, alice: User) -> None:
+    created = add(client, alice, "  Bob  ", "+49 (40) 222-2222", "work")
+    assert created.status_code == 201
+    entry = created.json
+    assert (entry["name"], entry["number"], entry["notes"]) == ("Bob", "49402222222", "work")
+    path = f"/api/v1/phonebook/{entry['id']}"
+    changed = client.put(path, json={"name": "Robert", "number": "040 3333333"}, headers=alice.auth)
+    assert changed.status_code == 200
+    assert (changed.json["name"], changed.json["number"]) == ("Robert", "49403333333")
+    assert client.get(path, headers=alice.auth).json["name"] == "Robert"
+    assert client.delete(path, headers=alice.auth).status_code == 204
+    assert client.get(path, headers=alice.auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ({"name": "", "number": "4940222222"}, "name", "name is required"),
+        (
+            {"name": "x" * 129, "number": "4940222222"},
+            "name",
+            "name is too long (at most 128 characters)",
+        ),
+        (
+            {"name": "Bob", "number": "040-CALL-ME"},
+            "number",
+            "number: only digits 0-9 are allowed, found 'C' in '040-CALL-ME'",
+        ),
+        ({"name": "Bob"}, "number", "number: enter a phone number"),
+        (
+            {"name": "Bob", "number": 4940222222},
+            "number",
+            "number: expected a string of digits, got int",
+        ),
+    ],
+)
+def test_invalid_entries_are_refused_with_a_clear_message(
+    client: FlaskClient, alice: User, entry: dict, field: str, message: str
+) -> None:
+    response = client.post("/api/v1/phonebook", json=entry, headers=alice.auth)
+    assert response.status_code == 422
+    assert response.json["error"] == {"code": "invalid", "message": message, "field": field}
+    assert PhoneBookEntry.select().count() == 0
+
+
+def test_search_matches_names_in_any_case_and_parts_of_numbers(
+    client: FlaskClient, alice: User
+) -> None:
+    add(client, alice, "Bob Builder", "4940222222")
+    add(client, alice, "Carol", "4989333333")
+    add(client, alice, "100% Dave_", "4930444444")
+    assert names(client, alice, "bob") == ["Bob Builder"]
+    assert names(client, alice, "+49 89") == ["Carol"]
+    assert names(client, alice, "%") == ["100% Dave_"]  # wildcards are taken literally
+    assert names(client, alice) == ["100% Dave_", "Bob Builder", "Carol"]
+
+
+def test_the_phone_book_is_paginated(client: FlaskClient, alice: User) -> None:
+    for index in range(5):
+        add(client, alice, f"Person {index}", f"49402222{index:03d}")
+    page = client.get("/api/v1/phonebook?per_page=2&page=3", headers=alice.auth).json
+    assert (page["total"], page["pages"], page["page"]) == (5, 3, 3)
+    assert [item["name"] for item in page["items"]] == ["Person 4"]
+    bad = client.get("/api/v1/phonebook?per_page=500", headers=alice.auth)
+    assert bad.status_code == 422
+    assert bad.json["error"]["field"] == "per_page"
+
+
+def test_another_accounts_entries_are_invisible_and_untouchable(
+    client: FlaskClient, alice: User, bob: User
+) -> None:
+    theirs = add(client, bob, "Bob's mother", "4940999999").json["id"]
+    path = f"/api/v1/phonebook/{theirs}"
+    assert client.get(path, headers=alice.auth).status_code == 404
+    update = client.put(path, json={"name": "x", "number": "4940111111"}, headers=alice.auth)
+    assert update.status_code == 404
+    assert client.delete(path, headers=alice.auth).status_code == 404
+    assert names(client, alice) == []
+    assert "Bob" not in client.get("/api/v1/phonebook.csv", headers=alice.auth).text
+    assert PhoneBookEntry.get_by_id(theirs).name == "Bob's mother"
+
+
+def test_another_accounts_entry_pages_are_not_found(
+    client: FlaskClient, logged_in: str, bob: User
+) -> None:
+    theirs = add(client, bob, "Bob's mother", "4940999999").json["id"]
+    assert client.get(f"/phonebook/{theirs}/edit").status_code == 404
+    posted = client.post(
+        f"/phonebook/{theirs}/edit",
+        data={"name": "x", "number": "4940111111", "csrf_token": logged_in},
+    )
+    assert posted.status_code == 404
+    deleted = client.post(f"/phonebook/{theirs}/delete", data={"csrf_token": logged_in})
+    assert deleted.status_code == 404
+    assert PhoneBookEntry.get_by_id(theirs).name == "Bob's mother"
+
+
+def test_csv_export_and_import_round_trip(client: FlaskClient, alice: User, bob: User) -> None:
+    add(client, alice, "Bob", "4940222222", "likes, commas")
+    add(client, alice, "=HYPERLINK(evil)", "4940333333")
+    exported = client.get("/api/v1/phonebook.csv", headers=alice.auth)
+    assert exported.mimetype == "text/csv"
+    assert exported.headers["Content-Disposition"] == 'attachment; filename="phonebook.csv"'
+    lines = exported.text.splitlines()
+    assert lines[0] == "name,number,notes"
+    assert "'=HYPERLINK(evil),4940333333," in lines  # not run as a formula by spreadsheets
+    imported = client.post(
+        "/api/v1/phonebook/import",
+        data=exported.text,
+        content_type="text/csv",
+        headers=bob.auth,
+    )
+    assert imported.json == {"created": 2, "updated": 0}
+    assert names(client, bob) == ["=HYPERLINK(evil)", "Bob"]
+
+
+def test_importing_updates_entries_with_the_same_number(client: FlaskClient, alice: User) -> None:
+    add(client, alice, "Bob", "4940222222")
+    csv_text = "Name,Number,Notes\nRobert,+49 40 222 222,new\nCarol,4989333333,\n\n"
+    result = client.post(
+        "/api/v1/phonebook/import",
+        data={"file": (io.BytesIO(csv_text.encode()), "contacts.csv")},
+        headers=alice.auth,
+    )
+    assert result.json == {"created": 1, "updated": 1}
+    assert names(client, alice) == ["Carol", "Robert"]
+
+
+def test_an_import_with_bad_lines_imports_nothing_and_lists_them(
+    client: FlaskClient, alice: User
+) -> None:
+    csv_text = "name,number\nGood,4940222222\n,4940333333\nBad,12ab\n"
+    result = client.post(
+        "/api/v1/phonebook/import", data=csv_text, content_type="text/csv", headers=alice.auth
+    )
+    assert result.status_code == 422
+    assert result.json["error"]["lines"] == [
+        "line 3: name is required",
+        "line 4: number: only digits 0-9 are allowed, found 'a' in '12ab'",
+    ]
+    assert names(client, alice) == []
+
+
+def test_an_import_without_a_header_is_refused(client: FlaskClient, alice: User) -> None:
+    result = client.post(
+        "/api/v1/phonebook/import",
+        data="Bob,4940222222\n",
+        content_type="text/csv",
+        headers=alice.auth,
+    )
+    assert result.status_code == 422
+    assert "must name the columns" in result.json["error"]["lines"][0]
+
+
+def test_an_import_that_is_not_utf8_is_refused(client: FlaskClient, alice: User) -> None:
+    result = client.post(
+        "/api/v1/phonebook/import",
+        data="name,number\nJos\xe9,4940222222\n".encode("latin-1"),
+        content_type="text/csv",
+        headers=alice.auth,
+    )
+    assert result.status_code == 422
+    assert result.json["error"]["message"] == "the CSV file must be UTF-8 text"
+
+
+def test_the_phone_book_page_adds_edits_searches_and_deletes(
+    client: FlaskClient, logged_in: str
+) -> None:
+    added = client.post(
+        "/phonebook",
+        data={"name": "Bob", "number": "040 2222222", "notes": "", "csrf_token": logged_in},
+    )
+    assert added.headers["Location"] == "/phonebook"
+    page = client.get("/phonebook")
+    assert "Added Bob." in page.text and "49402222222" in page.text
+    assert 'href="/call?to=49402222222"' in page.text  # call from the entry
+    entry = PhoneBookEntry.get(PhoneBookEntry.name == "Bob")
+    edit = client.get(f"/phonebook/{entry.id}/edit")
+    assert 'value="Bob"' in edit.text
+    client.post(
+        f"/phonebook/{entry.id}/edit",
+        data={"name": "Robert", "number": "4940222222", "csrf_token": logged_in},
+    )
+    assert "Robert" in client.get("/phonebook?q=rob").text
+    assert "Robert" not in client.get("/phonebook?q=carol").text
+    client.post(f"/phonebook/{entry.id}/delete", data={"csrf_token": logged_in})
+    assert "Your phone book is empty." in client.get("/phonebook").text
+
+
+def test_the_phone_book_page_shows_what_is_wrong_with_an_entry(
+    client: FlaskClient, logged_in: str
+) -> None:
+    response = client.post(
+        "/phonebook", data={"name": "Bob", "number": "call me", "csrf_token": logged_in}
+    )
+    assert response.status_code == 422
+    assert 'id="number-error"' in response.text
+    assert "only digits 0-9 are allowed" in response.text
+    assert 'value="Bob"' in response.text  # what was typed is kept
+
+
+def test_the_phone_book_page_imports_and_exports_csv(client: FlaskClient, logged_in: str) -> None:
+    csv_file = (io.BytesIO(b"name,number\nBob,4940222222\n"), "book.csv")
+    imported = client.post(
+        "/phonebook/import",
+        data={"file": csv_file, "csrf_token": logged_in},
+        content_type="multipart/form-data",
+    )
+    assert imported.headers["Location"] == "/phonebook"
+    assert "Imported: 1 added, 0 updated." in client.get("/phonebook").text
+    assert client.get("/phonebook/export.csv").text == "name,number,notes\r\nBob,4940222222,\r\n"
+    empty = client.post(
+        "/phonebook/import", data={"csrf_token": logged_in}, content_type="multipart/form-data"
+    )
+    assert empty.status_code == 422
+    assert "choose a CSV file" in empty.text

@@ -1,0 +1,193 @@
+"""Settings: the default callback number, and adding numbers only after proving ownership."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask.testing import FlaskClient
+from web_helpers import RecordingDialer, User, web_settings
+
+from esl_callback.callback import requests
+from esl_callback.callback.requests import State
+from esl_callback.db import Database, utcnow
+from esl_callback.models import Account, CallbackRequest, CallerId, NumberVerification
+from esl_callback.web import create_app, verification
+
+
+def verify(client: FlaskClient, user: User, number: str):
+    return client.post("/api/v1/numbers/verifications", json={"number": number}, headers=user.auth)
+
+
+def code_keyed(request_id: int) -> None:
+    """End a verification call as the dialer does when the keyed digits match the code.
+
+    The call goes calling_source -> in_ivr -> completed (the last step needs the state machine's
+    in_ivr -> completed transition, asked of the dialer's owner; written directly until then).
+    """
+    requests.advance(request_id, State.CALLING_SOURCE)
+    requests.advance(request_id, State.IN_IVR)
+    CallbackRequest.update(state=State.COMPLETED, ended_at=utcnow()).where(
+        CallbackRequest.id == request_id
+    ).execute()
+
+
+def own_numbers(account: Account) -> list[str]:
+    return [c.number for c in CallerId.select().where(CallerId.account == account.id)]
+
+
+def test_the_default_number_is_chosen_among_the_accounts_numbers(
+    client: FlaskClient, alice: User, bob: User
+) -> None:
+    CallerId.create(account=alice.account, number="4930999999")
+    changed = client.put(
+        "/api/v1/account/default-number", json={"number": "030 999999"}, headers=alice.auth
+    )
+    assert changed.status_code == 200
+    assert changed.json["default_callback_number"] == "4930999999"
+    refused = client.put(
+        "/api/v1/account/default-number", json={"number": "4930222222"}, headers=alice.auth
+    )
+    assert refused.status_code == 422
+    assert "4930222222 is not one of your numbers" in refused.json["error"]["message"]
+    assert Account.get_by_id(alice.account.id).default_callback_number == "4930999999"
+
+
+def test_a_number_is_removed_but_never_the_default_one(
+    client: FlaskClient, alice: User, bob: User
+) -> None:
+    CallerId.create(account=alice.account, number="4930999999")
+    assert client.delete("/api/v1/numbers/4930999999", headers=alice.auth).status_code == 204
+    default = client.delete("/api/v1/numbers/4930111111", headers=alice.auth)
+    assert default.status_code == 409
+    assert "default callback number" in default.json["error"]["message"]
+    theirs = client.delete("/api/v1/numbers/4930222222", headers=alice.auth)
+    assert theirs.status_code == 404
+    assert own_numbers(bob.account) == ["4930222222"]
+
+
+def test_a_verified_call_adds_the_number(
+    client: FlaskClient, alice: User, dialer: RecordingDialer
+) -> None:
+    started = verify(client, alice, "+49 89 1234567")
+    assert started.status_code == 201
+    check = started.json
+    assert (check["number"], check["status"]) == ("49891234567", "calling")
+    assert check["code"] == dialer.codes["49891234567"]
+    assert len(check["code"]) == 6 and check["code"].isdigit()
+    assert "49891234567" not in own_numbers(alice.account)
+    code_keyed(check["request_id"])
+    settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
+    assert (settled["status"], settled["code"]) == ("verified", None)
+    added = CallerId.get(CallerId.number == "49891234567")
+    assert added.account_id == alice.account.id and added.verified_at is not None
+
+
+def test_a_wrong_code_adds_nothing_and_says_why(
+    client: FlaskClient, alice: User, dialer: RecordingDialer
+) -> None:
+    check = verify(client, alice, "49891234567").json
+    requests.finish(check["request_id"], State.FAILED, failure_cause="WRONG_CODE")
+    settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
+    assert (settled["status"], settled["failure"]) == ("failed", "the code keyed was wrong")
+    assert "49891234567" not in own_numbers(alice.account)
+
+
+def test_a_number_of_another_account_or_already_own_cannot_be_verified(
+    client: FlaskClient, alice: User, bob: User, dialer: RecordingDialer
+) -> None:
+    mine = verify(client, alice, "4930111111")
+    assert mine.status_code == 409
+    assert mine.json["error"]["message"] == "4930111111 is already one of your numbers"
+    theirs = verify(client, alice, "4930222222")
+    assert theirs.status_code == 409
+    assert theirs.json["error"]["message"] == "4930222222 cannot be added to this account"
+    assert dialer.codes == {}
+
+
+def test_verification_calls_are_limited_per_hour(
+    client: FlaskClient, alice: User, dialer: RecordingDialer
+) -> None:
+    for number in ("49891111111", "49892222222", "49893333333"):
+        assert verify(client, alice, number).status_code == 201
+    refused = verify(client, alice, "49894444444")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "3600"
+    assert "49894444444" not in dialer.codes
+
+
+def test_a_verification_without_its_call_expires(
+    client: FlaskClient, alice: User, web_db: Database
+) -> None:
+
+    check = verification.start(alice.account.id, "49891234567")
+    NumberVerification.update(expires_at=utcnow() - timedelta(seconds=1)).where(
+        NumberVerification.id == check.id
+    ).execute()
+    settled = client.get(f"/api/v1/numbers/verifications/{check.id}", headers=alice.auth).json
+    assert (settled["status"], settled["code"]) == ("expired", None)
+
+
+def test_another_accounts_verification_is_not_found(
+    client: FlaskClient, alice: User, bob: User
+) -> None:
+    theirs = verify(client, bob, "49891234567").json["id"]
+    response = client.get(f"/api/v1/numbers/verifications/{theirs}", headers=alice.auth)
+    assert response.status_code == 404
+
+
+def test_verification_needs_the_dialer(web_db: Database, alice: User) -> None:
+    client = create_app(web_settings(), web_db, None).test_client()
+    assert verify(client, alice, "49891234567").status_code == 503
+    assert NumberVerification.select().count() == 0
+
+
+def test_a_bad_number_to_verify_gets_a_clear_message(client: FlaskClient, alice: User) -> None:
+    response = verify(client, alice, "089-CALLME")
+    assert response.status_code == 422
+    assert response.json["error"]["message"] == (
+        "number: only digits 0-9 are allowed, found 'C' in '089-CALLME'"
+    )
+
+
+def test_the_settings_pages_verify_a_number_and_pick_the_default(
+    client: FlaskClient, logged_in: str, dialer: RecordingDialer
+) -> None:
+    started = client.post(
+        "/settings/numbers", data={"new_number": "089 1234567", "csrf_token": logged_in}
+    )
+    assert started.status_code == 302
+    waiting = client.get(started.headers["Location"])
+    code = dialer.codes["49891234567"]
+    assert f'<p class="code" aria-label="Code {" ".join(code)}">{code}</p>' in waiting.text
+    assert "data-reload-on-end" in waiting.text
+    check = NumberVerification.get(NumberVerification.number == "49891234567")
+    code_keyed(check.request_id)
+    done = client.get(started.headers["Location"])
+    assert "49891234567 is now one of your numbers." in done.text
+    chosen = client.post(
+        "/settings/default-number", data={"number": "49891234567", "csrf_token": logged_in}
+    )
+    assert chosen.headers["Location"] == "/settings"
+    page = client.get("/settings")
+    assert "Calls will now ring 49891234567 by default." in page.text
+    assert '<option value="49891234567" selected>' in page.text
+
+
+def test_the_settings_page_shows_a_refused_number_on_its_field(
+    client: FlaskClient, logged_in: str
+) -> None:
+    response = client.post(
+        "/settings/numbers", data={"new_number": "4930111111", "csrf_token": logged_in}
+    )
+    assert response.status_code == 409
+    assert 'id="new_number-error"' in response.text
+    assert "already one of your numbers" in response.text
+
+
+def test_the_settings_page_removes_a_number(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    CallerId.create(account=alice.account, number="4930999999")
+    removed = client.post("/settings/numbers/4930999999/remove", data={"csrf_token": logged_in})
+    assert removed.headers["Location"] == "/settings"
+    assert "4930999999" not in own_numbers(alice.account)
