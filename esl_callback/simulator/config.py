@@ -1,0 +1,132 @@
+"""The simulator's YAML configuration (with a built-in demo dialplan and phones)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from esl_callback.simulator.dialplan import Dialplan
+
+DEMO_CONFIG = "demo.yaml"
+
+
+class ConfigError(ValueError):
+    """The simulator configuration is invalid."""
+
+
+@dataclass
+class UserSpec:
+    """A directory user (``user/EXT``): registered users ring the extension EXT in ``context``."""
+
+    registered: bool = False
+    context: str = "phones"
+
+
+@dataclass
+class GatewaySpec:
+    """A SIP gateway (``sofia/gateway/NAME/NUMBER``): NUMBER is routed in ``context``."""
+
+    context: str
+
+
+@dataclass
+class SimConfig:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8021
+    password: str = "ClueCon"
+    inbound_acl: list[str] = field(default_factory=list)
+    speed: float = 1.0
+    hostname: str = field(default_factory=socket.gethostname)
+    ipv4: str = "127.0.0.1"
+    ipv6: str = "::1"
+    max_sessions: int = 1000
+    sessions_per_second: int = 30
+    event_queue_limit: int = 100_000
+    event_loss_limit: int = 500
+    poll_ms: int = 20
+    globals: dict[str, str] = field(default_factory=dict)
+    sound_files: dict[str, float] = field(default_factory=dict)
+    default_sound_seconds: float = 2.0
+    users: dict[str, UserSpec] = field(default_factory=dict)
+    gateways: dict[str, GatewaySpec] = field(default_factory=dict)
+    dialplan: Dialplan = field(default_factory=Dialplan)
+
+    def allows(self, address: str) -> bool:
+        """apply-inbound-acl: an empty list allows everybody."""
+        if not self.inbound_acl:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(net, strict=False) for net in self.inbound_acl)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8021`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"listen address must be HOST:PORT, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{name}' must be a mapping")
+    return value
+
+
+def from_mapping(data: dict[str, Any]) -> SimConfig:
+    """Build a SimConfig from parsed YAML."""
+    esl = _section(data, "esl")
+    switch = _section(data, "switch")
+    sounds = _section(data, "sounds")
+    config = SimConfig()
+    if "listen" in esl:
+        config.listen_host, config.listen_port = parse_listen(str(esl["listen"]))
+    config.password = str(esl.get("password", config.password))
+    config.inbound_acl = [str(net) for net in esl.get("apply_inbound_acl", ())]
+    for net in config.inbound_acl:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"bad ACL entry {net!r}") from exc
+    config.speed = float(data.get("speed", config.speed))
+    for key in ("hostname", "ipv4", "ipv6"):
+        if key in switch:
+            setattr(config, key, str(switch[key]))
+    for key in ("max_sessions", "sessions_per_second", "event_queue_limit", "event_loss_limit"):
+        if key in switch:
+            setattr(config, key, int(switch[key]))
+    config.globals = {str(k): str(v) for k, v in _section(data, "globals").items()}
+    config.sound_files = {str(k): float(v) for k, v in (sounds.get("files") or {}).items()}
+    config.default_sound_seconds = float(sounds.get("default_seconds", 2.0))
+    config.users = {
+        str(k): UserSpec(bool((v or {}).get("registered", False)), str((v or {}).get("context", "phones")))
+        for k, v in _section(data, "users").items()
+    }
+    config.gateways = {
+        str(k): GatewaySpec(str((v or {}).get("context", "public")))
+        for k, v in _section(data, "gateways").items()
+    }
+    config.dialplan = Dialplan.from_config(_section(data, "dialplan"), _section(data, "phones"))
+    return config
+
+
+def load(path: str | Path | None = None) -> SimConfig:
+    """Load a YAML file, or the built-in demo configuration when ``path`` is None."""
+    if path is None:
+        text = resources.files("esl_callback.simulator").joinpath(DEMO_CONFIG).read_text("utf-8")
+    else:
+        text = Path(path).read_text("utf-8")
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a YAML mapping")
+    return from_mapping(data)

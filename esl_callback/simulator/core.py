@@ -1,0 +1,364 @@
+"""The simulated switch: channel registry, event bus, ESL server, and a Python API for tests.
+
+    sim = Simulator(config, speed=50).start()     # listens on a free port when port is 0
+    uuid = sim.place_call("15550001001", "18005550100", "access")
+    sim.wait_for(uuid, lambda ch: ch.down, timeout=5)
+    sim.stop()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import gevent
+import gevent.event
+from gevent.server import StreamServer
+
+from esl_callback.simulator import api
+from esl_callback.simulator.channel import Channel
+from esl_callback.simulator.clock import SimClock
+from esl_callback.simulator.config import SimConfig, load
+from esl_callback.simulator.connection import GOODBYE, EslConnection
+from esl_callback.simulator.events import CHAT_ERROR_CALLING, EventBus, Identity
+from esl_callback.simulator.originate import OriginateError
+from esl_callback.switch.protocol import format_frame
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 20
+# FreeSWITCH's scheduler runs a task some time after its whole-second runtime (0.15-0.21 s in
+# the captures); the simulator uses a fixed lag so runs are repeatable.
+SCHEDULER_LAG = 0.2
+OUTBOUND_CONNECT_HOLD = 0.5
+
+
+@dataclass
+class SessionStats:
+    """Counters behind ``status`` and the session limits of switch.conf.xml."""
+
+    since_startup: int = 0
+    peak: int = 0
+    sps_peak: int = 0
+    window_second: int = 0
+    window_count: int = 0
+
+    def current_sps(self) -> int:
+        return self.window_count
+
+
+@dataclass
+class ChatMessage:
+    """An SMS sent with the ``chat`` API (what a real switch would send as SIP MESSAGE)."""
+
+    proto: str
+    sender: str
+    recipient: str
+    body: str
+    content_type: str = ""
+
+
+@dataclass
+class Simulator:
+    """A FreeSWITCH 1.10 stand-in speaking the Event Socket protocol."""
+
+    config: SimConfig = field(default_factory=load)
+    speed: float | None = None
+    listen: tuple[str, int] | None = None
+    password: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.speed is not None:
+            self.config.speed = self.speed
+        if self.listen is not None:
+            self.config.listen_host, self.config.listen_port = self.listen
+        if self.password is not None:
+            self.config.password = self.password
+        self.clock = SimClock(self.config.speed)
+        self.identity = Identity(
+            str(uuidlib.uuid4()), self.config.hostname, self.config.ipv4, self.config.ipv6
+        )
+        self.bus = EventBus(self.clock, self.identity)
+        self.dialplan = self.config.dialplan
+        self.channels: dict[str, Channel] = {}
+        self.connections: set[EslConnection] = set()
+        self.stats = SessionStats()
+        self.outbox: list[ChatMessage] = []
+        self.started_us = self.clock.now_us()
+        self._session_ids = itertools.count(1)
+        self._connecting = 0
+        self._connects_idle = gevent.event.Event()
+        self._connects_idle.set()
+        self._server: StreamServer | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Start listening for inbound ESL connections (port 0 picks a free port)."""
+        cfg = self.config
+        self._server = StreamServer((cfg.listen_host, cfg.listen_port), self._handle, backlog=1024)
+        self._server.start()
+        self._greenlets.append(gevent.spawn(self._heartbeat))
+        log.info("simulator listening on %s:%d", self.host, self.port)
+        return self
+
+    def stop(self) -> None:
+        """Hang up every call, close every connection, stop listening."""
+        if self._server is not None:
+            self._server.stop(timeout=1)
+            self._server = None
+        for ch in list(self.channels.values()):
+            ch.hangup("SYSTEM_SHUTDOWN")
+        gevent.sleep(0)
+        for conn in list(self.connections):
+            conn.kill()
+        gevent.killall(self._greenlets, block=False)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None, "not started"
+        return self._server.address[0]
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return self._server.address[1]
+
+    def _handle(self, sock, address) -> None:
+        if not self.config.allows(address[0]):
+            message = b"Access Denied, go away.\n"
+            notice = format_frame(
+                [("Content-Type", "text/rude-rejection"), ("Content-Length", str(len(message)))],
+                message,
+            )
+            goodbye = format_frame(
+                [("Content-Type", "text/disconnect-notice"), ("Content-Length", str(len(GOODBYE)))],
+                GOODBYE,
+            )
+            with contextlib.suppress(OSError):
+                sock.sendall(notice + goodbye)
+            sock.close()
+            return
+        EslConnection(self, sock).serve()
+
+    def _heartbeat(self) -> None:
+        while True:
+            self.clock.sleep(HEARTBEAT_SECONDS)
+            self.bus.fire("HEARTBEAT", self._heartbeat_headers)
+
+    def _heartbeat_headers(self) -> list[tuple[str, str]]:
+        status = api.api_status(self, "").splitlines()
+        uptime_ms = (self.clock.now_us() - self.started_us) // 1000
+        return [
+            ("Event-Info", "System Ready"),
+            ("Up-Time", status[0][3:]),
+            ("FreeSWITCH-Version", f"{api.VERSION}~64bit"),
+            ("Uptime-msec", str(uptime_ms)),
+            ("Session-Count", str(len(self.channels))),
+            ("Max-Sessions", str(self.config.max_sessions)),
+            ("Session-Per-Sec", str(self.config.sessions_per_second)),
+            ("Session-Per-Sec-Last", str(self.stats.current_sps())),
+            ("Session-Per-Sec-Max", str(self.stats.sps_peak)),
+            ("Session-Per-Sec-FiveMin", str(self.stats.sps_peak)),
+            ("Session-Since-Startup", str(self.stats.since_startup)),
+            ("Session-Peak-Max", str(self.stats.peak)),
+            ("Session-Peak-FiveMin", str(self.stats.peak)),
+            ("Idle-CPU", "99.000000"),
+        ]
+
+    # -- channels ------------------------------------------------------------------------------
+
+    def next_session_id(self) -> int:
+        return next(self._session_ids)
+
+    def claim_sessions(self, count: int) -> None:
+        """switch_core_session_request's limits: max sessions, sessions per second."""
+        cfg = self.config
+        second = math.floor(self.clock.now())
+        stats = self.stats
+        if second != stats.window_second:
+            stats.window_second, stats.window_count = second, 0
+        if stats.window_count + count > cfg.sessions_per_second:
+            raise OriginateError("DESTINATION_OUT_OF_ORDER")
+        if len(self.channels) + count > cfg.max_sessions:
+            raise OriginateError("DESTINATION_OUT_OF_ORDER")
+        stats.window_count += count
+        stats.sps_peak = max(stats.sps_peak, stats.window_count)
+        stats.since_startup += count
+
+    def register(self, ch: Channel) -> None:
+        self.channels[ch.uuid] = ch
+        self.stats.peak = max(self.stats.peak, len(self.channels))
+
+    def forget(self, ch: Channel) -> None:
+        if self.channels.get(ch.uuid) is ch:
+            del self.channels[ch.uuid]
+
+    def signal(self, ch: Channel) -> None:
+        """Wake everybody waiting for ``ch`` to change (answer, hangup, state)."""
+        changed, ch.changed = ch.changed, gevent.event.Event()
+        changed.set()
+
+    def schedule_hangup(self, when: str, uuid: str, cause: str) -> None:
+        """switch_ivr_schedule_hangup: the scheduler runs tasks on whole epoch seconds."""
+        text = when.strip()
+        if text.startswith("+"):
+            runtime = math.floor(self.clock.now()) + int(text[1:] or 0)
+        else:
+            runtime = int(text) if text.isdigit() else 0
+
+        def fire() -> None:
+            self.clock.sleep(runtime + SCHEDULER_LAG - self.clock.now())
+            ch = self.channels.get(uuid)
+            if ch is not None:
+                ch.hangup(cause)
+
+        gevent.spawn(fire)
+
+    # -- outbound connects (a trigger reaches the socket before inbound listeners see it) ------
+
+    @contextlib.contextmanager
+    def outbound_connect(self) -> Iterator[None]:
+        self._connecting += 1
+        self._connects_idle.clear()
+        try:
+            yield
+        finally:
+            self._connecting -= 1
+            if not self._connecting:
+                self._connects_idle.set()
+
+    def wait_for_outbound_connects(self) -> None:
+        if self._connecting:
+            self._connects_idle.wait(OUTBOUND_CONNECT_HOLD)
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def api(self, line: str) -> str:
+        """Run an API command like ``api <line>`` on an event socket and return its output."""
+        name, _, arg = line.strip().partition(" ")
+        return api.execute(self, name, arg or None)
+
+    def spawn_job(self, job_uuid: str, name: str, arg: str | None) -> gevent.Greenlet:
+        """A bgapi job: run the command, then fire BACKGROUND_JOB with its output."""
+
+        def run() -> None:
+            output = api.execute(self, name, arg)
+            extra = [("Job-Command-Arg", arg)] if arg else []
+            self.bus.fire(
+                "BACKGROUND_JOB",
+                lambda: [("Job-UUID", job_uuid), ("Job-Command", name), *extra],
+                body=output or None,
+            )
+
+        return gevent.spawn(run)
+
+    def place_call(
+        self, caller: str, destination: str, context: str, uuid: str | None = None
+    ) -> str:
+        """A virtual phone dials: ``originate {origination_caller_id_number=caller}
+        loopback/destination/context &park()`` as a background job. Returns the caller leg's uuid.
+        """
+        uuid = uuid or str(uuidlib.uuid4())
+        dial = (
+            f"{{origination_caller_id_number={caller},origination_uuid={uuid}}}"
+            f"loopback/{destination}/{context}"
+        )
+        self.spawn_job(str(uuidlib.uuid4()), "originate", f"{dial} &park()")
+        return uuid
+
+    def wait_for(
+        self, uuid: str, predicate: Callable[[Channel], bool], timeout: float = 10.0
+    ) -> Channel | None:
+        """Wait (real seconds) until the channel satisfies ``predicate``; None if it is gone."""
+        with gevent.Timeout(timeout, TimeoutError(f"channel {uuid} did not reach the state")):
+            while True:
+                ch = self.channels.get(uuid)
+                if ch is None:
+                    return None
+                changed = ch.changed
+                if predicate(ch):
+                    return ch
+                changed.wait()
+
+    def wait_gone(self, uuid: str, timeout: float = 10.0) -> None:
+        """Wait (real seconds) until the channel is destroyed."""
+        with gevent.Timeout(timeout, TimeoutError(f"channel {uuid} is still up")):
+            while uuid in self.channels:
+                gevent.sleep(0.005)
+
+    # -- SMS ------------------------------------------------------------------------------------
+
+    def send_chat(self, proto: str, sender: str, recipient: str, body: str, ctype: str) -> None:
+        """The ``chat`` API: remember the message; an unknown recipient gets sofia::error."""
+        self.outbox.append(ChatMessage(proto, sender, recipient, body, ctype))
+        user = recipient.split("@", 1)[0]
+        spec = self.config.users.get(user)
+        if proto == "sip" and (spec is None or not spec.registered):
+            self.bus.fire(
+                "CUSTOM",
+                lambda: [
+                    ("Error-Type", "chat"),
+                    ("Error-Reason", "no recipient"),
+                    ("Chat-Send-To", recipient),
+                    ("Chat-Send-From", sender),
+                    ("Chat-Send-Profile", "internal"),
+                ],
+                lead=[("Event-Subclass", "sofia::error")],
+                body=body,
+                subclass="sofia::error",
+                calling=CHAT_ERROR_CALLING,
+            )
+
+    def receive_sms(
+        self,
+        sender: str,
+        recipient: str,
+        body: str,
+        *,
+        sender_host: str = "127.0.0.1",
+        recipient_host: str = "127.0.0.1",
+        display_name: str = "",
+        context: str = "public",
+        sip_port: int = 5060,
+    ) -> None:
+        """A SIP MESSAGE arrives (mod_sms): fires MESSAGE like sofia does."""
+        display = f'"{display_name}" ' if display_name else ""
+        from_full = f"{display}<sip:{sender}@{sender_host}>;tag={uuidlib.uuid4().hex[:8]}"
+        self.bus.fire(
+            "MESSAGE",
+            lambda: [
+                ("login", f"sip:mod_sofia@{recipient_host}:{sip_port}"),
+                ("proto", "sip"),
+                ("to_proto", "sip"),
+                ("from", f"{sender}@{sender_host}"),
+                ("from_user", sender),
+                ("from_host", sender_host),
+                ("to_user", recipient),
+                ("to_host", recipient_host),
+                ("from_sip_ip", sender_host),
+                ("from_sip_port", str(sip_port)),
+                ("to", f"{recipient}@{recipient_host}"),
+                ("subject", "SIMPLE MESSAGE"),
+                ("context", context),
+                ("type", "text/plain"),
+                ("from_full", from_full),
+                ("sip_profile", "internal"),
+                ("dest_proto", "sip"),
+                ("max_forwards", "70"),
+                ("Nonblocking-Delivery", "true"),
+            ],
+            body=body,
+        )

@@ -1,0 +1,616 @@
+"""Inbound Event Socket connection to one FreeSWITCH node, built on greenswitch.
+
+greenswitch 0.0.19 keeps the socket, the auth handshake and the in-order queue of command replies.
+`FramedESL` (mixed into its protocol classes, here and in `outbound.py`) replaces what it gets
+wrong:
+
+- frames are read with `protocol.read_frame`: headers and body are split first and every value is
+  decoded after, so a caller's `%0A` cannot forge a header and an event's body (a BACKGROUND_JOB
+  result, a MESSAGE text) is never folded into its last header; a bad, negative or absurd
+  `Content-Length` closes the connection;
+- every command has a timeout (`CommandTimeout`); a switch that stays silent while a command waits
+  is treated as dead and its connection closed, so the supervisor reconnects;
+- events are handed over by a greenlet of their own (the reader never runs handler code).
+
+`InboundConnection` supervises one node: a fresh greenswitch connection for every (re)connect,
+exponential backoff with jitter, one log line per backoff step saying what to check, `auth` or
+`userauth`, a subscription to exactly the events asked for, `bgapi` jobs matched by Job-UUID.
+
+Events are subscribed as `event plain` by default: every value arrives percent-encoded, so no
+caller-supplied byte (a newline, or a display name that is not UTF-8, which would make a JSON
+event undecodable) can break an event; it is the encoding of the outbound `connect` reply too (one
+parser for both sides), and `protocol.parse_event_plain` splits before it decodes.
+`event_format="json"` also works and parses faster; an event that cannot be decoded is dropped
+and counted (`bad_events`), only a framing error closes the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+from greenswitch.esl import InboundESL
+
+from esl_callback.switch import protocol
+from esl_callback.switch.commands import UnsafeCommand
+from esl_callback.switch.protocol import Frame
+
+log = logging.getLogger(__name__)
+
+EVENT_CONTENT_TYPES = frozenset({"text/event-plain", "text/event-json"})
+YIELD_EVERY = 64  # frames read in a row before the reader lets other greenlets run
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(::[A-Za-z0-9_:.-]+)?")
+
+EventCallback = Callable[[Frame, str], None]
+
+
+class ESLError(Exception):
+    """Base of every Event Socket error raised by this package."""
+
+
+class NotConnected(ESLError):
+    """There is no usable connection (never made, lost, or closed)."""
+
+
+class CommandTimeout(ESLError):
+    """No reply (or no result) within the time allowed."""
+
+
+class CommandFailed(ESLError):
+    """FreeSWITCH answered a command with something other than `+OK`."""
+
+
+class AuthenticationFailed(ESLError):
+    """`auth` / `userauth` was refused."""
+
+
+def single_line(value: str, what: str) -> str:
+    """`value` unchanged, or UnsafeCommand if it could end the command and start another."""
+    if "\n" in value or "\r" in value:
+        raise UnsafeCommand(f"{what} must not contain a line break: {value!r}")
+    return value
+
+
+def _describe(message: str) -> str:
+    """The first line of a command, with passwords masked, for logs and errors."""
+    first = message.split("\n", 1)[0]
+    verb = first.split(" ", 1)[0]
+    return f"{verb} ***" if verb in ("auth", "userauth") else first
+
+
+def reply_text(frame: Frame) -> str:
+    """What a reply says: an api/response body, or a command/reply's Reply-Text."""
+    if frame.content_type == "api/response":
+        return frame.text
+    return frame.get("Reply-Text", "") or ""
+
+
+def expect_ok(frame: Frame, command: str) -> str:
+    """The reply text if it starts with `+OK`, else CommandFailed."""
+    text = reply_text(frame)
+    if not text.startswith("+OK"):
+        raise CommandFailed(f"{_describe(command)}: {text.strip() or 'empty reply'}")
+    return text
+
+
+class FramedESL:
+    """Overrides for greenswitch's `ESLProtocol`: framing, parsing, timeouts, event hand-over.
+
+    Mixed in before a greenswitch class; `_setup_framing` must run right after its `__init__`
+    (greenswitch spawns the reader there, which starts only when the caller next yields).
+    Items handed to `deliver(kind, frame)`: ("event", decoded event), ("notice", disconnect
+    notice frame) and, once, ("closed", None) after the connection ended.
+    """
+
+    # Set by greenswitch's ESLProtocol.__init__ / connect:
+    sock: Any
+    sock_file: Any
+    connected: bool
+    _run: bool
+    _commands_sent: list[gevent.event.AsyncResult]
+    _auth_request_event: gevent.event.Event
+    _esl_event_queue: Any
+
+    def _setup_framing(
+        self,
+        label: str,
+        deliver: Callable[[str, Frame | None], None],
+        command_timeout: float,
+        max_body: int = protocol.DEFAULT_MAX_BODY,
+    ) -> None:
+        self.label = label
+        self.command_timeout = command_timeout
+        self.max_body = max_body
+        self.closed = gevent.event.Event()
+        self.close_reason = ""
+        self.rejection = ""
+        self.bad_events = 0
+        self._deliver = deliver
+        self._last_frame_at = time.monotonic()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def receive_events(self) -> None:
+        """Read frames until EOF or garbage; then close and fail whatever still waits."""
+        reason = "closed by FreeSWITCH"
+        frames = 0
+        try:
+            while self._run:
+                frame = protocol.read_frame(self.sock_file, max_body=self.max_body)
+                if frame is None:
+                    break
+                self._last_frame_at = time.monotonic()
+                self._handle_frame(frame)
+                frames += 1
+                if frames % YIELD_EVERY == 0:
+                    gevent.sleep(0)  # while data keeps coming, reads never block: let others run
+        except protocol.FrameError as exc:
+            reason = f"protocol error: {exc}"
+            log.error("%s: %s; closing the connection", self.label, reason)
+        except OSError as exc:
+            reason = f"socket error: {exc}" if self._run else "closed locally"
+        except Exception as exc:
+            reason = f"unexpected error while reading: {exc!r}"
+            log.exception("%s: %s; closing the connection", self.label, reason)
+        finally:
+            self._connection_lost(reason)
+            self.sock_file.close()
+
+    def _handle_frame(self, frame: Frame) -> None:
+        kind = frame.content_type
+        if kind in ("command/reply", "api/response"):
+            if self._commands_sent:
+                self._commands_sent.pop(0).set(frame)
+            else:
+                log.warning("%s: reply without a command waiting: %r", self.label, frame.headers)
+        elif kind in EVENT_CONTENT_TYPES:
+            try:
+                event = protocol.parse_event(frame)
+            except protocol.FrameError as exc:  # framing is intact: drop this event only
+                self.bad_events += 1
+                log.error("%s: undecodable event dropped: %s", self.label, exc)
+                return
+            self._esl_event_queue.put(("event", event))
+        elif kind == "text/disconnect-notice":
+            self._esl_event_queue.put(("notice", frame))
+        elif kind == "auth/request":
+            self._auth_request_event.set()
+        elif kind == "text/rude-rejection":
+            self.rejection = frame.text.strip() or "rude rejection"
+        # log/data and anything else we never asked for is ignored.
+
+    def process_events(self) -> None:
+        """Hand events over in wire order, from a greenlet that is not the reader."""
+        while True:
+            item = self._esl_event_queue.get()
+            if item is None:
+                self._safe_deliver("closed", None)
+                return
+            self._safe_deliver(*item)
+
+    def _safe_deliver(self, kind: str, frame: Frame | None) -> None:
+        try:
+            self._deliver(kind, frame)
+        except Exception:
+            log.exception("%s: event delivery failed", self.label)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def send(self, data: str, timeout: float | None = None) -> Frame:
+        """Send one command (lines joined by `\\n`, no blank line) and wait for its reply.
+
+        Raises CommandTimeout after `timeout` seconds (default `command_timeout`), NotConnected
+        if the connection is or gets lost. Replies are matched in order, so a late reply to a
+        command that timed out is consumed by its own slot, never by the next command.
+        """
+        if "\r" in data or "\n\n" in data or data.endswith("\n"):
+            raise UnsafeCommand(f"command would break ESL framing: {_describe(data)!r}")
+        if not self.connected:
+            raise NotConnected(f"{self.label}: not connected ({self.close_reason or 'closed'})")
+        limit = self.command_timeout if timeout is None else timeout
+        reply = gevent.event.AsyncResult()
+        self._commands_sent.append(reply)
+        sent_at = time.monotonic()
+        written = False
+        timer = gevent.Timeout(limit)
+        timer.start()
+        try:
+            self.sock.sendall(data.encode("utf-8") + b"\n\n")
+            written = True
+            return reply.get()
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            if not written or self._last_frame_at < sent_at:
+                self._connection_lost(f"no answer from FreeSWITCH for {limit:g} s")
+            raise CommandTimeout(
+                f"{self.label}: no reply to {_describe(data)!r} within {limit:g} s"
+            ) from None
+        except OSError as exc:
+            self._connection_lost(f"socket error: {exc}")
+            raise NotConnected(f"{self.label}: {exc}") from exc
+        finally:
+            timer.close()
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Say `exit` if still connected (bounded by `timeout`), then close the socket."""
+        if self.connected and timeout > 0:
+            with contextlib.suppress(ESLError):
+                self.send("exit", timeout)
+        self._connection_lost("closed locally")
+
+    def _connection_lost(self, reason: str) -> None:
+        if self.closed.is_set():
+            return
+        self.close_reason = reason
+        self.connected = False
+        self._run = False
+        sock = getattr(self, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)  # wakes the reader even while a makefile() holds the socket
+            sock.close()
+        error = NotConnected(f"{self.label}: connection lost ({reason})")
+        pending, self._commands_sent[:] = list(self._commands_sent), []
+        for waiting in pending:
+            waiting.set_exception(error)
+        self._auth_request_event.set()
+        self._esl_event_queue.put(None)
+        self.closed.set()
+
+
+class _InboundESL(FramedESL, InboundESL):
+    """greenswitch's InboundESL with our framing, plus `userauth`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        user: str | None,
+        connect_timeout: float,
+        label: str,
+        deliver: Callable[[str, Frame | None], None],
+        command_timeout: float,
+    ) -> None:
+        super().__init__(host, port, password, timeout=connect_timeout)
+        self._setup_framing(label, deliver, command_timeout)
+        self.user = user
+
+    def authenticate(self) -> None:
+        """`auth <password>`, or `userauth <user@domain>:<password>` when a user is set."""
+        secret = single_line(self.password, "password")
+        command = f"userauth {single_line(self.user, 'user')}:{secret}" if self.user else ""
+        reply = self.send(command or f"auth {secret}")
+        if reply_text(reply) != "+OK accepted":
+            raise AuthenticationFailed(reply_text(reply).strip() or "no reply text")
+
+
+class NodeSettings(Protocol):
+    """What a configured FreeSWITCH node provides (config's `freeswitch.nodes[i]`)."""
+
+    name: str
+    host: str
+    port: int
+    password: str
+    user: str | None
+
+
+class Job:
+    """A `bgapi` command; its result arrives later in the BACKGROUND_JOB with the same Job-UUID."""
+
+    def __init__(self, job_uuid: str, command: str) -> None:
+        self.uuid = job_uuid
+        self.command = command
+        self.created = time.monotonic()
+        self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+    @property
+    def done(self) -> bool:
+        return self._result.ready()
+
+    @property
+    def event(self) -> Frame | None:
+        """The BACKGROUND_JOB event, once it arrived."""
+        return self._result.value if self._result.successful() else None
+
+    def wait(self, timeout: float | None = None) -> str:
+        """The job's output (`+OK <uuid>\\n`, `-ERR USER_BUSY\\n`); CommandTimeout if late."""
+        try:
+            event: Frame = self._result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise CommandTimeout(
+                f"no BACKGROUND_JOB for {_describe(self.command)!r} (job {self.uuid}) "
+                f"within {timeout:g} s"
+            ) from None
+        return event.text
+
+    @property
+    def ok(self) -> bool:
+        event = self.event
+        return event is not None and event.text.startswith("+OK")
+
+
+class Backoff:
+    """Exponential delays with jitter: attempt n waits about initial * 2**(n-1), capped."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry `attempt` (1-based): between half and all of the step."""
+        step = min(self.maximum, self.initial * 2 ** min(attempt - 1, 32))
+        return step * random.uniform(0.5, 1.0)
+
+
+def _what_to_check(exc: BaseException, esl: _InboundESL) -> str:
+    if esl.rejection:
+        return (
+            f"FreeSWITCH refused us ({esl.rejection}): check apply-inbound-acl in "
+            "event_socket.conf.xml lets this controller's address in"
+        )
+    if isinstance(exc, AuthenticationFailed):
+        if esl.user:
+            return (
+                f"check the user {esl.user} exists with that ESL password "
+                "(esl-password in the directory) and esl-allowed-events/api"
+            )
+        return "check the password (event_socket.conf.xml, param password)"
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            "nothing listens there: check host/port and that mod_event_socket is loaded "
+            "(event_socket.conf.xml listen-ip/listen-port)"
+        )
+    if isinstance(exc, CommandFailed):
+        return "check the event names of the subscription"
+    return (
+        "check host/port, that the host is reachable (routing, firewall) and that "
+        "apply-inbound-acl in event_socket.conf.xml lets this controller in"
+    )
+
+
+class InboundConnection:
+    """The controller's inbound Event Socket connection to one FreeSWITCH node.
+
+    Give either `node` (an object with name, host, port, password, user) or the plain values.
+    `on_event(event, node_name)` receives every subscribed event (decoded, in wire order, from
+    one greenlet per connection: hand it to an `EventRouter`, which never blocks).
+    `on_connected(connection)` runs in its own greenlet after every successful (re)connect and
+    subscription: the place to reconcile with the switch.
+    """
+
+    def __init__(
+        self,
+        node: NodeSettings | None = None,
+        *,
+        name: str | None = None,
+        host: str | None = None,
+        port: int = 8021,
+        password: str | None = None,
+        user: str | None = None,
+        events: Iterable[str] = (),
+        on_event: EventCallback | None = None,
+        on_connected: Callable[[InboundConnection], None] | None = None,
+        event_format: str = "plain",
+        command_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        stable_after: float = 10.0,
+        job_ttl: float = 600.0,
+    ) -> None:
+        if node is not None:
+            name, host, port = node.name, node.host, node.port
+            password, user = node.password, getattr(node, "user", None)
+        if not host or password is None:
+            raise ValueError("an inbound connection needs a host and a password")
+        if event_format not in ("plain", "json"):
+            raise ValueError(f"event_format must be plain or json, not {event_format!r}")
+        self.host = host
+        self.port = int(port)
+        self.name = name or f"{host}:{self.port}"
+        self._password = password
+        self._user = user or None
+        self.subscription = self._subscription(event_format, events)
+        self._on_event = on_event
+        self._on_connected = on_connected
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff or Backoff()
+        self.stable_after = stable_after
+        self.job_ttl = job_ttl
+        self.connections_made = 0
+        self._esl: _InboundESL | None = None
+        self._jobs: dict[str, Job] = {}
+        self._up = gevent.event.Event()
+        self._stopping = gevent.event.Event()
+        self._supervisor: gevent.Greenlet | None = None
+
+    @staticmethod
+    def _subscription(event_format: str, events: Iterable[str]) -> str:
+        names: list[str] = []
+        subclasses: list[str] = []
+        for event in events:
+            if not _EVENT_NAME.fullmatch(event):
+                raise UnsafeCommand(f"not an event name: {event!r}")
+            target = subclasses if "::" in event else names
+            if event not in target:
+                target.append(event)
+        if not names and not subclasses:
+            raise ValueError("subscribe to at least one event")
+        if subclasses:
+            names = [n for n in names if n != "CUSTOM"] + ["CUSTOM", *subclasses]
+        return f"event {event_format} {' '.join(names)}"
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> InboundConnection:
+        """Connect in the background (and keep reconnecting) until `stop()`."""
+        if self._supervisor is None:
+            self._supervisor = gevent.spawn(self._supervise)
+        return self
+
+    @property
+    def connected(self) -> bool:
+        esl = self._esl
+        return esl is not None and esl.connected
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """True once connected and subscribed (False if `timeout` passed first)."""
+        return self._up.wait(timeout)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop reconnecting, say `exit`, close; jobs still waiting fail with NotConnected."""
+        self._stopping.set()
+        esl = self._esl
+        if esl is not None:
+            esl.close(timeout)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+            self._supervisor.kill()
+        error = NotConnected(f"{self.name}: connection stopped")
+        for job in self._jobs.values():
+            job._result.set_exception(error)
+        self._jobs.clear()
+
+    def _supervise(self) -> None:
+        failures = 0
+        delay = 0.0
+        while not self._stopping.is_set():
+            if failures and self._stopping.wait(delay):
+                return
+            esl = self._new_esl()
+            try:
+                self._open(esl)
+            except Exception as exc:  # whatever went wrong, back off and try again
+                failures += 1
+                delay = self.backoff.delay(failures)
+                log.warning(
+                    "%s: cannot connect to FreeSWITCH at %s:%d: %s; retry %d in %.1f s; %s",
+                    self.name,
+                    self.host,
+                    self.port,
+                    exc or type(exc).__name__,
+                    failures,
+                    delay,
+                    _what_to_check(exc, esl),
+                )
+                continue
+            up_since = time.monotonic()
+            esl.closed.wait()
+            self._up.clear()
+            self._esl = None
+            if self._stopping.is_set():
+                return
+            failures = 0 if time.monotonic() - up_since >= self.stable_after else failures + 1
+            delay = self.backoff.delay(failures) if failures else 0.0
+            log.warning(
+                "%s: connection to %s:%d lost (%s); reconnecting %s",
+                self.name,
+                self.host,
+                self.port,
+                esl.close_reason,
+                f"in {delay:.1f} s" if failures else "now",
+            )
+
+    def _new_esl(self) -> _InboundESL:
+        """A fresh greenswitch connection: greenswitch cannot reuse one that dropped."""
+        return _InboundESL(
+            self.host,
+            self.port,
+            self._password,
+            self._user,
+            self.connect_timeout,
+            self.name,
+            self._deliver,
+            self.command_timeout,
+        )
+
+    def _open(self, esl: _InboundESL) -> None:
+        """Connect, authenticate and subscribe, all within `connect_timeout`; close on failure."""
+        try:
+            with gevent.Timeout(
+                self.connect_timeout,
+                NotConnected(f"no auth/request within {self.connect_timeout:g} s"),
+            ):
+                esl.connect()
+            expect_ok(esl.send(self.subscription), self.subscription)
+        except BaseException:
+            esl.close(timeout=0)
+            raise
+        self._esl = esl
+        self.connections_made += 1
+        self._up.set()
+        log.info("%s: connected to %s:%d, %s", self.name, self.host, self.port, self.subscription)
+        if self._on_connected is not None:
+            gevent.spawn(self._run_on_connected)
+
+    def _run_on_connected(self) -> None:
+        try:
+            self._on_connected(self)  # type: ignore[misc]
+        except Exception:
+            log.exception("%s: on_connected failed", self.name)
+
+    def _deliver(self, kind: str, frame: Frame | None) -> None:
+        if kind == "notice" and frame is not None:
+            log.info("%s: disconnect notice from FreeSWITCH: %s", self.name, frame.text.strip())
+        if kind != "event" or frame is None:
+            return
+        if frame.get("Event-Name") == "BACKGROUND_JOB":
+            job = self._jobs.pop(frame.get("Job-UUID") or "", None)
+            if job is not None:
+                job._result.set(frame)
+        if self._on_event is not None:
+            self._on_event(frame, self.name)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _current(self) -> _InboundESL:
+        esl = self._esl
+        if esl is None or not esl.connected:
+            raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
+        return esl
+
+    def api(self, command: str, timeout: float | None = None) -> str:
+        """Run `api <command>` and return its output; CommandTimeout after `timeout` seconds."""
+        single_line(command, "api command")
+        return reply_text(self._current().send(f"api {command}", timeout))
+
+    def bgapi(self, command: str, job_uuid: str | None = None, timeout: float | None = None) -> Job:
+        """Run `bgapi <command>`; the Job completes with its BACKGROUND_JOB (by Job-UUID).
+
+        Pass your own `job_uuid` to bind it (e.g. in the EventRouter) before anything is sent.
+        A job still pending after a reconnect completes if the switch delivers its result on
+        the new connection; jobs older than `job_ttl` are given up (CommandTimeout).
+        """
+        single_line(command, "bgapi command")
+        job = Job(single_line(job_uuid or str(uuid.uuid4()), "Job-UUID"), command)
+        self._expire_jobs()
+        self._jobs[job.uuid] = job
+        message = f"bgapi {command}\nJob-UUID: {job.uuid}"
+        try:
+            expect_ok(self._current().send(message, timeout), message)
+        except BaseException:
+            self._jobs.pop(job.uuid, None)
+            raise
+        return job
+
+    def pending_jobs(self) -> int:
+        return len(self._jobs)
+
+    def _expire_jobs(self) -> None:
+        now = time.monotonic()
+        for job_uuid, job in list(self._jobs.items()):
+            if now - job.created > self.job_ttl:
+                del self._jobs[job_uuid]
+                job._result.set_exception(
+                    CommandTimeout(f"{self.name}: job {job_uuid} got no result in {self.job_ttl} s")
+                )

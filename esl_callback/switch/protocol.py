@@ -1,0 +1,293 @@
+"""FreeSWITCH Event Socket (ESL) wire framing, shared by the controller and the simulator.
+
+A message on the wire is a block of ``Name: value`` lines ended by an empty line, followed by
+exactly ``Content-Length`` bytes of body when that header is present. Events delivered as
+``text/event-plain`` carry a second such block inside the body, whose header *values* are
+percent-encoded the way FreeSWITCH's ``switch_url_encode`` does it.
+
+Parsing always splits a block into lines and ``name: value`` pairs first and decodes each value
+afterwards, so a decoded ``%0A`` inside a value can never forge a header of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_MAX_LINE = 64 * 1024
+DEFAULT_MAX_HEADER_BLOCK = 1024 * 1024
+
+# Characters FreeSWITCH percent-encodes in header values (switch_utils.c, urlunsafe), besides
+# every byte outside the printable ASCII range.
+_URL_UNSAFE = frozenset(b'\r\n "#%&+:;<=>?@[\\]^`{|}')
+_HEX_UPPER = frozenset(b"0123456789ABCDEF")
+_ENCODE_TABLE = [
+    f"%{b:02X}" if (b < 0x20 or b > 0x7E or b in _URL_UNSAFE) else chr(b) for b in range(256)
+]
+
+Headers = list[tuple[str, str]]
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a valid ESL frame; the connection must be closed."""
+
+
+@dataclass
+class Frame:
+    """One ESL message (or one decoded event): ordered headers and a body.
+
+    Header names are compared case-insensitively, like FreeSWITCH does. Headers may repeat
+    (CHANNEL_HANGUP_COMPLETE carries ``Hangup-Cause`` twice); :meth:`get` returns the first.
+    """
+
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``default``."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name``, in wire order."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    def to_dict(self) -> dict[str, str]:
+        """Headers as a dict; for a repeated name the first value wins."""
+        result: dict[str, str] = {}
+        for key, value in self.headers:
+            result.setdefault(key, value)
+        return result
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    @property
+    def content_type(self) -> str | None:
+        return self.get("Content-Type")
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+    def decoded(self) -> Frame:
+        """A copy with every header value URL-decoded (for the outbound ``connect`` reply)."""
+        return Frame([(k, url_decode(v)) for k, v in self.headers], self.body)
+
+
+@dataclass
+class Command:
+    """One message a client sends: the command line, optional headers, optional body."""
+
+    line: str
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or ``default``."""
+        return Frame(self.headers).get(name, default)
+
+
+def url_encode(value: str) -> str:
+    """Percent-encode a header value exactly like FreeSWITCH (no double encoding of ``%XX``)."""
+    raw = value.encode("utf-8", "surrogateescape")
+    out: list[str] = []
+    n = len(raw)
+    for i, b in enumerate(raw):
+        if b == 0x25 and i + 2 < n and raw[i + 1] in _HEX_UPPER and raw[i + 2] in _HEX_UPPER:
+            out.append("%")
+        else:
+            out.append(_ENCODE_TABLE[b])
+    return "".join(out)
+
+
+def url_decode(value: str) -> str:
+    """Decode a percent-encoded header value (``+`` stays ``+``)."""
+    if "%" not in value:
+        return value
+    return urllib.parse.unquote_to_bytes(value).decode("utf-8", "replace")
+
+
+def _split_header_line(line: str) -> tuple[str, str]:
+    name, sep, value = line.partition(":")
+    if not sep:
+        raise FrameError(f"header line without ':': {line[:80]!r}")
+    return name, value.lstrip(" ")
+
+
+def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> list[str] | None:
+    """Read header lines up to the empty line. None on EOF before any byte."""
+    lines: list[str] = []
+    total = 0
+    while True:
+        raw = fileobj.readline(max_line + 1)
+        if not raw:
+            if lines:
+                raise FrameError("connection closed in the middle of a header block")
+            return None
+        total += len(raw)
+        if len(raw) > max_line and not raw.endswith(b"\n"):
+            raise FrameError(f"header line longer than {max_line} bytes")
+        if total > max_header_block:
+            raise FrameError(f"header block longer than {max_header_block} bytes")
+        if not raw.endswith(b"\n"):
+            raise FrameError("connection closed in the middle of a header line")
+        line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+        if not line:
+            if lines:
+                return lines
+            continue  # FreeSWITCH skips empty lines before a message
+        lines.append(line)
+
+
+def _content_length(headers: Headers, max_body: int) -> int:
+    value = Frame(headers).get("Content-Length")
+    if value is None:
+        return 0
+    text = value.strip()
+    if not text.isdigit():
+        raise FrameError(f"bad Content-Length {value!r}")
+    length = int(text)
+    if length > max_body:
+        raise FrameError(f"Content-Length {length} exceeds the limit of {max_body}")
+    return length
+
+
+def _read_body(fileobj: BinaryIO, length: int) -> bytes:
+    if not length:
+        return b""
+    body = fileobj.read(length)
+    if body is None or len(body) != length:
+        raise FrameError("connection closed in the middle of a body")
+    return body
+
+
+def read_frame(
+    fileobj: BinaryIO,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
+) -> Frame | None:
+    """Read one message sent by FreeSWITCH. None on a clean EOF; FrameError on garbage.
+
+    Header values are returned as sent (outer headers are not encoded, except in the outbound
+    ``connect`` reply: use :meth:`Frame.decoded` there).
+    """
+    lines = _read_block(fileobj, max_line, max_header_block)
+    if lines is None:
+        return None
+    headers = [_split_header_line(line) for line in lines]
+    body = _read_body(fileobj, _content_length(headers, max_body))
+    return Frame(headers, body)
+
+
+def read_command(
+    fileobj: BinaryIO,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_line: int = DEFAULT_MAX_LINE,
+    max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
+) -> Command | None:
+    """Read one message sent by an ESL client: a command line, headers, optional body."""
+    lines = _read_block(fileobj, max_line, max_header_block)
+    if lines is None:
+        return None
+    headers = [_split_header_line(line) for line in lines[1:]]
+    body = _read_body(fileobj, _content_length(headers, max_body))
+    return Command(lines[0], headers, body)
+
+
+def parse_headers(block: bytes, decode: bool = True) -> Headers:
+    """Split a header block into (name, value) pairs, then URL-decode each value."""
+    headers: Headers = []
+    for raw in block.split(b"\n"):
+        line = raw.rstrip(b"\r").decode("utf-8", "surrogateescape")
+        if not line:
+            continue
+        name, value = _split_header_line(line)
+        headers.append((name, url_decode(value) if decode else value))
+    return headers
+
+
+def parse_event_plain(body: bytes) -> Frame:
+    """Parse the body of a ``text/event-plain`` message into a decoded event.
+
+    The event's own body (BACKGROUND_JOB output, a CUSTOM event's body) follows an inner
+    ``Content-Length`` and an empty line.
+    """
+    block, sep, rest = body.partition(b"\n\n")
+    headers = parse_headers(block)
+    inner = b""
+    if sep:
+        length = (Frame(headers).get("Content-Length") or "").strip()
+        inner = rest[: int(length)] if length.isdigit() else rest
+    return Frame(headers, inner)
+
+
+def parse_event_json(body: bytes) -> Frame:
+    """Parse the body of a ``text/event-json`` message; duplicate keys are all kept."""
+    try:
+        pairs = json.loads(body, object_pairs_hook=list)
+    except ValueError as exc:
+        raise FrameError(f"bad JSON event: {exc}") from exc
+    if not isinstance(pairs, list):
+        raise FrameError("JSON event is not an object")
+    headers: Headers = []
+    inner = b""
+    for key, value in pairs:
+        if key == "_body":
+            inner = str(value).encode("utf-8")
+        elif isinstance(value, list):
+            headers.extend((key, str(item)) for item in value)
+        else:
+            headers.append((key, str(value)))
+    return Frame(headers, inner)
+
+
+def parse_event(frame: Frame) -> Frame:
+    """Decode the event carried by an event message of either format."""
+    if frame.content_type == "text/event-json":
+        return parse_event_json(frame.body)
+    return parse_event_plain(frame.body)
+
+
+def format_frame(headers: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:
+    """Serialise an outer message: headers as given, the empty line, then the body."""
+    head = "".join(f"{name}: {value}\n" for name, value in headers)
+    return head.encode("utf-8", "surrogateescape") + b"\n" + body
+
+
+def format_event_plain(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialise an event like switch_event_serialize (values encoded, body after its length)."""
+    head = "".join(f"{name}: {url_encode(value)}\n" for name, value in headers)
+    if body:
+        raw = body.encode("utf-8", "surrogateescape")
+        return head.encode("ascii") + f"Content-Length: {len(raw)}\n\n".encode() + raw
+    return head.encode("ascii") + b"\n"
+
+
+def _json_string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def format_event_json(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialise an event like switch_event_serialize_json (duplicate names kept, ``_body``)."""
+    items = [f"{_json_string(name)}:{_json_string(value)}" for name, value in headers]
+    if body:
+        raw_len = len(body.encode("utf-8", "surrogateescape"))
+        items.append(f'"Content-Length":"{raw_len}"')
+        items.append(f'"_body":{_json_string(body)}')
+    return ("{" + ",".join(items) + "}").encode("utf-8", "surrogateescape")
+
+
+def event_message(payload: bytes, fmt: str) -> bytes:
+    """Wrap a serialised event in its outer message (Content-Length first, as FreeSWITCH does)."""
+    return f"Content-Length: {len(payload)}\nContent-Type: text/event-{fmt}\n\n".encode() + payload
