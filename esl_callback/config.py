@@ -785,6 +785,7 @@ class IvrSettings:
 
     welcome: Annotated[str, _SOUND] = "ivr/ivr-welcome.wav"
     enter_pin: Annotated[str, _SOUND] = "ivr/ivr-please_enter_pin_followed_by_pound.wav"
+    enter_code: Annotated[str, _SOUND] = "ivr/ivr-please_enter_pin_followed_by_pound.wav"
     invalid_entry: Annotated[str, _SOUND] = "ivr/ivr-that_was_an_invalid_entry.wav"
     invalid_pin: Annotated[str, _SOUND] = "ivr/ivr-pin_or_extension_is-invalid.wav"
     locked_out: Annotated[str, _SOUND] = "voicemail/vm-abort.wav"
@@ -842,6 +843,7 @@ class BillingSettings:
     charge_leg_a: Annotated[bool, _boolean()] = True
     low_balance_threshold: Annotated[Decimal, _money(Decimal(0))] = Decimal("1.00")
     warning_seconds_before_hangup: Annotated[int, _integer(0, 600)] = 60
+    max_call_seconds: Annotated[int, _integer(60, 24 * 3600)] = 3600
     rounding: Annotated[str, _rounding()] = "ROUND_HALF_UP"
     allow_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()
     deny_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()

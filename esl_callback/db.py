@@ -130,8 +130,18 @@ class Database:
         SQLite: in the single database thread. PostgreSQL: inline, on a pooled connection.
         """
         if self.is_sqlite:
-            return self._sqlite_worker().apply(self._call, (fn, args, kwargs))
+            failed, value = self._sqlite_worker().apply(self._captured, (fn, args, kwargs))
+            if failed:
+                raise value
+            return value
         return self._call(fn, args, kwargs)
+
+    def _captured(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> tuple[bool, object]:
+        """Run in the worker thread; hand any exception back to the caller to raise there."""
+        try:
+            return False, self._call(fn, args, kwargs)
+        except Exception as exc:
+            return True, exc
 
     def _call(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
         if self.is_sqlite:

@@ -123,7 +123,7 @@ class CallbackRequest(BaseModel):
 
     TRIGGERS = ("phone", "web", "sms", "gateway", "cli")
     METHODS = ("pin", "ani", "did", "web", "sms")
-    MODES = ("two_stage", "source_first", "simultaneous")
+    MODES = ("two_stage", "source_first", "simultaneous", "verify")
 
     account = pw.ForeignKeyField(Account, backref="requests", null=True, on_delete="SET NULL")
     trigger = pw.CharField(max_length=16)

@@ -1,4 +1,4 @@
-"""The controller process: database, FreeSWITCH connections, outbound socket server, dialer.
+"""The controller process: database, FreeSWITCH connections, outbound server, dialer, web.
 
 `Service(settings).start()` brings everything up in the current gevent hub; `stop()` takes it
 down gracefully (live outbound sessions may finish). `esl-callback serve` runs one under
@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import gevent.monkey
+from gevent.pywsgi import WSGIServer
 
 from esl_callback.callback import dialer as dialer_module
 from esl_callback.callback.dialer import Dialer, event_variable
@@ -19,6 +20,7 @@ from esl_callback.db import Database, DatabaseError, latest_version, make_psycop
 from esl_callback.switch.connection import Backoff, InboundConnection
 from esl_callback.switch.outbound import OutboundChannel, OutboundServer
 from esl_callback.switch.router import EventRouter
+from esl_callback.web import create_app, serve_web
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Service:
         ]
         self.dialer = Dialer(self.db, settings, self.nodes, self.router)
         self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
+        self.web_server: WSGIServer | None = None
         out = settings.outbound
         self.outbound = OutboundServer(
             self.on_channel,
@@ -76,6 +79,10 @@ class Service:
         self.outbound.start()
         for node in self.nodes:
             node.start()
+        web = self.settings.web
+        if web.enabled:
+            app = create_app(self.settings, self.db, self.dialer)
+            self.web_server = serve_web(app, web.bind, web.port)
         log.info(
             "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
             self.outbound.host,
@@ -87,6 +94,8 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting calls, let live sessions finish (up to `timeout`), disconnect."""
+        if self.web_server is not None:
+            self.web_server.stop(timeout=1)
         self.outbound.stop(timeout)
         for node in self.nodes:
             node.stop()

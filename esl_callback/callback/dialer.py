@@ -32,7 +32,7 @@ from gevent.queue import Empty, Queue
 
 from esl_callback import accounts, lockout, numbers
 from esl_callback.callback import billing, causes, requests, triggers
-from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
+from esl_callback.callback.ivr import CODE_VARIABLE, DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
@@ -120,6 +120,7 @@ class Plan:
     account_id: int | None
     node: Node
     delay: float = 0.0
+    code: str | None = None  # what the callee must key in a number verification
 
 
 @dataclass
@@ -235,7 +236,11 @@ class Dialer:
         mode: str,
         trigger: str = "web",
     ) -> CallbackRequest:
-        """Store and start a callback whose numbers are known (web, SMS, CLI)."""
+        """Store and start a callback whose numbers are known (web, SMS, CLI).
+
+        Raises FlowEnded (nothing stored) when no FreeSWITCH node is connected.
+        """
+        node = self.node_for(None)
         request = self.db.run(
             requests.create,
             trigger=trigger,
@@ -253,7 +258,36 @@ class Dialer:
                 source=source,
                 destination=destination,
                 account_id=account.id,
-                node=self.node_for(None),
+                node=node,
+            )
+        )
+        return request
+
+    def verify_number(self, account: Account, number: str, code: str) -> CallbackRequest:
+        """Call `number` and ask for `code` (shown to the user): proof that they own it.
+
+        The request completes only when the digits keyed match the code; otherwise it fails
+        with cause WRONG_CODE (or the leg's hangup cause).
+        """
+        node = self.node_for(None)
+        request = self.db.run(
+            requests.create,
+            trigger="web",
+            method="web",
+            account=account,
+            mode="verify",
+            source=number,
+        )
+        self.start(
+            Plan(
+                request_id=request.id,
+                mode="verify",
+                method="web",
+                source=number,
+                destination=None,
+                account_id=account.id,
+                node=node,
+                code=code,
             )
         )
         return request
@@ -400,6 +434,8 @@ class CallFlow:
                 self.call_source()
                 if self.plan.mode == "two_stage":
                     self.run_two_stage()
+                elif self.plan.mode == "verify":
+                    self.run_verification(self.plan.code or "")
                 else:
                     self.run_source_first()
             self.finish(State.COMPLETED, None)
@@ -460,8 +496,8 @@ class CallFlow:
         if self.account_id is None:
             self.account_id = self.collect_pin(ivr)
             self.authorise(None)
-        if cfg.announce_balance:
-            balance = self.db.run(billing.available_balance, self.account_id)
+        balance = self.db.run(billing.available_balance, self.account_id)
+        if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             self.guard(ivr.play, prompts.your_balance_is)
             self.guard(ivr.say_amount, balance)
         for _ in range(cfg.destination_attempts):
@@ -505,6 +541,27 @@ class CallFlow:
             self.guard(ivr.play, self.prompt_for(cause))
             self.guard(ivr.hangup, "NORMAL_CLEARING")
             raise FlowEnded(State.FAILED, cause, f"destination: {causes.in_words(cause)}")
+        self.wait_until_ended()
+
+    def run_verification(self, code: str) -> None:
+        """Ask the callee for the code shown on screen; complete only when it matches."""
+        self.advance(State.IN_IVR)
+        ivr = self.ivr()
+        prompts = self.settings.ivr
+        keyed = self.guard(
+            ivr.collect,
+            prompts.enter_code,
+            CODE_VARIABLE,
+            min_digits=len(code),
+            max_digits=len(code),
+            tries=3,
+        )
+        if keyed != code:
+            self.guard(ivr.play, prompts.invalid_entry)
+            self.guard(ivr.hangup, "NORMAL_CLEARING")
+            raise FlowEnded(State.FAILED, "WRONG_CODE", "the code keyed did not match")
+        self.guard(ivr.play, prompts.goodbye)
+        self.guard(ivr.hangup, "NORMAL_CLEARING")
         self.wait_until_ended()
 
     def collect_pin(self, ivr: Ivr) -> int:
@@ -740,7 +797,7 @@ class CallFlow:
         elif name == "CHANNEL_HANGUP":
             leg.ended = True
             leg.cause = message.event.get("Hangup-Cause")
-            self.db.run(mark_leg, leg.uuid, state="hung_up")
+            self.db.run(mark_leg, leg.uuid, state="hung_up", hangup_cause=leg.cause)
         elif name == "CHANNEL_HANGUP_COMPLETE":
             leg.ended = leg.closed = True
             leg.cause = leg.cause or message.event.get("Hangup-Cause")
@@ -773,6 +830,7 @@ class CallFlow:
             destination,
             self.settings.billing,
             leg_a_head_start=head_start,
+            max_seconds=self.settings.billing.max_call_seconds,
         )
         if auth.allowed:
             self.authorisation = auth

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Variable names `play_and_get_digits` stores the digits in (visible in fs_cli as such).
 PIN_VARIABLE = "callback_pin"
 DESTINATION_VARIABLE = "callback_destination"
+CODE_VARIABLE = "callback_verification_code"
 
 
 class Channel(Protocol):

@@ -35,7 +35,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.CALLING_SOURCE: frozenset(
         {State.QUEUED, State.IN_IVR, State.CALLING_DESTINATION, State.BRIDGED, *_ENDINGS}
     ),
-    State.IN_IVR: frozenset({State.CALLING_DESTINATION, *_ENDINGS}),
+    # A number verification ends in the IVR: the callee keyed the code.
+    State.IN_IVR: frozenset({State.CALLING_DESTINATION, State.COMPLETED, *_ENDINGS}),
     State.CALLING_DESTINATION: frozenset(
         {State.IN_IVR, State.CALLING_SOURCE, State.BRIDGED, *_ENDINGS}
     ),

@@ -34,7 +34,7 @@ def run_until_signalled(service: Service) -> None:
     help="Configuration file (default: built-in defaults and ESL_CALLBACK_* variables).",
 )
 def serve(config_path: str | None) -> None:
-    """Run the controller: outbound socket server, FreeSWITCH connections, dialer."""
+    """Run the controller: outbound socket server, FreeSWITCH connections, dialer, web portal."""
     settings = load_settings_or_exit(config_path)
     setup_logging(settings.logging)
     service = Service(settings)
@@ -43,8 +43,11 @@ def serve(config_path: str | None) -> None:
     except DatabaseError as exc:
         fail(str(exc))
     except OSError as exc:
-        out = settings.outbound
-        fail(f"cannot listen on {out.bind}:{out.port} ({exc.strerror}); is another serve running?")
+        out, web = settings.outbound, settings.web
+        fail(
+            f"cannot listen ({exc.strerror}) on the outbound port {out.bind}:{out.port} or the "
+            f"web port {web.bind}:{web.port}; is another serve running?"
+        )
     run_until_signalled(service)
 
 

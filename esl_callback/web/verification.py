@@ -23,7 +23,7 @@ from esl_callback.callback.status import iso, request_failure_words
 from esl_callback.db import database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
 from esl_callback.models import NumberVerification as Verification
-from esl_callback.web.errors import Conflict, NotFound, TooMany, Unavailable
+from esl_callback.web.errors import Conflict, NotFound, TooMany
 from esl_callback.web.portal import Portal
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,6 @@ def start(account_id: int, digits: str) -> Verification:
 def begin(portal: Portal, account_id: int, digits: str) -> Verification:
     """Store a verification of `digits` and have the dialer call it to ask for the code."""
     dialer = portal.require_dialer()
-    if not hasattr(dialer, "verify_number"):
-        raise Unavailable("number verification calls are not available on this server")
     started = portal.run(start, account_id, digits)
     owner = portal.run(Account.get_by_id, account_id)
     try:
