@@ -496,7 +496,7 @@ class CallFlow:
         if self.account_id is None:
             self.account_id = self.collect_pin(ivr)
             self.authorise(None)
-        balance = self.db.run(billing.available_balance, self.account_id)
+        balance = self.db.run(lambda: Account.get_by_id(self.account_id).balance)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             self.guard(ivr.play, prompts.your_balance_is)
             self.guard(ivr.say_amount, balance)

@@ -1,0 +1,142 @@
+"""The whole platform in one process for end-to-end tests: simulator + controller service.
+
+Everything talks over real sockets: the controller's inbound ESL connection to the simulator,
+the simulator's outbound socket connections to the controller, exactly as with FreeSWITCH.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import gevent
+
+from esl_callback.callback import billing, requests
+from esl_callback.callback.rating import RateRow, RateSnapshot
+from esl_callback.config import Settings, settings_from_mapping
+from esl_callback.models import CallbackRequest, Leg
+from esl_callback.service import Service
+from esl_callback.simulator.config import from_mapping
+from esl_callback.simulator.core import Simulator
+
+ACCESS_CONTEXT = "access"
+PIN_ACCESS = "18005550100"
+ANI_ACCESS = "18005550200"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def controller_settings(database_url: str, switch_port: int, outbound_port: int, **callback: Any) -> Settings:
+    """Controller settings pointing at the simulator; quick timings for tests."""
+    return settings_from_mapping(
+        {
+            "freeswitch": {
+                "nodes": [{"name": "sim", "port": switch_port, "password": "test-secret"}],
+                "reconnect_min_seconds": 0.2,
+                "reconnect_max_seconds": 1,
+            },
+            "outbound": {"port": outbound_port},
+            "database": {"url": database_url},
+            "web": {"enabled": False},
+            "callback": {
+                "delay_seconds": 0.2,
+                "leg_a_retries": 0,
+                "retry_delay_seconds": 0.5,
+                "originate_timeout_seconds": 6,
+                "announce_balance": False,
+                **callback,
+            },
+            "ivr": {"first_digit_timeout_ms": 4000, "inter_digit_timeout_ms": 2000},
+            "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
+            "billing": {"warning_seconds_before_hangup": 0},
+            "logging": {"level": "DEBUG"},
+        },
+        environ={},
+    )
+
+
+def simulator_config(outbound_port: int, phones: dict[str, Any], speed: float) -> Any:
+    return from_mapping(
+        {
+            "esl": {"listen": "127.0.0.1:0", "password": "test-secret"},
+            "speed": speed,
+            "dialplan": {
+                ACCESS_CONTEXT: [
+                    {
+                        "name": "callback_triggers",
+                        "expression": r"^(1800555\d{4}|1888\d{7})$",
+                        "actions": [
+                            f"socket 127.0.0.1:{outbound_port} async full",
+                            "hangup NORMAL_TEMPORARY_FAILURE",
+                        ],
+                    }
+                ]
+            },
+            "phones": {"context": "phones", "lines": phones},
+        }
+    )
+
+
+def standard_rates() -> None:
+    """1/1 increments so costs are easy to check: 0.60/min in general, 1.20/min to 15550002..."""
+    billing.import_rates(
+        [
+            RateRow(RateSnapshot("1", Decimal("0.60"), Decimal(0), 1, 1), "North America", 2),
+            RateRow(RateSnapshot("15550002", Decimal("1.20"), Decimal(0), 1, 1), "Destinations", 3),
+        ],
+        replace=True,
+    )
+
+
+@dataclass
+class Platform:
+    sim: Simulator
+    service: Service
+
+    @property
+    def db(self):
+        return self.service.db
+
+    def trigger(self, caller: str, number: str) -> str:
+        """A phone calls an access number or DID, as a real caller would."""
+        return self.sim.place_call(caller, number, ACCESS_CONTEXT)
+
+    def wait_request(
+        self, predicate: Callable[[CallbackRequest], bool] | None = None, timeout: float = 30
+    ) -> CallbackRequest:
+        """The newest request once it satisfies `predicate` (default: it ended)."""
+        done = predicate or (lambda r: r.state not in requests.LIVE)
+        with gevent.Timeout(timeout, AssertionError("request did not reach the expected state")):
+            while True:
+                request = self.db.run(
+                    lambda: CallbackRequest.select().order_by(CallbackRequest.id.desc()).first()
+                )
+                if request is not None and done(request):
+                    return request
+                gevent.sleep(0.05)
+
+    def legs(self, request_id: int) -> dict[str, Leg]:
+        return {leg.leg: leg for leg in self.db.run(requests.legs_of, request_id)}
+
+    def wait_idle(self, timeout: float = 15) -> None:
+        """Until the switch has no channel left (every hangup reported)."""
+        with gevent.Timeout(timeout, AssertionError(f"channels left: {list(self.sim.channels)}")):
+            while self.sim.channels or self.service.dialer.flows:
+                gevent.sleep(0.05)
+
+
+def start_platform(database_url: str, phones: dict[str, Any], speed: float = 1.0, **callback: Any) -> Platform:
+    outbound_port = free_port()
+    sim = Simulator(simulator_config(outbound_port, phones, speed)).start()
+    settings = controller_settings(database_url, sim.port, outbound_port, **callback)
+    service = Service(settings).start()
+    for node in service.nodes:
+        assert node.wait_connected(5), "controller did not connect to the simulator"
+    return Platform(sim, service)
