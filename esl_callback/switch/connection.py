@@ -181,6 +181,8 @@ class FramedESL:
             self._esl_event_queue.put(("event", event))
         elif kind == "text/disconnect-notice":
             self._esl_event_queue.put(("notice", frame))
+            if frame.get("Content-Disposition") != "linger":  # FreeSWITCH closes right after it
+                self._connection_lost("disconnected by FreeSWITCH")
         elif kind == "auth/request":
             self._auth_request_event.set()
         elif kind == "text/rude-rejection":
@@ -288,8 +290,11 @@ class _InboundESL(FramedESL, InboundESL):
     def authenticate(self) -> None:
         """`auth <password>`, or `userauth <user@domain>:<password>` when a user is set."""
         secret = single_line(self.password, "password")
-        command = f"userauth {single_line(self.user, 'user')}:{secret}" if self.user else ""
-        reply = self.send(command or f"auth {secret}")
+        if self.user:
+            command = f"userauth {single_line(self.user, 'user')}:{secret}"
+        else:
+            command = f"auth {secret}"
+        reply = self.send(command)
         if reply_text(reply) != "+OK accepted":
             raise AuthenticationFailed(reply_text(reply).strip() or "no reply text")
 
@@ -551,11 +556,11 @@ class InboundConnection:
         self._up.set()
         log.info("%s: connected to %s:%d, %s", self.name, self.host, self.port, self.subscription)
         if self._on_connected is not None:
-            gevent.spawn(self._run_on_connected)
+            gevent.spawn(self._run_on_connected, self._on_connected)
 
-    def _run_on_connected(self) -> None:
+    def _run_on_connected(self, callback: Callable[[InboundConnection], None]) -> None:
         try:
-            self._on_connected(self)  # type: ignore[misc]
+            callback(self)
         except Exception:
             log.exception("%s: on_connected failed", self.name)
 

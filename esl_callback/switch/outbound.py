@@ -94,13 +94,13 @@ class OutboundChannel:
         self.uuid = ""
         self.data: Frame | None = None
         self.hangup_event: Frame | None = None
-        self._gone: ChannelGone | None = None
+        self._gone = ""  # why the channel is gone, once it is
         self._ended = gevent.event.Event()
         self._executions: dict[str, Execution] = {}
         self._session = _OutboundSession(sock, address, self._deliver, command_timeout)
 
-    def __repr__(self) -> str:
-        return f"<OutboundChannel {self.uuid or '?'} from {self.peer}>"
+    def __str__(self) -> str:
+        return f"channel {self.uuid or '?'} (from {self.peer})"
 
     # -- protocol --------------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class OutboundChannel:
 
     @property
     def gone(self) -> bool:
-        return self._gone is not None
+        return bool(self._gone)
 
     @property
     def connected(self) -> bool:
@@ -193,8 +193,8 @@ class OutboundChannel:
             raise ChannelGone(f"channel {self.uuid or self.peer}: {exc}") from exc
 
     def _raise_if_gone(self) -> None:
-        if self._gone is not None:
-            raise self._gone
+        if self._gone:
+            raise ChannelGone(self._gone)
 
     def _deliver(self, kind: str, frame: Frame | None) -> None:
         if kind == "closed":
@@ -213,15 +213,15 @@ class OutboundChannel:
 
     def _mark_gone(self, reason: str, hangup: Frame | None = None) -> None:
         """Fail every waiting execution, except that `hangup` gets the CHANNEL_HANGUP event."""
-        if self._gone is None:
-            self._gone = ChannelGone(f"channel {self.uuid or self.peer}: {reason}")
-            log.info("channel %s: %s", self.uuid or self.peer, reason)
+        if not self._gone:
+            self._gone = f"channel {self.uuid or self.peer}: {reason}"
+            log.info("%s", self._gone)
         pending, self._executions = self._executions, {}
         for execution in pending.values():
             if hangup is not None and execution.app == "hangup":
                 execution._result.set(hangup)
             else:
-                execution._result.set_exception(self._gone)
+                execution._result.set_exception(ChannelGone(self._gone))
         self._ended.set()
 
 
@@ -310,12 +310,10 @@ class OutboundServer:
             log.info("outbound session ended: %s", exc)
         except Exception:
             self.failed += 1
-            log.exception(
-                "outbound handler failed for channel %s (from %s)", channel.uuid, channel.peer
-            )
+            log.exception("outbound handler failed for %s", channel)
         except gevent.GreenletExit:
             graceful = False
-            log.warning("outbound session of channel %s killed at server stop", channel.uuid)
+            log.warning("outbound session of %s killed at server stop", channel)
             raise
         finally:
             channel.exit(timeout=1.0 if graceful else 0)

@@ -86,11 +86,15 @@ class Frame:
 
 @dataclass
 class Command:
-    """One message a client sends: the command line, optional headers, optional body."""
+    """One message a client sends: the command line, optional headers, optional body.
+
+    ``raw`` is the header block as received (lines joined by LF, ending in the empty line).
+    """
 
     line: str
     headers: Headers = field(default_factory=list)
     body: bytes = b""
+    raw: str = ""
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``default``."""
@@ -196,13 +200,16 @@ def read_command(
     max_line: int = DEFAULT_MAX_LINE,
     max_header_block: int = DEFAULT_MAX_HEADER_BLOCK,
 ) -> Command | None:
-    """Read one message sent by an ESL client: a command line, headers, optional body."""
+    """Read one message sent by an ESL client: a command line, headers, optional body.
+
+    Like FreeSWITCH, header lines without a colon are ignored.
+    """
     lines = _read_block(fileobj, max_line, max_header_block)
     if lines is None:
         return None
-    headers = [_split_header_line(line) for line in lines[1:]]
+    headers = [_split_header_line(line) for line in lines[1:] if ":" in line]
     body = _read_body(fileobj, _content_length(headers, max_body))
-    return Command(lines[0], headers, body)
+    return Command(lines[0], headers, body, "\n".join(lines) + "\n\n")
 
 
 def parse_headers(block: bytes, decode: bool = True) -> Headers:

@@ -73,8 +73,8 @@ def test_a_forged_display_name_cannot_change_the_unique_id_of_a_captured_event(
 
 @pytest.mark.parametrize(
     "length",
-    [b"-5", b"99999999999", b"12abc", b""],
-    ids=["negative", "absurd", "garbage", "empty"],
+    [b"-5", b"99999999999", b"12abc", b"", "²".encode()],
+    ids=["negative", "absurd", "garbage", "empty", "superscript-digit"],
 )
 def test_a_bad_content_length_closes_the_connection_and_a_fresh_one_follows(
     replay_peer: ReplayPeer, length: bytes

@@ -113,7 +113,9 @@ def test_a_caller_hanging_up_mid_playback_raises_channel_gone(lab: SwitchLab) ->
 def test_executing_hangup_returns_the_channel_hangup_event(lab: SwitchLab) -> None:
     def ivr(channel: OutboundChannel) -> Frame:
         channel.myevents()
-        return channel.execute("hangup", "USER_BUSY", timeout=5)
+        hangup = channel.execute("hangup", "USER_BUSY", timeout=5)
+        wait_until(lambda: not channel.connected, timeout=1)  # closed at the disconnect notice
+        return hangup
 
     results = start_ivr(lab, {"4": ivr})
     leg = lab.leg_a(inbound(lab), PARKS, "4")
