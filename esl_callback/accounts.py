@@ -90,12 +90,14 @@ def update_account(account: Account, **changes: Any) -> Account:
     """Change an account's settings (the same keywords as `create_account`, None = unchanged)."""
     fields = account_fields(**{k: v for k, v in changes.items() if v is not None})
     with database_proxy.atomic():
-        for key, value in fields.items():
-            setattr(account, key, value)
-        account.save()
+        # Only the changed columns: a stale copy of the account must never write back its
+        # balance over payments and debits made meanwhile.
+        if fields:
+            Account.update(fields).where(Account.id == account.id).execute()
+        updated = Account.get_by_id(account.id)
         if "default_callback_number" in fields:
-            ensure_caller_id(account, account.default_callback_number)
-    return account
+            ensure_caller_id(updated, updated.default_callback_number)
+    return updated
 
 
 def account_fields(

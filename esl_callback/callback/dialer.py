@@ -106,6 +106,7 @@ class LegState:
     closed: bool = False  # CHANNEL_HANGUP_COMPLETE seen and billed
     cause: str | None = None
     hears_ringback: bool = False
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ class Dialer:
             )
             session.execute(*commands.hangup("NORMAL_CLEARING"), timeout=10)
             return
-        flow.inbox.put(Inbox("session", uuid=session.uuid, session=session))
+        flow.inbox.put(Inbox("session", uuid=session.uuid, event=data, session=session))
         flow.done.wait()
 
     def handle_orphan_event(self, event: Any, node: str = "") -> None:
@@ -413,7 +414,8 @@ class CallFlow:
         self.settings = dialer.settings
         self.db = dialer.db
         self.inbox: Queue[Inbox] = Queue()
-        self.legs: dict[str, LegState] = {}
+        self.legs: dict[str, LegState] = {}  # the current leg of each role
+        self.every_leg: dict[str, LegState] = {}  # all legs, retries included, by UUID
         self.session: Session | None = None
         self.account_id = plan.account_id
         self.authorisation: billing.Authorisation | None = None
@@ -481,9 +483,14 @@ class CallFlow:
 
     def wait_for_session(self, leg: LegState) -> str | None:
         """None once leg A answered and its session is ours; else the cause it ended with."""
-        message = self.wait(lambda m: m.kind == "session" or leg.ended, self.ring_timeout())
+        message = self.wait(
+            lambda m: (m is not None and m.kind == "session") or leg.ended, self.ring_timeout()
+        )
         if message is not None and message.kind == "session":
+            # FreeSWITCH runs the `socket` application once the leg has answered; its
+            # CHANNEL_ANSWER may still be queued behind the session, so note it now.
             self.session = message.session
+            self.note_answer(leg, uepoch(message.event.get("Caller-Channel-Answered-Time")))
             return None
         self.give_up(leg, "NO_ANSWER")
         return leg.cause or "NO_ANSWER"
@@ -648,7 +655,7 @@ class CallFlow:
         """`bgapi originate` one leg, its CDR row stored first; its events come to the inbox."""
         node = self.plan.node
         leg = LegState(role, str(uuidlib.uuid4()), number, node.name)
-        self.legs[role] = leg
+        self.legs[role] = self.every_leg[leg.uuid] = leg
         self.dialer.router.bind(leg.uuid, self.key)
         self.db.run(self.store_leg, leg)
         cfg = self.settings.callback
@@ -745,11 +752,14 @@ class CallFlow:
         """Router callback: an event of one of our legs (from any greenlet)."""
         self.inbox.put(Inbox("event", uuid=event.get("Unique-ID") or "", event=event))
 
-    def wait(self, done: Callable[[Inbox], bool], timeout: float) -> Inbox | None:
+    def wait(self, done: Callable[[Inbox | None], bool], timeout: float) -> Inbox | None:
         """Apply inbox messages to the legs until `done(message)`; None after `timeout`.
 
-        A cancel (the web's cancel button) ends the flow at once.
+        `done(None)` is asked first: a condition already true returns at once. A cancel (the
+        web's cancel button) ends the flow.
         """
+        if done(None):
+            return None
         hub = gevent.get_hub()
         deadline = hub.loop.now() + timeout
         while (remaining := deadline - hub.loop.now()) > 0:
@@ -765,11 +775,11 @@ class CallFlow:
     def apply(self, message: Inbox) -> None:
         """Update what we know of the legs from one message."""
         if message.kind == "cancel":
-            for leg in self.legs.values():
+            for leg in self.every_leg.values():
                 self.give_up(leg, "NORMAL_CLEARING")
             raise FlowEnded(State.CANCELLED, "USER_CANCELLED", message.reason)
-        leg = next((leg for leg in self.legs.values() if leg.uuid == message.uuid), None)
-        if leg is None:
+        leg = self.every_leg.get(message.uuid)
+        if leg is None:  # e.g. the loopback partner of one of our legs
             return
         if message.kind == "lost":
             leg.ended = leg.closed = True
@@ -787,8 +797,7 @@ class CallFlow:
             return
         name = message.event.get("Event-Name") if message.kind == "event" else None
         if name == "CHANNEL_ANSWER":
-            leg.answered = True
-            self.db.run(mark_leg, leg.uuid, state="answered", answered_at=utcnow())
+            self.note_answer(leg, uepoch(message.event.get("Caller-Channel-Answered-Time")))
         elif name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA") and not leg.answered:
             state = "early_media" if name == "CHANNEL_PROGRESS_MEDIA" else "ringing"
             self.db.run(mark_leg, leg.uuid, state=state)
@@ -806,10 +815,14 @@ class CallFlow:
             return
         self.dialer.notify(self.plan.request_id)
 
+    def all_closed(self) -> bool:
+        """Every leg of the request hung up and its CDR closed."""
+        return all(leg.closed for leg in self.every_leg.values())
+
     def wait_until_ended(self) -> None:
         """After the bridge: wait for both legs to hang up and their CDRs to be billed."""
         limit = (self.authorisation.max_duration if self.authorisation else 0) or 4 * 3600
-        self.wait(lambda _: all(leg.closed for leg in self.legs.values()), limit + 60)
+        self.wait(lambda _: self.all_closed(), limit + 60)
 
     # -- state and money ------------------------------------------------------------------
 
@@ -847,12 +860,19 @@ class CallFlow:
             billing.Refusal.DESTINATION_DENIED: prompts.destination_denied,
         }.get(auth.refusal, prompts.call_failed)
 
+    def note_answer(self, leg: LegState, when: datetime | None) -> None:
+        """Record that a leg answered (once, whichever report comes first)."""
+        if leg.answered:
+            return
+        leg.answered = True
+        leg.answered_at = when or utcnow()
+        self.db.run(mark_leg, leg.uuid, state="answered", answered_at=leg.answered_at)
+
     def seconds_up(self, leg: LegState) -> int:
         """Whole seconds since the leg answered (rounded up)."""
-        answered = self.db.run(
-            lambda: Leg.select(Leg.answered_at).where(Leg.uuid == leg.uuid).scalar()
-        )
-        return int((utcnow() - answered).total_seconds()) + 1 if answered else 0
+        if leg.answered_at is None:
+            return 0
+        return int((utcnow() - leg.answered_at).total_seconds()) + 1
 
     def prompt_for(self, cause: str) -> str:
         prompts = self.settings.ivr
@@ -869,17 +889,17 @@ class CallFlow:
 
     def finish(self, state: State, cause: str | None, detail: str = "") -> None:
         """End the request: legs hung up, their CDRs awaited, the hold released."""
-        for leg in self.legs.values():
-            if not leg.closed:
+        for leg in self.every_leg.values():
+            if not leg.ended:
                 self.api(commands.uuid_kill(leg.uuid, "NORMAL_CLEARING"))
-        if not self.wait(lambda _: all(leg.closed for leg in self.legs.values()), GRACE_SECONDS):
-            open_legs = [leg.uuid for leg in self.legs.values() if not leg.closed]
-            if open_legs:
-                log.warning(
-                    "request %s: no hangup reported for %s; reconciliation will close them",
-                    self.plan.request_id,
-                    open_legs,
-                )
+        self.wait(lambda _: self.all_closed(), GRACE_SECONDS)
+        open_legs = [leg.uuid for leg in self.every_leg.values() if not leg.closed]
+        if open_legs:
+            log.warning(
+                "request %s: no hangup reported for %s; reconciliation will close them",
+                self.plan.request_id,
+                open_legs,
+            )
         self.dialer.router.unregister(self.key)
         self.db.run(billing.release_reservations, self.plan.request_id)
         self.db.run(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from platform_helpers import Platform, start_platform, standard_rates
+from platform_helpers import Platform, standard_rates, start_platform
 
 from esl_callback.db import Database
 
@@ -24,5 +24,6 @@ def platform(db: Database) -> Iterator[Callable[..., Platform]]:
     standard_rates()
     yield start
     for running in started:
+        running.observer.connection.stop()
         running.service.stop(timeout=2)
         running.sim.stop()

@@ -21,6 +21,7 @@ from esl_callback.models import CallbackRequest, Leg
 from esl_callback.service import Service
 from esl_callback.simulator.config import from_mapping
 from esl_callback.simulator.core import Simulator
+from esl_callback.switch.connection import InboundConnection
 
 ACCESS_CONTEXT = "access"
 PIN_ACCESS = "18005550100"
@@ -33,7 +34,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def controller_settings(database_url: str, switch_port: int, outbound_port: int, **callback: Any) -> Settings:
+def controller_settings(
+    database_url: str, switch_port: int, outbound_port: int, **callback: Any
+) -> Settings:
     """Controller settings pointing at the simulator; quick timings for tests."""
     return settings_from_mapping(
         {
@@ -95,10 +98,45 @@ def standard_rates() -> None:
     )
 
 
+class Observer:
+    """A second, independent ESL client on the simulator recording what ran on which channel.
+
+    Used to check what a caller heard (the prompts played on leg A) without trusting the
+    controller's own account of it.
+    """
+
+    def __init__(self, sim: Simulator) -> None:
+        self.executed: list[tuple[str, str, str]] = []  # (channel name, app, data)
+        self.connection = InboundConnection(
+            name="observer",
+            host="127.0.0.1",
+            port=sim.port,
+            password="test-secret",
+            events=["CHANNEL_EXECUTE"],
+            on_event=self.record,
+        ).start()
+        assert self.connection.wait_connected(5)
+
+    def record(self, event: Any, node: str) -> None:
+        self.executed.append(
+            (
+                event.get("Channel-Name") or "",
+                event.get("Application") or "",
+                event.get("Application-Data") or "",
+            )
+        )
+
+    def played(self, number: str) -> list[str]:
+        """Sounds played to the callback leg towards `number` (its loopback -a channel)."""
+        channel = f"loopback/{number}-a"
+        return [data for name, app, data in self.executed if name == channel and app == "playback"]
+
+
 @dataclass
 class Platform:
     sim: Simulator
     service: Service
+    observer: Observer
 
     @property
     def db(self):
@@ -122,8 +160,18 @@ class Platform:
                     return request
                 gevent.sleep(0.05)
 
-    def legs(self, request_id: int) -> dict[str, Leg]:
-        return {leg.leg: leg for leg in self.db.run(requests.legs_of, request_id)}
+    def legs(self, request_id: int) -> list[Leg]:
+        """The request's legs in the order they were originated."""
+        return self.db.run(requests.legs_of, request_id)
+
+    def requests(self) -> list[CallbackRequest]:
+        return self.db.run(lambda: list(CallbackRequest.select().order_by(CallbackRequest.id)))
+
+    def drop_controller_connection(self) -> None:
+        """The switch drops the controller's inbound connection (as on a network cut)."""
+        for connection in list(self.sim.connections):
+            if connection is not None:
+                connection.kill()
 
     def wait_idle(self, timeout: float = 15) -> None:
         """Until the switch has no channel left (every hangup reported)."""
@@ -132,11 +180,13 @@ class Platform:
                 gevent.sleep(0.05)
 
 
-def start_platform(database_url: str, phones: dict[str, Any], speed: float = 1.0, **callback: Any) -> Platform:
+def start_platform(
+    database_url: str, phones: dict[str, Any], speed: float = 1.0, **callback: Any
+) -> Platform:
     outbound_port = free_port()
     sim = Simulator(simulator_config(outbound_port, phones, speed)).start()
     settings = controller_settings(database_url, sim.port, outbound_port, **callback)
     service = Service(settings).start()
     for node in service.nodes:
         assert node.wait_connected(5), "controller did not connect to the simulator"
-    return Platform(sim, service)
+    return Platform(sim, service, Observer(sim))

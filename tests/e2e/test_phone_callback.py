@@ -1,37 +1,65 @@
 """Phone-triggered callbacks end to end: a phone calls an access number or DID on the simulator,
-the controller rejects it unanswered, calls back, runs the IVR and bridges the destination."""
+the controller rejects it unanswered, calls back, runs the IVR and bridges the destination.
+
+Each test runs on SQLite and on PostgreSQL (the `db` fixture), over real sockets.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from platform_helpers import PIN_ACCESS
+import gevent
+import pytest
+from platform_helpers import ANI_ACCESS, PIN_ACCESS
 
 from esl_callback import accounts
 from esl_callback.callback import billing
-from esl_callback.models import Account
+from esl_callback.models import Account, AuthFailure, Leg
 
 CALLER = "15550001001"
+OTHER_PHONE = "15550001002"
 FRIEND = "15550002001"
+BUSY_FRIEND = "15550002004"
+SILENT_FRIEND = "15550002003"
+DID = "18885550001"
 
-# The caller answers the callback after 1 s, keys the PIN, then the destination.
-CALLER_KEYS_PIN_AND_FRIEND = {
-    "answer_after": 1,
-    "keys": [{"after": 1.0, "digits": "4711#"}, {"after": 3.0, "digits": f"{FRIEND}#"}],
-}
-# The friend answers after 1 s and hangs up 4 s later.
-FRIEND_TALKS_4S = {"answer_after": 1, "hangup_after": 4}
+ANSWERS_AND_HANGS_UP_AFTER_4S = {"answer_after": 1, "hangup_after": 4}
+
+
+def keys(*digits: str, hangup_after: float | None = None) -> dict:
+    """A phone that answers after 1 s and keys each string 2 s apart."""
+    spec: dict = {
+        "answer_after": 1,
+        "keys": [{"after": 1.0 if i == 0 else 2.5, "digits": d} for i, d in enumerate(digits)],
+    }
+    if hangup_after is not None:
+        spec["hangup_after"] = hangup_after
+    return spec
 
 
 def balance(name: str) -> Decimal:
     return Account.get(Account.name == name).balance
 
 
-def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform) -> None:
-    alice = accounts.create_account("alice", pin="4711")
-    billing.add_payment(alice, "10", "voucher 1")
+def per_second(price: str, billsec: int) -> Decimal:
+    return (Decimal(price) * billsec / 60).quantize(Decimal("0.0001"))
+
+
+@pytest.fixture
+def alice() -> Account:
+    """Alice: PIN 4711, 10.00 EUR, her mobile is a registered caller ID."""
+    account = accounts.create_account("alice", pin="4711", default_callback_number=CALLER)
+    billing.add_payment(account, "10", "voucher 1")
     accounts.add_access_number(PIN_ACCESS, "pin")
-    p = platform({CALLER: CALLER_KEYS_PIN_AND_FRIEND, FRIEND: FRIEND_TALKS_4S})
+    accounts.add_access_number(ANI_ACCESS, "ani")
+    return account
+
+
+# -- happy paths --------------------------------------------------------------------------
+
+
+def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform, alice) -> None:
+    p = platform({CALLER: keys("4711#", f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
 
     p.trigger(CALLER, PIN_ACCESS)
     request = p.wait_request()
@@ -40,13 +68,268 @@ def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform
     assert (request.state, request.failure_cause) == ("completed", None)
     assert (request.method, request.source, request.destination) == ("pin", CALLER, FRIEND)
     assert request.account_id == alice.id
-    legs = p.legs(request.id)
-    assert (legs["a"].number, legs["b"].number) == (CALLER, FRIEND)
-    assert all(leg.billed for leg in legs.values())
-    assert legs["b"].billsec >= 3
-    assert legs["a"].billsec > legs["b"].billsec
-    expected_a = (Decimal("0.60") * legs["a"].billsec / 60).quantize(Decimal("0.0001"))
-    expected_b = (Decimal("1.20") * legs["b"].billsec / 60).quantize(Decimal("0.0001"))
-    assert (legs["a"].cost, legs["b"].cost) == (expected_a, expected_b)
-    assert balance("alice") == Decimal("10") - expected_a - expected_b
+    leg_a, leg_b = p.legs(request.id)
+    assert (leg_a.leg, leg_a.number, leg_b.leg, leg_b.number) == ("a", CALLER, "b", FRIEND)
+    assert leg_a.billed and leg_b.billed
+    assert leg_b.billsec >= 3
+    assert leg_a.billsec > leg_b.billsec
+    assert (leg_a.cost, leg_b.cost) == (
+        per_second("0.60", leg_a.billsec),
+        per_second("1.20", leg_b.billsec),
+    )
+    assert balance("alice") == Decimal("10") - leg_a.cost - leg_b.cost
     assert billing.audit(alice).balanced
+
+
+def test_caller_id_callback_calls_the_caller_back_without_asking_a_pin(platform, alice) -> None:
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert (request.state, request.method, request.account_id) == ("completed", "ani", alice.id)
+    assert [leg.number for leg in p.legs(request.id)] == [CALLER, FRIEND]
+    assert "ivr/ivr-please_enter_pin_followed_by_pound.wav" not in p.observer.played(CALLER)
+
+
+def test_caller_id_callback_rings_the_default_number_when_the_account_says_so(
+    platform, alice
+) -> None:
+    accounts.add_caller_id(alice, OTHER_PHONE)
+    accounts.update_account(alice, callback_to_default=True)
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger(OTHER_PHONE, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert request.state == "completed"
+    assert [leg.number for leg in p.legs(request.id)] == [CALLER, FRIEND]
+
+
+def test_did_callback_rings_the_accounts_predefined_number(platform, alice) -> None:
+    accounts.add_did(DID, alice)
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger("15559999999", DID)  # whoever calls the DID, the account's number is called
+    request = p.wait_request()
+
+    assert (request.state, request.method) == ("completed", "did")
+    assert [leg.number for leg in p.legs(request.id)] == [CALLER, FRIEND]
+    assert billing.audit(alice).balanced
+
+
+# -- refused triggers: nobody is called back ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("caller", "called", "cause"),
+    [
+        (CALLER, "18005559999", "unknown_number"),
+        ("15557777777", ANI_ACCESS, "unknown_caller_id"),
+        ("anonymous", ANI_ACCESS, "withheld_caller_id"),
+        ("123&park()", ANI_ACCESS, "invalid_caller_id"),
+        ("1|x", PIN_ACCESS, "invalid_caller_id"),
+    ],
+)
+def test_refused_triggers_are_recorded_and_nobody_is_called(
+    platform, alice, caller, called, cause
+) -> None:
+    p = platform({})
+
+    p.trigger(caller, called)
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert (request.state, request.failure_cause) == ("rejected", cause)
+    assert p.legs(request.id) == []
+    assert not any("originate" in name for name, _, _ in p.observer.executed)
+
+
+def test_a_disabled_account_is_not_called_back(platform, alice) -> None:
+    accounts.add_did(DID, alice)
+    accounts.update_account(alice, status="disabled")
+    p = platform({})
+
+    p.trigger(CALLER, DID)
+    request = p.wait_request()
+
+    assert (request.state, request.failure_cause) == ("rejected", "account_disabled")
+    assert p.legs(request.id) == []
+
+
+# -- the IVR ------------------------------------------------------------------------------
+
+
+def test_three_wrong_pins_end_the_call_and_count_towards_the_lockout(platform, alice) -> None:
+    p = platform({CALLER: keys("1111#", "2222#", "3333#")}, pin_lockout_failures=3)
+
+    p.trigger(CALLER, PIN_ACCESS)
+    request = p.wait_request()
+
+    assert (request.state, request.failure_cause) == ("failed", "PIN_REJECTED")
+    assert request.account_id is None
+    assert AuthFailure.select().where(AuthFailure.key == f"cid:{CALLER}").count() == 3
+    played = p.observer.played(CALLER)
+    assert played.count("ivr/ivr-pin_or_extension_is-invalid.wav") == 3
+    assert played[-1] == "voicemail/vm-abort.wav"
+    assert [leg.leg for leg in p.legs(request.id)] == ["a"]  # no destination was ever called
+
+    # Locked out: the next callback does not even ask for the PIN.
+    p.trigger(CALLER, PIN_ACCESS)
+    again = p.wait_request(lambda r: r.id != request.id and r.state == "failed")
+    assert again.failure_cause == "PIN_REJECTED"
+    assert AuthFailure.select().where(AuthFailure.key == f"cid:{CALLER}").count() == 3
+
+
+def test_an_invalid_destination_is_refused_with_a_prompt_and_another_try(platform, alice) -> None:
+    p = platform({CALLER: keys("12#", f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert request.state == "completed"
+    assert "ivr/ivr-invalid_number_format.wav" in p.observer.played(CALLER)
+    assert [leg.number for leg in p.legs(request.id)] == [CALLER, FRIEND]
+
+
+def test_a_busy_destination_is_announced_and_the_caller_dials_another(platform, alice) -> None:
+    p = platform(
+        {
+            CALLER: keys(f"{BUSY_FRIEND}#", f"{FRIEND}#"),
+            BUSY_FRIEND: {"busy": True},
+            FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S,
+        }
+    )
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert request.state == "completed"
+    legs = p.legs(request.id)
+    assert [(leg.leg, leg.number) for leg in legs] == [
+        ("a", CALLER),
+        ("b", BUSY_FRIEND),
+        ("b", FRIEND),
+    ]
+    assert (legs[1].hangup_cause, legs[1].cost) == ("USER_BUSY", Decimal("0"))
+    assert "ivr/ivr-user_busy.wav" in p.observer.played(CALLER)
+
+
+def test_a_destination_that_does_not_answer_is_given_up_and_announced(platform, alice) -> None:
+    p = platform(
+        {CALLER: keys(f"{SILENT_FRIEND}#", hangup_after=12), SILENT_FRIEND: {"no_answer": True}},
+        originate_timeout_seconds=3,
+        destination_attempts=1,
+    )
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert (request.state, request.failure_cause) == ("failed", "NO_DESTINATION")
+    leg_b = p.legs(request.id)[1]
+    assert leg_b.billed and leg_b.cost == 0 and leg_b.answered_at is None
+    assert "ivr/ivr-no_user_response.wav" in p.observer.played(CALLER)
+
+
+# -- leg A failures and retries -----------------------------------------------------------
+
+
+def test_a_busy_caller_is_retried_then_the_request_fails_with_the_cause(platform, alice) -> None:
+    p = platform({CALLER: {"busy": True}}, leg_a_retries=1, retry_delay_seconds=0.3)
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert (request.state, request.failure_cause, request.attempts) == ("failed", "USER_BUSY", 2)
+    legs = p.legs(request.id)
+    assert [(leg.leg, leg.hangup_cause, leg.cost) for leg in legs] == [
+        ("a", "USER_BUSY", Decimal("0")),
+        ("a", "USER_BUSY", Decimal("0")),
+    ]
+    assert balance("alice") == Decimal("10")
+
+
+def test_a_caller_who_does_not_answer_is_given_up_after_the_timeout(platform, alice) -> None:
+    p = platform({CALLER: {"no_answer": True}}, originate_timeout_seconds=2)
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert request.state == "failed"
+    assert request.failure_cause in ("NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE")
+    assert balance("alice") == Decimal("10")
+
+
+# -- hangups at every step ----------------------------------------------------------------
+
+
+def test_caller_hanging_up_during_the_pin_prompt_cancels_cleanly(platform, alice) -> None:
+    p = platform({CALLER: {"answer_after": 1, "hangup_after": 1}})
+
+    p.trigger(CALLER, PIN_ACCESS)
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert (request.state, request.failure_cause) == ("cancelled", "CALLER_HUNG_UP")
+    assert [leg.leg for leg in p.legs(request.id)] == ["a"]
+
+
+def test_caller_hanging_up_while_the_destination_rings_leaves_no_orphan_leg(
+    platform, alice
+) -> None:
+    p = platform(
+        {CALLER: keys(f"{SILENT_FRIEND}#", hangup_after=1.5), SILENT_FRIEND: {"no_answer": True}}
+    )
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+    p.wait_idle()  # leg B is gone too
+
+    assert (request.state, request.failure_cause) == ("cancelled", "CALLER_HUNG_UP")
+    leg_b = p.legs(request.id)[1]
+    assert leg_b.billed and leg_b.cost == 0
+    assert billing.audit(alice).balanced
+
+
+def test_the_call_is_cut_when_the_balance_runs_out(platform, alice) -> None:
+    cheap = accounts.create_account("carol", default_callback_number=OTHER_PHONE)
+    billing.add_payment(cheap, "0.20", "small voucher")  # 0.60 + 1.20 per minute: ~6 s
+    # A low balance is announced first (about 4.5 s), so this caller keys after it.
+    late_keys = {"answer_after": 1, "keys": [{"after": 6, "digits": f"{FRIEND}#"}]}
+    p = platform({OTHER_PHONE: late_keys, FRIEND: {"answer_after": 1}}, originate_timeout_seconds=3)
+
+    p.trigger(OTHER_PHONE, ANI_ACCESS)
+    request = p.wait_request(timeout=40)
+    p.wait_idle()
+
+    assert request.state == "completed"
+    assert 0 < request.max_duration < 10
+    leg_a, leg_b = p.legs(request.id)
+    assert leg_a.hangup_cause == "ALLOTTED_TIMEOUT"
+    assert leg_b.billsec <= request.max_duration + 1
+    assert Decimal("0") <= balance("carol") < Decimal("0.20")
+    assert billing.audit(cheap).balanced
+
+
+# -- the switch connection ----------------------------------------------------------------
+
+
+def test_a_dropped_switch_connection_is_restored_and_the_call_billed_once(platform, alice) -> None:
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: {"answer_after": 1, "hangup_after": 6}})
+
+    p.trigger(CALLER, ANI_ACCESS)
+    p.wait_request(lambda r: r.state == "bridged")
+    p.drop_controller_connection()
+    gevent.sleep(0.5)
+    assert p.service.nodes[0].wait_connected(5)
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert request.state == "completed"
+    legs = p.legs(request.id)
+    assert all(leg.billed for leg in legs)
+    assert legs[1].billsec >= 5
+    assert billing.audit(alice).balanced
+    assert Leg.select().where(Leg.billed == False).count() == 0  # noqa: E712

@@ -1,0 +1,90 @@
+"""`esl-callback demo`: simulator + controller + web portal with demo accounts, on SQLite."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import click
+import gevent
+
+from esl_callback import demo
+from esl_callback.cli.serve_cmd import run_until_signalled
+from esl_callback.config import settings_from_mapping
+from esl_callback.db import Database
+from esl_callback.logs import setup_logging
+from esl_callback.service import Service
+from esl_callback.simulator.config import from_mapping
+from esl_callback.simulator.core import Simulator
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` if nothing listens there, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise click.ClickException("no free TCP port on 127.0.0.1")
+
+
+@click.command("demo")
+@click.option("--web-port", default=8080, show_default=True, help="Port of the web portal.")
+@click.option(
+    "--directory",
+    default=".demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo database and log go (recreated on every start).",
+)
+def demo_command(web_port: int, directory: str) -> None:
+    """Run the whole product on this machine: FreeSWITCH simulator, controller and portal."""
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("demo.db*"):
+        stale.unlink()
+    outbound_port = free_port(8084)
+    simulator = Simulator(from_mapping(demo.simulator_mapping(outbound_port))).start()
+    settings = settings_from_mapping(
+        {
+            "freeswitch": {"nodes": [{"name": "simulator", "port": simulator.port}]},
+            "outbound": {"port": outbound_port},
+            "database": {"url": f"sqlite:///{(folder / 'demo.db').resolve()}"},
+            "web": {"port": free_port(web_port), "secret": "demo-" * 8, "secure_cookies": False},
+            "callback": {"delay_seconds": 2, "originate_timeout_seconds": 20},
+            "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
+            "logging": {"file": str((folder / "demo.log").resolve())},
+        },
+        environ={},
+    )
+    setup_logging(settings.logging)
+    database = Database(settings.database.url)
+    database.init()
+    logins = demo.seed()
+    database.close()
+    service = Service(settings).start()
+    url = f"http://127.0.0.1:{settings.web.port}/"
+    click.echo(f"esl-callback demo is running: open {url}")
+    for login in logins:
+        click.echo(
+            f"  login {login['username']} / {login['password']}  "
+            f"(phone {login['phone']}, PIN {login['pin']})"
+        )
+    click.echo(
+        f"  FreeSWITCH simulator on 127.0.0.1:{simulator.port} (password ClueCon); "
+        f"access numbers {demo.PIN_ACCESS} (PIN) and {demo.ANI_ACCESS} (caller ID), "
+        f"alice's DID {demo.ALICE_DID}"
+    )
+    click.echo(
+        f"  a demo phone call from 15550001001 to {demo.PIN_ACCESS} starts in 3 s: "
+        "watch it in the portal's history or with `esl-callback requests`"
+    )
+    click.echo(f"  log: {folder / 'demo.log'}; stop with Ctrl-C")
+    gevent.spawn_later(3, simulator.place_call, "15550001001", demo.PIN_ACCESS, "access")
+    run_until_signalled(service)
+    simulator.stop()
+
+
+COMMANDS = [demo_command]
