@@ -333,3 +333,16 @@ def test_a_dropped_switch_connection_is_restored_and_the_call_billed_once(platfo
     assert legs[1].billsec >= 5
     assert billing.audit(alice).balanced
     assert Leg.select().where(Leg.billed == False).count() == 0  # noqa: E712
+
+
+def test_a_destination_too_long_for_e164_is_refused_before_any_dial_string(platform, alice) -> None:
+    p = platform(
+        {CALLER: keys("1" * 200 + "#", f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S}
+    )
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request()
+
+    assert "ivr/ivr-invalid_number_format.wav" in p.observer.played(CALLER)
+    assert all(len(leg.number) <= 15 for leg in p.legs(request.id))
+    assert not any("1" * 16 in channel for channel, _, _ in p.observer.executed)
