@@ -97,6 +97,7 @@ class Service:
         if self.web_server is not None:
             self.web_server.stop(timeout=1)
         self.outbound.stop(timeout)
+        self.dialer.abandon_flows()
         for node in self.nodes:
             node.stop()
         self.db.close()

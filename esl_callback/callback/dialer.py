@@ -299,6 +299,15 @@ class Dialer:
         flow.greenlet = gevent.spawn_later(plan.delay, flow.run)
         return flow
 
+    def abandon_flows(self) -> None:
+        """At shutdown: stop following live calls; they go on on the switch and the next
+        start reconciles them (bridged calls are adopted and billed, the others hung up)."""
+        greenlets = [flow.greenlet for flow in self.flows.values() if flow.greenlet is not None]
+        if greenlets:
+            log.warning("leaving %d live callbacks to the next start", len(greenlets))
+        gevent.killall(greenlets, block=True, timeout=2)
+        self.flows.clear()
+
     def cancel(self, request_id: int, reason: str = "cancelled") -> bool:
         """Hang up both legs of a live request (web cancel button)."""
         flow = self.flows.get(request_id)

@@ -167,6 +167,14 @@ class Platform:
     def requests(self) -> list[CallbackRequest]:
         return self.db.run(lambda: list(CallbackRequest.select().order_by(CallbackRequest.id)))
 
+    def restart_controller(self) -> None:
+        """Stop the controller abruptly (no graceful wait) and start a fresh one."""
+        settings = self.service.settings
+        self.service.stop(timeout=0)
+        self.service = Service(settings).start()
+        for node in self.service.nodes:
+            assert node.wait_connected(5), "restarted controller did not connect"
+
     def drop_controller_connection(self) -> None:
         """The switch drops the controller's inbound connection (as on a network cut)."""
         for connection in list(self.sim.connections):

@@ -346,3 +346,18 @@ def test_a_destination_too_long_for_e164_is_refused_before_any_dial_string(platf
     assert "ivr/ivr-invalid_number_format.wav" in p.observer.played(CALLER)
     assert all(len(leg.number) <= 15 for leg in p.legs(request.id))
     assert not any("1" * 16 in channel for channel, _, _ in p.observer.executed)
+
+
+def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(platform, alice) -> None:
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: {"answer_after": 1, "hangup_after": 8}})
+    p.trigger(CALLER, ANI_ACCESS)
+    bridged = p.wait_request(lambda r: r.state == "bridged")
+
+    p.restart_controller()  # the flow in memory is gone; the call goes on on the switch
+    request = p.wait_request(lambda r: r.id == bridged.id and r.state == "completed", timeout=30)
+    p.wait_idle()
+
+    legs = p.legs(request.id)
+    assert all(leg.billed for leg in legs)
+    assert legs[1].billsec >= 7
+    assert billing.audit(alice).balanced
