@@ -103,11 +103,10 @@ def main() -> None:
     if args.switch:
         from esl_callback.service import Service
 
-        service = Service(settings).start()
-        database, dialer = service.db, service.dialer
+        server = Service(settings).start().web_server  # serve runs the portal itself
     else:
-        database, dialer = Database(settings.database.url), None
-    server = serve_web(create_app(settings, database, dialer), "127.0.0.1", settings.web.port)
+        app = create_app(settings, Database(settings.database.url), None)
+        server = serve_web(app, "127.0.0.1", settings.web.port)
     print(f"http://127.0.0.1:{server.server_port}", flush=True)
     sys.stdout.close()
     gevent.wait()
