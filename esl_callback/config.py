@@ -718,6 +718,15 @@ class WebSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """The Prometheus /metrics endpoint (its own port: see esl_callback/metrics.py)."""
+
+    enabled: Annotated[bool, _boolean()] = True
+    bind: Annotated[str, _HOST] = "127.0.0.1"
+    port: Annotated[int, _PORT] = 9464
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallbackSettings:
     """How callbacks behave: delays, retries, timeouts, attempts and abuse limits."""
 
@@ -829,6 +838,8 @@ class SmsSettings:
     enabled: Annotated[bool, _boolean()] = True
     reply_unknown_sender: Annotated[bool, _boolean()] = False
     rate_limit_per_minute: Annotated[int, _integer(1, 10_000)] = 5
+    # Accounts that have a PIN must send it ("<PIN> <destination>"); see esl_callback/sms.py.
+    require_pin: Annotated[bool, _boolean()] = False
     gateways: Annotated[
         tuple[SmsGatewaySettings, ...],
         _List(_Section(SmsGatewaySettings), unique=("name", "token")),
@@ -873,6 +884,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     callback: CallbackSettings = field(default_factory=CallbackSettings)
     routes: Annotated[
         tuple[RouteSettings, ...], _List(_Section(RouteSettings), unique=("prefix",))
@@ -902,6 +914,10 @@ class Settings:
         )
         if web.enabled and web.port == outbound.port and shared_address:
             yield "web.port", f"same as outbound.port ({web.port}); the two servers need their own"
+        metrics = self.metrics
+        taken = {outbound.port: "outbound.port"} | ({web.port: "web.port"} if web.enabled else {})
+        if metrics.enabled and metrics.port in taken:
+            yield "metrics.port", f"same as {taken[metrics.port]} ({metrics.port}); use another"
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ from typing import Any
 import gevent.monkey
 from gevent.pywsgi import WSGIServer
 
+from esl_callback import metrics
 from esl_callback.callback import dialer as dialer_module
 from esl_callback.callback.dialer import Dialer, event_variable
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
+from esl_callback.sms import SmsService
 from esl_callback.switch.connection import Backoff, InboundConnection
 from esl_callback.switch.outbound import OutboundChannel, OutboundServer
 from esl_callback.switch.router import EventRouter
@@ -33,6 +35,7 @@ SUBSCRIBED_EVENTS = (
     "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE",
     "BACKGROUND_JOB",
+    "MESSAGE",  # SMS (mod_sms), see esl_callback/sms.py
 )
 
 
@@ -48,7 +51,7 @@ class Service:
             InboundConnection(
                 node,
                 events=SUBSCRIBED_EVENTS,
-                on_event=self.router.dispatch,
+                on_event=self.dispatch_event,
                 on_connected=self.on_node_connected,
                 command_timeout=node.command_timeout_seconds,
                 connect_timeout=node.connect_timeout_seconds,
@@ -56,9 +59,14 @@ class Service:
             )
             for node in fs.nodes
         ]
+        self.nodes_by_name = {node.name: node for node in self.nodes}
         self.dialer = Dialer(self.db, settings, self.nodes, self.router)
         self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
+        self.sms = SmsService(self.db, settings, self.dialer)
+        if settings.sms.enabled:
+            self.router.on("MESSAGE", self.sms.on_message_event)
         self.web_server: WSGIServer | None = None
+        self.metrics_server: WSGIServer | None = None
         out = settings.outbound
         self.outbound = OutboundServer(
             self.on_channel,
@@ -67,6 +75,7 @@ class Service:
             allow=[str(network) for network in out.allow],
             max_sessions=out.max_sessions,
         )
+        metrics.instrument(self)
 
     def start(self) -> Service:
         """Check the database, recover what a previous run left, connect, listen."""
@@ -83,6 +92,7 @@ class Service:
         if web.enabled:
             app = create_app(self.settings, self.db, self.dialer)
             self.web_server = serve_web(app, web.bind, web.port)
+        self.start_metrics()
         log.info(
             "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
             self.outbound.host,
@@ -94,8 +104,9 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting calls, let live sessions finish (up to `timeout`), disconnect."""
-        if self.web_server is not None:
-            self.web_server.stop(timeout=1)
+        for server in (self.web_server, self.metrics_server):
+            if server is not None:
+                server.stop(timeout=1)
         self.outbound.stop(timeout)
         self.dialer.abandon_flows()
         for node in self.nodes:
@@ -117,8 +128,31 @@ class Service:
                 f"{latest_version()}; run `esl-callback db upgrade`"
             )
 
+    def start_metrics(self) -> None:
+        """Serve /metrics; a port already taken costs the metrics, never the calls."""
+        cfg = self.settings.metrics
+        if not cfg.enabled:
+            return
+        try:
+            self.metrics_server = metrics.serve(cfg.bind, cfg.port)
+        except OSError as exc:
+            log.error(
+                "metrics: cannot listen on %s:%d (%s); /metrics is off", cfg.bind, cfg.port, exc
+            )
+            return
+        log.info("metrics at http://%s:%d/metrics", cfg.bind, self.metrics_server.server_port)
+
+    def dispatch_event(self, event: Any, node: str) -> None:
+        """Every event from a node: measured, then routed to its call (never blocks)."""
+        connection = self.nodes_by_name.get(node)
+        metrics.observe_event(event, connection.queued_events() if connection else 0)
+        self.router.dispatch(event, node)
+
     def on_node_connected(self, node: InboundConnection) -> None:
-        """After every (re)connect: make the database agree with what the switch has."""
+        """After every (re)connect: learn the switch's Core-UUID, reconcile with what it has."""
+        core_uuid = node.api("global_getvar core_uuid").strip()
+        if core_uuid and not core_uuid.startswith("-"):
+            self.dialer.core_uuids[node.name] = core_uuid
         self.dialer.reconcile(node)
 
     def on_channel(self, channel: OutboundChannel) -> None:

@@ -30,7 +30,7 @@ import gevent
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
-from esl_callback import accounts, lockout, numbers
+from esl_callback import accounts, lockout, metrics, numbers
 from esl_callback.callback import billing, causes, requests, triggers
 from esl_callback.callback.ivr import CODE_VARIABLE, DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
@@ -176,24 +176,52 @@ class Dialer:
         self.router = router
         self.flows: dict[int, CallFlow] = {}
         self.listeners: list[Callable[[int], None]] = []
+        # Node name -> its FreeSWITCH Core-UUID, learnt at each connect: a trigger's channel
+        # data names the switch it came from, and its callback must go out through that one.
+        self.core_uuids: dict[str, str] = {}
 
     # -- entry points ---------------------------------------------------------------------
 
     def handle_trigger(self, session: Any, data: Any) -> None:
         """A call reached an access number or a DID: refuse it unanswered and call back."""
-        trigger_uuid = data.get("Unique-ID")
-        caller = data.get("Caller-Caller-ID-Number") or ""
-        called = data.get("Caller-Destination-Number") or ""
-        log.info("trigger %s: %r called %r", trigger_uuid, caller, called)
+        self.trigger_call(
+            data.get("Caller-Caller-ID-Number") or "",
+            data.get("Caller-Destination-Number") or "",
+            trigger_uuid=data.get("Unique-ID"),
+            core_uuid=data.get("Core-UUID"),
+            reject=lambda cause: self._reject(session, cause),
+        )
+
+    def trigger_call(
+        self,
+        caller: str,
+        called: str,
+        *,
+        trigger: str = "phone",
+        trigger_uuid: str | None = None,
+        core_uuid: str | None = None,
+        reject: Callable[[str], None] | None = None,
+    ) -> CallbackRequest:
+        """The one trigger path: `caller` called `called` (via FreeSWITCH or a gateway phone).
+
+        `triggers.identify` chooses the method (PIN, caller ID, DID) by the called number; the
+        request is stored (as rejected, with the reason, when refused) and the two-stage
+        callback starts. `reject(cause)` hangs the trigger call up unanswered; a gateway phone
+        has rejected the call itself and passes None. Raises FlowEnded (nothing stored) when
+        no FreeSWITCH node is connected.
+        """
+        log.info("trigger %s (%s): %r called %r", trigger_uuid, trigger, caller, called)
         cfg = self.settings.callback
         try:
-            trigger = self.db.run(triggers.identify, called, caller, self.settings.numbers)
+            found = self.db.run(triggers.identify, called, caller, self.settings.numbers)
         except triggers.TriggerRefused as refused:
             log.warning("trigger %s refused: %s", trigger_uuid, refused.detail)
-            self._reject(session, cfg.reject_cause)
-            self.db.run(
+            metrics.REQUESTS_ENDED.labels(State.REJECTED, refused.reason).inc()
+            if reject is not None:
+                reject(cfg.reject_cause)
+            return self.db.run(
                 requests.create,
-                trigger="phone",
+                trigger=trigger,
                 method="did" if refused.reason == "no_callback_number" else "pin",
                 account=refused.account,
                 state=State.REJECTED,
@@ -203,37 +231,39 @@ class Dialer:
                 failure_cause=refused.reason,
                 failure_detail=refused.detail,
             )
-            return
-        self._reject(session, cfg.trigger_hangup_cause)
+        if reject is not None:
+            reject(cfg.trigger_hangup_cause)
+        node = self.node_for(core_uuid)
         request = self.db.run(
             requests.create,
-            trigger="phone",
-            method=trigger.method,
-            account=trigger.account,
+            trigger=trigger,
+            method=found.method,
+            account=found.account,
             mode="two_stage",
             caller_id=caller[:64],
             called_number=called[:64],
             trigger_uuid=trigger_uuid,
-            source=trigger.callback_number,
+            source=found.callback_number,
         )
         self.start(
             Plan(
                 request_id=request.id,
                 mode="two_stage",
-                method=trigger.method,
-                source=trigger.callback_number,
+                method=found.method,
+                source=found.callback_number,
                 destination=None,
-                account_id=trigger.account.id if trigger.account else None,
-                node=self.node_for(data.get("Core-UUID")),
+                account_id=found.account.id if found.account else None,
+                node=node,
                 delay=cfg.delay_seconds,
             )
         )
+        return request
 
     def start_callback(
         self,
-        account: Account,
+        account: Account | None,
         source: str,
-        destination: str,
+        destination: str | None,
         mode: str,
         trigger: str = "web",
     ) -> CallbackRequest:
@@ -258,11 +288,20 @@ class Dialer:
                 method=request.method,
                 source=source,
                 destination=destination,
-                account_id=account.id,
+                account_id=account.id if account else None,
                 node=node,
             )
         )
         return request
+
+    def start_two_stage(
+        self, account: Account | None, source: str, trigger: str = "sms"
+    ) -> CallbackRequest:
+        """Call `source` back and run the IVR for the destination (an SMS "CB").
+
+        With `account` None the IVR asks for the PIN first, as on a PIN access number.
+        """
+        return self.start_callback(account, source, None, "two_stage", trigger)
 
     def verify_number(self, account: Account, number: str, code: str) -> CallbackRequest:
         """Call `number` and ask for `code` (shown to the user): proof that they own it.
@@ -294,6 +333,7 @@ class Dialer:
         return request
 
     def start(self, plan: Plan) -> CallFlow:
+        metrics.REQUESTS_STARTED.labels(plan.mode).inc()
         flow = CallFlow(self, plan)
         self.flows[plan.request_id] = flow
         flow.greenlet = gevent.spawn_later(plan.delay, flow.run)
@@ -380,7 +420,7 @@ class Dialer:
     def node_for(self, core_uuid: str | None) -> Node:
         """The node a trigger came from (by Core-UUID), else the first connected one."""
         for node in self.nodes:
-            if core_uuid and getattr(node, "core_uuid", None) == core_uuid:
+            if core_uuid and self.core_uuids.get(node.name) == core_uuid:
                 return node
         connected = [n for n in self.nodes if getattr(n, "connected", True)]
         if not connected:
@@ -730,6 +770,7 @@ class CallFlow:
                 sound = self.settings.ivr.low_balance_warning
                 self.api(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
         self.advance(State.BRIDGED, max_duration=max_duration or None)
+        metrics.SETUPS.inc()
 
     def stop_ringback(self, ringback: Any) -> None:
         """Stop the endless ringback on A and wait until its playback has ended."""
@@ -918,6 +959,7 @@ class CallFlow:
             failure_cause=cause,
             failure_detail=detail or None,
         )
+        metrics.REQUESTS_ENDED.labels(state, cause or "").inc()
         self.dialer.notify(self.plan.request_id)
 
     # -- small things ---------------------------------------------------------------------

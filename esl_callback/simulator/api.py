@@ -26,23 +26,90 @@ NO_SUCH_CHANNEL = "-ERR No such channel!\n"  # captured (uuid_kill, uuid_getvar)
 
 ApiFunction = Callable[["Simulator", str], str]
 
-SHOW_CHANNELS_COLUMNS = (
-    "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,application,"
-    "application_data,dialplan,context,read_codec,read_rate,read_bit_rate,write_codec,write_rate,"
-    "write_bit_rate,secure,hostname,presence_id,presence_data,accountcode,callstate,callee_name,"
-    "callee_num,callee_direction,call_uuid,sent_callee_name,sent_callee_num,initial_cid_name,"
-    "initial_cid_num,initial_ip_addr,initial_dest,initial_dialplan,initial_context"
-).split(",")
-SHOW_CALLS_B_COLUMNS = (
-    "b_uuid,b_direction,b_created,b_created_epoch,b_name,b_state,b_cid_name,b_cid_num,b_ip_addr,"
-    "b_dest,b_presence_id,b_presence_data,b_accountcode,b_callstate,b_callee_name,b_callee_num,"
-    "b_callee_direction,b_sent_callee_name,b_sent_callee_num"
-).split(",")
-SHOW_CALLS_A_COLUMNS = (
-    "uuid,direction,created,created_epoch,name,state,cid_name,cid_num,ip_addr,dest,presence_id,"
-    "presence_data,accountcode,callstate,callee_name,callee_num,callee_direction,call_uuid,"
-    "hostname,sent_callee_name,sent_callee_num"
-).split(",")
+SHOW_CHANNELS_COLUMNS = [
+    "uuid",
+    "direction",
+    "created",
+    "created_epoch",
+    "name",
+    "state",
+    "cid_name",
+    "cid_num",
+    "ip_addr",
+    "dest",
+    "application",
+    "application_data",
+    "dialplan",
+    "context",
+    "read_codec",
+    "read_rate",
+    "read_bit_rate",
+    "write_codec",
+    "write_rate",
+    "write_bit_rate",
+    "secure",
+    "hostname",
+    "presence_id",
+    "presence_data",
+    "accountcode",
+    "callstate",
+    "callee_name",
+    "callee_num",
+    "callee_direction",
+    "call_uuid",
+    "sent_callee_name",
+    "sent_callee_num",
+    "initial_cid_name",
+    "initial_cid_num",
+    "initial_ip_addr",
+    "initial_dest",
+    "initial_dialplan",
+    "initial_context",
+]
+SHOW_CALLS_B_COLUMNS = [
+    "b_uuid",
+    "b_direction",
+    "b_created",
+    "b_created_epoch",
+    "b_name",
+    "b_state",
+    "b_cid_name",
+    "b_cid_num",
+    "b_ip_addr",
+    "b_dest",
+    "b_presence_id",
+    "b_presence_data",
+    "b_accountcode",
+    "b_callstate",
+    "b_callee_name",
+    "b_callee_num",
+    "b_callee_direction",
+    "b_sent_callee_name",
+    "b_sent_callee_num",
+]
+SHOW_CALLS_A_COLUMNS = [
+    "uuid",
+    "direction",
+    "created",
+    "created_epoch",
+    "name",
+    "state",
+    "cid_name",
+    "cid_num",
+    "ip_addr",
+    "dest",
+    "presence_id",
+    "presence_data",
+    "accountcode",
+    "callstate",
+    "callee_name",
+    "callee_num",
+    "callee_direction",
+    "call_uuid",
+    "hostname",
+    "sent_callee_name",
+    "sent_callee_num",
+]
 
 
 def _args(arg: str) -> list[str]:
@@ -307,10 +374,9 @@ def api_show(sim: Simulator, arg: str) -> str:
     what = argv[0].lower()
     as_json = len(argv) > 2 and argv[1].lower() == "as" and argv[2].lower() == "json"
     # FreeSWITCH lists by created_epoch; channels created in the same second come newest first.
-    order = {ch.uuid: i for i, ch in enumerate(sim.channels.values())}
-    channels = sorted(
-        sim.channels.values(), key=lambda c: (c.profile.times.created // 1_000_000, -order[c.uuid])
-    )
+    listed = sim.listed_channels()
+    order = {ch.uuid: i for i, ch in enumerate(listed)}
+    channels = sorted(listed, key=lambda c: (c.profile.times.created // 1_000_000, -order[c.uuid]))
     if what == "channels":
         if len(argv) > 1 and argv[1] == "count":
             return f"\n{len(channels)} total.\n"

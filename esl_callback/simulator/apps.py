@@ -65,7 +65,7 @@ def play_file(ch: Channel, path: str, on_dtmf: Callable[[str], bool] | None = No
         ]
     )
     status = {TIMEOUT: "done", BREAK: "break", DTMF: "break"}.get(result, "error")
-    stop_status = "done" if status == "done" else "break"
+    stop_status = "break" if status == "break" else "done"
     ch.fire(
         "PLAYBACK_STOP",
         tail=[*type_header, ("Playback-File-Path", shown), ("Playback-Status", stop_status)],

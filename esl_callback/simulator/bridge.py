@@ -33,6 +33,7 @@ class Bridge:
         self.started = gevent.event.Event()
         self.ended = False
         self.b_left = gevent.event.Event()
+        self.torn_down = gevent.event.Event()
 
 
 def _step_profile(ch: Channel, other: Channel) -> None:
@@ -71,6 +72,9 @@ def uuid_bridge(a: Channel, b: Channel) -> None:
     _step_profile(a, b)
     _step_profile(b, a)
     a.profile.logical_direction = "inbound"
+    originator = a.profile.clone()
+    originator.profile_index = originator.transfer_source = ""
+    originator.times = Times()
     a.profile.callee_id_name = b.profile.callee_id_name
     a.profile.callee_id_number = b.profile.callee_id_number
     b.profile.caller_id_name = a.profile.caller_id_name
@@ -78,9 +82,6 @@ def uuid_bridge(a: Channel, b: Channel) -> None:
     originatee = b.profile.clone()
     originatee.logical_direction = "inbound"
     originatee.profile_index = originatee.transfer_source = ""
-    originator = a.profile.clone()
-    originator.profile_index = originator.transfer_source = ""
-    originator.times = Times()
     a.other_profile, a.other_type = originatee, "originatee"
     b.other_profile, b.other_type = originator, "originator"
     a.hit_dialplan, b.hit_dialplan = True, False
@@ -175,6 +176,7 @@ def _bridge_loop(a: Channel, bridge: Bridge) -> None:
         bridge.started.set()
         b.wake()
         bridge.b_left.wait()
+        bridge.torn_down.set()
         a.bridge = None
         return
     now = a.sim.clock.now_us()
@@ -193,8 +195,13 @@ def _bridge_loop(a: Channel, bridge: Bridge) -> None:
     bridge.b_left.wait()
     a.bridge_partner = None
     a.set_var("bridge_to", None)
-    cause = a.hangup_cause if a.down else b.hangup_cause
-    a.set_var("bridge_hangup_cause", cause or "NORMAL_CLEARING")
+    # each leg learns how the other one ended; B gets its own call_uuid back
+    if b.hangup_cause:
+        a.set_var("bridge_hangup_cause", b.hangup_cause)
+    if a.hangup_cause:
+        b.set_var("bridge_hangup_cause", a.hangup_cause)
+    b.set_var("call_uuid", b.uuid)
+    bridge.torn_down.set()
     a.fire("CHANNEL_UNBRIDGE", pre=ids)
     a.bridge = None
 
@@ -206,7 +213,13 @@ def _originatee(b: Channel, bridge: Bridge) -> None:
     b.bridge_partner = None
     b.set_var("bridge_to", None)
     b.bridge = None
-    bridge.b_left.set()
-    bridge.a.wake()
-    if not b.down:
+    if b.down:
+        # B ended the bridge: A tears it down before B carries on to its hangup states
+        bridge.b_left.set()
+        bridge.a.wake()
+        bridge.torn_down.wait()
+    else:
+        # A ended it: B hangs up and carries on; A tears down afterwards
         b.hangup("NORMAL_CLEARING")
+        bridge.b_left.set()
+        bridge.a.wake()

@@ -202,7 +202,10 @@ class Channel:
             ("Presence-Call-Direction", direction),
             ("Channel-HIT-Dialplan", "true" if self.hit_dialplan else "false"),
         ]
-        for var, header in (("presence_id", "Channel-Presence-ID"), ("presence_data", "Channel-Presence-Data")):
+        for var, header in (
+            ("presence_id", "Channel-Presence-ID"),
+            ("presence_data", "Channel-Presence-Data"),
+        ):
             if var in self.vars:
                 out.append((header, self.vars[var]))
         out.append(("Channel-Call-UUID", self.vars.get("call_uuid", self.uuid)))
@@ -261,7 +264,17 @@ class Channel:
             return
         original = self.callstate
         self.callstate = callstate
-        numbers = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HANGUP": 6}
+        numbers = {
+            "DOWN": 0,
+            "DIALING": 1,
+            "RINGING": 2,
+            "EARLY": 3,
+            "ACTIVE": 4,
+            "HELD": 5,
+            "RING_WAIT": 6,
+            "HANGUP": 7,
+            "UNHOLD": 8,
+        }
         self.fire(
             "CHANNEL_CALLSTATE",
             pre=[
@@ -310,6 +323,7 @@ class Channel:
         self.fire("CHANNEL_PROGRESS")
         if self.callstate in ("DOWN", "DIALING"):
             self.set_callstate("RINGING")
+        self.execute_on("execute_on_ring")
         self.sim.signal(self)
 
     def mark_pre_answered(self) -> None:
@@ -321,6 +335,8 @@ class Channel:
         self.fire("CHANNEL_PROGRESS_MEDIA")
         self.set_var("endpoint_disposition", "EARLY MEDIA")
         self.set_callstate("EARLY")
+        self.execute_on("execute_on_pre_answer")
+        self.execute_on("execute_on_media")
         self.sim.signal(self)
 
     def mark_answered(self) -> None:
@@ -332,7 +348,36 @@ class Channel:
         self.fire("CHANNEL_ANSWER")
         self.set_var("endpoint_disposition", "ANSWER")
         self.set_callstate("ACTIVE")
+        self.execute_on("execute_on_answer")
+        if not self.early_media:
+            self.execute_on("execute_on_pre_answer")
+            self.execute_on("execute_on_media")
         self.sim.signal(self)
+
+    def execute_on(self, prefix: str) -> None:
+        """switch_channel_execute_on: run the application in every variable (global or
+        channel) whose name starts with ``prefix``: ``app arg`` or ``app:arg`` right here,
+        ``app::arg`` in the background."""
+        from esl_callback.simulator.session import execute
+
+        merged = {**self.sim.config.globals, **self.vars}
+        for name, value in list(merged.items()):
+            if not name.lower().startswith(prefix) or not value:
+                continue
+            background = False
+            app, arg = value, None
+            for i, ch in enumerate(value):
+                if ch == ":" and value[i + 1 : i + 2] == ":":
+                    background = True
+                    app, arg = value[:i], value[i + 2 :] or None
+                    break
+                if ch in " :":
+                    app, arg = value[:i], value[i + 1 :] or None
+                    break
+            if background:
+                gevent.spawn(execute, self, app, arg)
+            else:
+                execute(self, app, arg)
 
     def ring_ready(self) -> None:
         """Indicate ringing; a loopback -b leg passes it to its -a leg first."""
@@ -369,7 +414,9 @@ class Channel:
         log.debug("%s hangup %s (%s)", self.uuid, cause, self.name)
         partner = self.bridge_partner
         if partner is not None:
-            role = "originator" if self.bridge is not None and self.bridge.a is self else "originatee"
+            role = (
+                "originator" if self.bridge is not None and self.bridge.a is self else "originatee"
+            )
             self.set_var("last_bridge_role", role)
             partner.set_var("last_bridge_hangup_cause", cause)
         self.hangup_cause = cause
@@ -386,8 +433,8 @@ class Channel:
     def _hangup_state(self) -> None:
         """CS_HANGUP: state events, then mod_loopback hangs up the other leg with our cause."""
         self.set_running_state(CS_HANGUP)
-        self.set_callstate("HANGUP")
         self.profile.times.hungup = self.sim.clock.now_us()
+        self.set_callstate("HANGUP")
         peer = self.loopback_peer
         if peer is not None and not peer.down:
             peer.hangup(self.hangup_cause or "NORMAL_CLEARING")
@@ -404,6 +451,10 @@ class Channel:
         self.fire("CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", cause)])
 
     def _destroy_state(self) -> None:
+        """The session is destroyed once nobody holds it: a lingering outbound socket does."""
+        conn = self.outbound
+        if conn is not None:
+            conn.closed_event.wait()
         self.state = CS_DESTROY
         self.running_state = CS_DESTROY
         self.fire("CHANNEL_DESTROY")
@@ -425,7 +476,7 @@ class Channel:
             self.hangup("CRASH")
             session.finish(self)
 
-    # -- waiting ------------------------------------------------------------------------------------
+    # -- waiting -----------------------------------------------------------------------------------
 
     def interrupted(self) -> bool:
         """The current application must stop (hangup, transfer, or the loopback link is gone)."""
@@ -477,7 +528,7 @@ class Channel:
                 return TIMEOUT
             self._wake.wait(clock.real(remaining))
 
-    # -- DTMF -----------------------------------------------------------------------------------------
+    # -- DTMF --------------------------------------------------------------------------------------
 
     def queue_dtmf(self, digit: str, duration: int = 2000) -> None:
         """switch_channel_queue_dtmf (a digit arrives from the far end)."""
@@ -564,7 +615,9 @@ def cdr_variables(channel: Channel) -> list[tuple[str, str]]:
         if arg:
             out.append(("last_arg", arg))
     p = channel.profile
-    caller_id = f'"{p.caller_id_name}" <{p.caller_id_number}>' if p.caller_id_name else p.caller_id_number
+    caller_id = (
+        f'"{p.caller_id_name}" <{p.caller_id_number}>' if p.caller_id_name else p.caller_id_number
+    )
     out.append(("caller_id", caller_id))
 
     def span(start: int, unit: int) -> int:

@@ -21,6 +21,11 @@ class SimClock:
         self._mono0 = time.monotonic()
         self._epoch0 = time.time()
 
+    def set(self, epoch: float) -> None:
+        """Jump to ``epoch`` (simulated seconds); time runs on from there at the same speed."""
+        self._mono0 = time.monotonic()
+        self._epoch0 = epoch
+
     def now(self) -> float:
         """Simulated epoch seconds."""
         return self._epoch0 + (time.monotonic() - self._mono0) * self.speed

@@ -109,7 +109,9 @@ def from_mapping(data: dict[str, Any]) -> SimConfig:
     config.sound_files = {str(k): float(v) for k, v in (sounds.get("files") or {}).items()}
     config.default_sound_seconds = float(sounds.get("default_seconds", 2.0))
     config.users = {
-        str(k): UserSpec(bool((v or {}).get("registered", False)), str((v or {}).get("context", "phones")))
+        str(k): UserSpec(
+            bool((v or {}).get("registered", False)), str((v or {}).get("context", "phones"))
+        )
         for k, v in _section(data, "users").items()
     }
     config.gateways = {

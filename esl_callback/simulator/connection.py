@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import socket as pysocket
 import re
+import socket as pysocket
 import uuid as uuidlib
 from collections import deque
 from typing import TYPE_CHECKING
@@ -45,11 +45,31 @@ AUTH_TIMEOUT = 25.0
 MAX_PENDING_COMMANDS = 100
 
 MYEVENTS = frozenset(
-    """CHANNEL_ANSWER CHANNEL_APPLICATION CHANNEL_BRIDGE CHANNEL_CREATE CHANNEL_DATA
-    CHANNEL_DESTROY CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP
-    CHANNEL_HANGUP_COMPLETE CHANNEL_ORIGINATE CHANNEL_UUID CHANNEL_OUTGOING CHANNEL_PARK
-    CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_STATE CHANNEL_UNBRIDGE CHANNEL_UNPARK
-    DETECTED_SPEECH DTMF NOTALK TALK""".split()
+    [
+        "CHANNEL_ANSWER",
+        "CHANNEL_APPLICATION",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_CREATE",
+        "CHANNEL_DATA",
+        "CHANNEL_DESTROY",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID",
+        "CHANNEL_OUTGOING",
+        "CHANNEL_PARK",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_STATE",
+        "CHANNEL_UNBRIDGE",
+        "CHANNEL_UNPARK",
+        "DETECTED_SPEECH",
+        "DTMF",
+        "NOTALK",
+        "TALK",
+    ]
 )
 LOG_LEVELS = {
     "console": 0,
@@ -114,6 +134,7 @@ class EslConnection:
         self.linger_deadline: float | None = None
         self.resume = False
         self.closed = False
+        self.closed_event = gevent.event.Event()
 
     # -- EventSink -----------------------------------------------------------------------------
 
@@ -181,11 +202,14 @@ class EslConnection:
         self.running = False
         self.queue.clear()
         self.sim.bus.unsubscribe(self)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self._close_socket()
         self.wakeup.set()
+
+    def _close_socket(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(pysocket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
     # -- I/O -------------------------------------------------------------------------------------
 
@@ -260,7 +284,7 @@ class EslConnection:
         """Write queued events (and the linger notice right after the session's hangup)."""
         if not self.queue or self.killed:
             return
-        if not self.session_owned():
+        if self.session is None:  # a trigger reaches its socket before inbound listeners
             self.sim.wait_for_outbound_connects()
         chunks: list[bytes] = []
         while self.queue:
@@ -275,9 +299,6 @@ class EslConnection:
             ):
                 chunks.append(self._linger_notice())
         self.send(b"".join(chunks))
-
-    def session_owned(self) -> bool:
-        return self.session is not None
 
     def _linger_notice(self) -> bytes:
         assert self.session is not None
@@ -301,7 +322,10 @@ class EslConnection:
         if ch is None:
             return
         if self.handle_disco:
-            if self.linger_deadline is not None and math.floor(self.sim.clock.now()) > self.linger_deadline:
+            if (
+                self.linger_deadline is not None
+                and math.floor(self.sim.clock.now()) > self.linger_deadline
+            ):
                 self.running = False
             return
         if not ch.down:
@@ -329,12 +353,10 @@ class EslConnection:
                     ("Content-Length", str(len(GOODBYE))),
                 ]
             self.send(format_frame(notice, GOODBYE))
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+            self._close_socket()
         self.running = False
         self.closed = True
+        self.closed_event.set()
         ch = self.session
         if ch is not None and self.outbound:
             ch.controlled = False
@@ -569,9 +591,7 @@ class EslConnection:
         level = 7
         if level_text:
             level = (
-                int(level_text)
-                if level_text.isdigit()
-                else LOG_LEVELS.get(level_text.lower(), -1)
+                int(level_text) if level_text.isdigit() else LOG_LEVELS.get(level_text.lower(), -1)
             )
         if not 0 <= level <= 7:
             self.reply("-ERR invalid log level")

@@ -1,9 +1,9 @@
 """The simulated switch: channel registry, event bus, ESL server, and a Python API for tests.
 
-    sim = Simulator(config, speed=50).start()     # listens on a free port when port is 0
-    uuid = sim.place_call("15550001001", "18005550100", "access")
-    sim.wait_for(uuid, lambda ch: ch.down, timeout=5)
-    sim.stop()
+sim = Simulator(config, speed=50).start()     # listens on a free port when port is 0
+uuid = sim.place_call("15550001001", "18005550100", "access")
+sim.wait_for(uuid, lambda ch: ch.down, timeout=5)
+sim.stop()
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ HEARTBEAT_SECONDS = 20
 # FreeSWITCH's scheduler runs a task some time after its whole-second runtime (0.15-0.21 s in
 # the captures); the simulator uses a fixed lag so runs are repeatable.
 SCHEDULER_LAG = 0.2
+# `show channels` reads FreeSWITCH's core database, which the switch updates asynchronously:
+# a channel 23 ms old was not listed yet in a capture.
+DB_LAG = 0.5
 OUTBOUND_CONNECT_HOLD = 0.5
 
 
@@ -83,6 +86,8 @@ class Simulator:
         self.identity = Identity(
             str(uuidlib.uuid4()), self.config.hostname, self.config.ipv4, self.config.ipv6
         )
+        # Like switch_core_init: $${core_uuid} is the Core-UUID every event carries.
+        self.config.globals.setdefault("core_uuid", self.identity.core_uuid)
         self.bus = EventBus(self.clock, self.identity)
         self.dialplan = self.config.dialplan
         self.channels: dict[str, Channel] = {}
@@ -96,6 +101,7 @@ class Simulator:
         self._connects_idle.set()
         self._server: StreamServer | None = None
         self._greenlets: list[gevent.Greenlet] = []
+        self._gone: dict[str, tuple[Channel, int]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -205,6 +211,16 @@ class Simulator:
     def forget(self, ch: Channel) -> None:
         if self.channels.get(ch.uuid) is ch:
             del self.channels[ch.uuid]
+            self._gone[ch.uuid] = (ch, self.clock.now_us())
+
+    def listed_channels(self) -> list[Channel]:
+        """The channels the core database shows now (it lags behind by DB_LAG)."""
+        cutoff = self.clock.now_us() - int(DB_LAG * 1_000_000)
+        for uuid, (_, gone) in list(self._gone.items()):
+            if gone < cutoff:
+                del self._gone[uuid]
+        live = [ch for ch in self.channels.values() if ch.profile.times.created <= cutoff]
+        return live + [ch for ch, _ in self._gone.values()]
 
     def signal(self, ch: Channel) -> None:
         """Wake everybody waiting for ``ch`` to change (answer, hangup, state)."""
@@ -276,7 +292,9 @@ class Simulator:
             f"{{origination_caller_id_number={caller},origination_uuid={uuid}}}"
             f"loopback/{destination}/{context}"
         )
-        self.spawn_job(str(uuidlib.uuid4()), "originate", f"{dial} &park()")
+        job = self.spawn_job(str(uuidlib.uuid4()), "originate", f"{dial} &park()")
+        while uuid not in self.channels and not job.dead:  # until the caller leg exists
+            gevent.sleep(0.001)
         return uuid
 
     def wait_for(
@@ -302,25 +320,29 @@ class Simulator:
     # -- SMS ------------------------------------------------------------------------------------
 
     def send_chat(self, proto: str, sender: str, recipient: str, body: str, ctype: str) -> None:
-        """The ``chat`` API: remember the message; an unknown recipient gets sofia::error."""
+        """The ``chat`` API: remember the message; an unregistered recipient gets sofia::error."""
         self.outbox.append(ChatMessage(proto, sender, recipient, body, ctype))
-        user = recipient.split("@", 1)[0]
-        spec = self.config.users.get(user)
-        if proto == "sip" and (spec is None or not spec.registered):
-            self.bus.fire(
-                "CUSTOM",
-                lambda: [
-                    ("Error-Type", "chat"),
-                    ("Error-Reason", "no recipient"),
-                    ("Chat-Send-To", recipient),
-                    ("Chat-Send-From", sender),
-                    ("Chat-Send-Profile", "internal"),
-                ],
-                lead=[("Event-Subclass", "sofia::error")],
-                body=body,
-                subclass="sofia::error",
-                calling=CHAT_ERROR_CALLING,
-            )
+        if proto == "sip":
+            self._deliver_chat(sender, recipient, body)
+
+    def _deliver_chat(self, sender: str, recipient: str, body: str) -> None:
+        spec = self.config.users.get(recipient.split("@", 1)[0])
+        if spec is not None and spec.registered:
+            return
+        self.bus.fire(
+            "CUSTOM",
+            lambda: [
+                ("Error-Type", "chat"),
+                ("Error-Reason", "no recipient"),
+                ("Chat-Send-To", recipient),
+                ("Chat-Send-From", sender),
+                ("Chat-Send-Profile", "internal"),
+            ],
+            lead=[("Event-Subclass", "sofia::error")],
+            body=body,
+            subclass="sofia::error",
+            calling=CHAT_ERROR_CALLING,
+        )
 
     def receive_sms(
         self,
@@ -329,18 +351,19 @@ class Simulator:
         body: str,
         *,
         sender_host: str = "127.0.0.1",
+        sender_port: int = 5060,
         recipient_host: str = "127.0.0.1",
         display_name: str = "",
+        tag: str | None = None,
         context: str = "public",
-        sip_port: int = 5060,
     ) -> None:
-        """A SIP MESSAGE arrives (mod_sms): fires MESSAGE like sofia does."""
+        """A SIP MESSAGE arrives (mod_sms): MESSAGE fires, then delivery to the local user."""
         display = f'"{display_name}" ' if display_name else ""
-        from_full = f"{display}<sip:{sender}@{sender_host}>;tag={uuidlib.uuid4().hex[:8]}"
+        from_full = f"{display}<sip:{sender}@{sender_host}>;tag={tag or uuidlib.uuid4().hex[:8]}"
         self.bus.fire(
             "MESSAGE",
             lambda: [
-                ("login", f"sip:mod_sofia@{recipient_host}:{sip_port}"),
+                ("login", f"sip:mod_sofia@{recipient_host}:5060"),
                 ("proto", "sip"),
                 ("to_proto", "sip"),
                 ("from", f"{sender}@{sender_host}"),
@@ -349,7 +372,7 @@ class Simulator:
                 ("to_user", recipient),
                 ("to_host", recipient_host),
                 ("from_sip_ip", sender_host),
-                ("from_sip_port", str(sip_port)),
+                ("from_sip_port", str(sender_port)),
                 ("to", f"{recipient}@{recipient_host}"),
                 ("subject", "SIMPLE MESSAGE"),
                 ("context", context),
@@ -362,3 +385,4 @@ class Simulator:
             ],
             body=body,
         )
+        self._deliver_chat(from_full, f"{recipient}@{recipient_host}", body)

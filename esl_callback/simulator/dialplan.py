@@ -46,8 +46,8 @@ class Extension:
         except re.error as exc:
             raise DialplanError(f"extension {self.name}: bad expression: {exc}") from exc
 
-    def match(self, value: str) -> list[Action] | None:
-        """The actions with $1..$9 filled in, or None when the condition fails."""
+    def match(self, value: str) -> tuple[list[Action], list[str]] | None:
+        """The actions with $1..$9 filled in and the captures ($0 first), or None."""
         found = self.regex.search(value)
         if found is None:
             return None
@@ -58,7 +58,8 @@ class Extension:
                 return None
             return re.sub(r"\$(\d)", lambda m: _group(groups, int(m.group(1))), data)
 
-        return [(app, fill(data)) for app, data in self.actions]
+        captures = [found.group(0), *(g or "" for g in groups)] if groups else []
+        return [(app, fill(data)) for app, data in self.actions], captures
 
 
 def _group(groups: tuple[str | None, ...], index: int) -> str:
@@ -106,7 +107,8 @@ def phone_actions(spec: Mapping[str, Any]) -> list[Action]:
         wait = float(spec["hangup_after"])
         if wait > 0:
             actions.append(("sleep", str(int(wait * 1000))))
-        actions.append(("hangup", str(spec.get("hangup_cause", "NORMAL_CLEARING"))))
+        cause = spec.get("hangup_cause")
+        actions.append(("hangup", str(cause) if cause else None))
     else:
         actions.append(("park", None))
     return actions
@@ -143,24 +145,38 @@ class Dialplan:
             for number, spec in (phones.get("lines") or {}).items():
                 plan.add(
                     context,
-                    Extension(str(number), f"^{re.escape(str(number))}$", phone_actions(spec or {})),
+                    Extension(
+                        str(number), f"^{re.escape(str(number))}$", phone_actions(spec or {})
+                    ),
                 )
         return plan
 
     def add(self, context: str, extension: Extension) -> None:
         self.contexts.setdefault(context, []).append(extension)
 
-    def lookup(self, context: str, number: str, channel: Channel | None = None) -> list[Action] | None:
-        """The actions for ``number`` in ``context``; None when nothing matches."""
+    def lookup(
+        self, context: str, number: str, channel: Channel | None = None
+    ) -> list[Action] | None:
+        """The actions for ``number`` in ``context``; None when nothing matches.
+
+        With a channel, a condition's captures go to its DP_MATCH variable like
+        mod_dialplan_xml does (only when the expression has groups).
+        """
         for ext in self.contexts.get(context, ()):
             value = number
             if ext.field_name != "destination_number" and channel is not None:
                 name = ext.field_name
                 value = str(getattr(channel.profile, name, "") or channel.get_var(name) or "")
-            actions = ext.match(value)
-            if actions is not None:
+            result = ext.match(value)
+            if result is not None:
+                actions, captures = result
+                if captures and channel is not None:
+                    channel.set_var("DP_MATCH", "ARRAY::" + "|:".join(captures))
                 return actions
         return None
+
+    def to_xml(self) -> str:
+        return to_xml(self)
 
     def hunt(self, channel: Channel) -> list[Action] | None:
         """mod_dialplan_xml's hunt for an inbound channel's destination in its context."""

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from esl_callback.simulator.clock import SimClock, gmt_stamp, local_stamp
-from esl_callback.switch.protocol import event_message, format_event_json, format_event_plain
+from esl_callback.switch.protocol import (
+    event_message,
+    format_event_json,
+    format_event_plain,
+    format_event_xml,
+)
 
 Headers = list[tuple[str, str]]
 
@@ -22,7 +27,11 @@ CALLING: dict[str, tuple[str, str, int]] = {
     "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", 626),
     "CHANNEL_ANSWER": ("switch_channel.c", "switch_channel_perform_mark_answered", 3846),
     "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3505),
-    "CHANNEL_PROGRESS_MEDIA": ("switch_channel.c", "switch_channel_perform_mark_pre_answered", 3707),
+    "CHANNEL_PROGRESS_MEDIA": (
+        "switch_channel.c",
+        "switch_channel_perform_mark_pre_answered",
+        3707,
+    ),
     "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1689),
     "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879),
     "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", 301),
@@ -53,20 +62,101 @@ CHAT_ERROR_CALLING = ("sofia_presence.c", "sofia_presence_chat_send", 276)
 
 # Every event name an ESL client may subscribe to (switch_event.c EVENT_NAMES).
 EVENT_NAMES = frozenset(
-    """CUSTOM CLONE CHANNEL_CREATE CHANNEL_DESTROY CHANNEL_STATE CHANNEL_CALLSTATE CHANNEL_ANSWER
-    CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HOLD
-    CHANNEL_UNHOLD CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA
-    CHANNEL_OUTGOING CHANNEL_PARK CHANNEL_UNPARK CHANNEL_APPLICATION CHANNEL_ORIGINATE
-    CHANNEL_UUID API LOG INBOUND_CHAN OUTBOUND_CHAN STARTUP SHUTDOWN PUBLISH UNPUBLISH TALK
-    NOTALK SESSION_CRASH MODULE_LOAD MODULE_UNLOAD DTMF MESSAGE PRESENCE_IN NOTIFY_IN PRESENCE_OUT
-    PRESENCE_PROBE MESSAGE_WAITING MESSAGE_QUERY ROSTER CODEC BACKGROUND_JOB DETECTED_SPEECH
-    DETECTED_TONE PRIVATE_COMMAND HEARTBEAT TRAP ADD_SCHEDULE DEL_SCHEDULE EXE_SCHEDULE
-    RE_SCHEDULE RELOADXML NOTIFY PHONE_FEATURE PHONE_FEATURE_SUBSCRIBE SEND_MESSAGE RECV_MESSAGE
-    REQUEST_PARAMS CHANNEL_DATA GENERAL COMMAND SESSION_HEARTBEAT CLIENT_DISCONNECTED
-    SERVER_DISCONNECTED SEND_INFO RECV_INFO RECV_RTCP_MESSAGE SEND_RTCP_MESSAGE CALL_SECURE NAT
-    RECORD_START RECORD_STOP PLAYBACK_START PLAYBACK_STOP CALL_UPDATE FAILURE SOCKET_DATA
-    MEDIA_BUG_START MEDIA_BUG_STOP CONFERENCE_DATA_QUERY CONFERENCE_DATA CALL_SETUP_REQ
-    CALL_SETUP_RESULT CALL_DETAIL DEVICE_STATE TEXT SHUTDOWN_REQUESTED ALL""".split()
+    [
+        "CUSTOM",
+        "CLONE",
+        "CHANNEL_CREATE",
+        "CHANNEL_DESTROY",
+        "CHANNEL_STATE",
+        "CHANNEL_CALLSTATE",
+        "CHANNEL_ANSWER",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HOLD",
+        "CHANNEL_UNHOLD",
+        "CHANNEL_BRIDGE",
+        "CHANNEL_UNBRIDGE",
+        "CHANNEL_PROGRESS",
+        "CHANNEL_PROGRESS_MEDIA",
+        "CHANNEL_OUTGOING",
+        "CHANNEL_PARK",
+        "CHANNEL_UNPARK",
+        "CHANNEL_APPLICATION",
+        "CHANNEL_ORIGINATE",
+        "CHANNEL_UUID",
+        "API",
+        "LOG",
+        "INBOUND_CHAN",
+        "OUTBOUND_CHAN",
+        "STARTUP",
+        "SHUTDOWN",
+        "PUBLISH",
+        "UNPUBLISH",
+        "TALK",
+        "NOTALK",
+        "SESSION_CRASH",
+        "MODULE_LOAD",
+        "MODULE_UNLOAD",
+        "DTMF",
+        "MESSAGE",
+        "PRESENCE_IN",
+        "NOTIFY_IN",
+        "PRESENCE_OUT",
+        "PRESENCE_PROBE",
+        "MESSAGE_WAITING",
+        "MESSAGE_QUERY",
+        "ROSTER",
+        "CODEC",
+        "BACKGROUND_JOB",
+        "DETECTED_SPEECH",
+        "DETECTED_TONE",
+        "PRIVATE_COMMAND",
+        "HEARTBEAT",
+        "TRAP",
+        "ADD_SCHEDULE",
+        "DEL_SCHEDULE",
+        "EXE_SCHEDULE",
+        "RE_SCHEDULE",
+        "RELOADXML",
+        "NOTIFY",
+        "PHONE_FEATURE",
+        "PHONE_FEATURE_SUBSCRIBE",
+        "SEND_MESSAGE",
+        "RECV_MESSAGE",
+        "REQUEST_PARAMS",
+        "CHANNEL_DATA",
+        "GENERAL",
+        "COMMAND",
+        "SESSION_HEARTBEAT",
+        "CLIENT_DISCONNECTED",
+        "SERVER_DISCONNECTED",
+        "SEND_INFO",
+        "RECV_INFO",
+        "RECV_RTCP_MESSAGE",
+        "SEND_RTCP_MESSAGE",
+        "CALL_SECURE",
+        "NAT",
+        "RECORD_START",
+        "RECORD_STOP",
+        "PLAYBACK_START",
+        "PLAYBACK_STOP",
+        "CALL_UPDATE",
+        "FAILURE",
+        "SOCKET_DATA",
+        "MEDIA_BUG_START",
+        "MEDIA_BUG_STOP",
+        "CONFERENCE_DATA_QUERY",
+        "CONFERENCE_DATA",
+        "CALL_SETUP_REQ",
+        "CALL_SETUP_RESULT",
+        "CALL_DETAIL",
+        "DEVICE_STATE",
+        "TEXT",
+        "SHUTDOWN_REQUESTED",
+        "ALL",
+    ]
 )
 
 
@@ -109,7 +199,9 @@ class Event:
         return None
 
     def message(self, fmt: str) -> bytes:
-        """The complete ESL message (outer headers + body) in ``plain`` or ``json`` form."""
+        """The complete ESL message (outer headers + body) in ``plain``, ``json`` or ``xml``."""
+        if fmt == "xml":  # rarely used: not cached
+            return event_message(format_event_xml(self.headers, self.body), "xml")
         if fmt == "json":
             if self._json is None:
                 self._json = event_message(format_event_json(self.headers, self.body), "json")
@@ -190,9 +282,7 @@ class EventBus:
         if not sinks:
             return None
         headers = list(lead)
-        headers += self.core_headers(
-            name, calling or CALLING[name], sequence, self.clock.now_us()
-        )
+        headers += self.core_headers(name, calling or CALLING[name], sequence, self.clock.now_us())
         headers += build()
         event = Event(name, headers, body, subclass, unique_id)
         for sink in sinks:

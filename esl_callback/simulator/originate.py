@@ -211,7 +211,9 @@ def place_call(sim: Simulator, dial_string: str, timeout: float | None = None) -
         except OriginateError as exc:
             cause = exc.cause
             continue
-        if _await_answer(sim, channel, leg_timeout or 60, _true(variables.get("ignore_early_media"))):
+        if _await_answer(
+            sim, channel, leg_timeout or 60, _true(variables.get("ignore_early_media"))
+        ):
             _after_answer(channel)
             return channel
         cause = channel.hangup_cause or "NO_ANSWER"
@@ -253,7 +255,8 @@ def run_extension(ch: Channel, apps: list[tuple[str, str | None]]) -> None:
 
 
 def originate_api(sim: Simulator, arg: str) -> str:
-    """``originate <call url> <exten>|&app(args) [dialplan] [context] [cid_name] [cid_num] [timeout]``"""
+    """``originate <call url> <exten>|&app(args) [dialplan] [context] [cid_name] [cid_num]
+    [timeout]``"""
     argv = split_args(arg or "")
     if len(argv) < 2 or not argv[0] or not argv[1]:
         return ORIGINATE_USAGE
@@ -266,8 +269,10 @@ def originate_api(sim: Simulator, arg: str) -> str:
     if len(argv) > 5 and argv[5]:
         prefix.append(f"origination_caller_id_number={argv[5]}")
     if prefix:
-        dial = "{" + ",".join(prefix) + "}" + dial if not dial.startswith("{") else (
-            "{" + ",".join(prefix) + "," + dial[1:]
+        dial = (
+            "{" + ",".join(prefix) + "}" + dial
+            if not dial.startswith("{")
+            else ("{" + ",".join(prefix) + "," + dial[1:])
         )
     timeout = int(argv[6]) if len(argv) > 6 and argv[6].isdigit() else None
     try:

@@ -72,8 +72,8 @@ def finish(ch: Channel) -> None:
 def _route(ch: Channel) -> None:
     """CS_ROUTING: hunt the dialplan for the destination number."""
     ch.set_running_state(CS_ROUTING)
-    ch.set_var("call_uuid", ch.uuid)
     apps = ch.sim.dialplan.hunt(ch)
+    ch.set_var("call_uuid", ch.uuid)
     if apps is None:
         ch.hangup("NO_ROUTE_DESTINATION")
         return
@@ -170,9 +170,10 @@ def parse_next_event(ch: Channel, fire_private: bool) -> None:
     command = ch.private_events.popleft()
     parse_event(ch, command)
     if fire_private:
-        ch.fire(
-            "PRIVATE_COMMAND", lead=[("Command", command.line), *command.headers]
-        )
+        # mod_event_socket keeps the whole header block as the Command header, unless it cut
+        # it at the first line to read the uuid of "sendmsg <uuid>"
+        text = command.line if command.line[7:].strip() else (command.raw or command.line)
+        ch.fire("PRIVATE_COMMAND", lead=[("Command", text), *command.headers])
 
 
 def _true(value: str | None) -> bool:

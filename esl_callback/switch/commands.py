@@ -175,6 +175,8 @@ def chat(source: str, destination: str, body: str, proto: str = "sip") -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.@+:-]{1,128}", value):
             raise UnsafeCommand(f"unsafe chat {what} address: {value!r}")
     text = " ".join(body.split())
+    if "|" in text:  # chat splits on |: the rest would become the content type
+        raise UnsafeCommand(f"a chat body must not contain '|': {text!r}")
     return f"chat {proto}|{source}|{destination}|{text}"
 
 

@@ -52,6 +52,16 @@ _EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(::[A-Za-z0-9_:.-]+)?")
 EventCallback = Callable[[Frame, str], None]
 
 
+class Traffic:
+    """ESL frames read and commands written by this process, all connections (for metrics)."""
+
+    frames_in = 0
+    frames_out = 0
+
+
+TRAFFIC = Traffic()
+
+
 class ESLError(Exception):
     """Base of every Event Socket error raised by this package."""
 
@@ -165,6 +175,7 @@ class FramedESL:
             self.sock_file.close()
 
     def _handle_frame(self, frame: Frame) -> None:
+        TRAFFIC.frames_in += 1
         kind = frame.content_type
         if kind in ("command/reply", "api/response"):
             if self._commands_sent:
@@ -227,6 +238,7 @@ class FramedESL:
         try:
             self.sock.sendall(data.encode("utf-8") + b"\n\n")
             written = True
+            TRAFFIC.frames_out += 1
             return reply.get()
         except gevent.Timeout as exc:
             if exc is not timer:
@@ -610,6 +622,11 @@ class InboundConnection:
 
     def pending_jobs(self) -> int:
         return len(self._jobs)
+
+    def queued_events(self) -> int:
+        """Events read from the switch and not yet handed to `on_event` (the backlog)."""
+        esl = self._esl
+        return esl._esl_event_queue.qsize() if esl is not None else 0
 
     def _expire_jobs(self) -> None:
         now = time.monotonic()

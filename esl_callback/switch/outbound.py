@@ -41,6 +41,7 @@ from esl_callback.switch.protocol import Frame
 log = logging.getLogger(__name__)
 
 _APP_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+NEEDED_EVENTS = ("CHANNEL_EXECUTE_COMPLETE", "CHANNEL_HANGUP")
 
 
 class ChannelGone(NotConnected):
@@ -115,8 +116,15 @@ class OutboundChannel:
         return data
 
     def myevents(self) -> None:
-        """Receive every event of this channel (needed for completions and hangup detection)."""
+        """Receive this channel's completions and hangup: all `execute` and `gone` need.
+
+        FreeSWITCH filters out its other events (DTMF, CHANNEL_STATE, CHANNEL_EXECUTE,
+        PLAYBACK_*: some 30 per callback that would be sent, parsed and thrown away).
+        """
         expect_ok(self._send("myevents"), "myevents")
+        for name in NEEDED_EVENTS:
+            command = f"filter Event-Name {name}"
+            expect_ok(self._send(command), command)
 
     def linger(self, seconds: int | None = None) -> None:
         """Keep the socket open after hangup (forever without `seconds`: call `exit()`)."""

@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
+from xml.etree import ElementTree
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_MAX_LINE = 64 * 1024
@@ -46,14 +47,20 @@ class Frame:
 
     headers: Headers = field(default_factory=list)
     body: bytes = b""
+    # Lower-cased name -> first value, built at the first `get` (an event has 50-200 headers
+    # and is asked for several); rebuilt if headers were added since.
+    _index: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
+    _indexed: int = field(default=0, init=False, repr=False, compare=False)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (case-insensitive), or ``default``."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return default
+        index = self._index
+        if index is None or self._indexed != len(self.headers):
+            index = {}
+            for key, value in reversed(self.headers):
+                index[key.lower()] = value
+            self._index, self._indexed = index, len(self.headers)
+        return index.get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name``, in wire order."""
@@ -215,12 +222,17 @@ def read_command(
 def parse_headers(block: bytes, decode: bool = True) -> Headers:
     """Split a header block into (name, value) pairs, then URL-decode each value."""
     headers: Headers = []
-    for raw in block.split(b"\n"):
-        line = raw.rstrip(b"\r").decode("utf-8", "surrogateescape")
+    text = block.decode("utf-8", "surrogateescape")  # a line break is never part of a character
+    for line in text.split("\n"):
+        if "\r" in line:
+            line = line.rstrip("\r")
         if not line:
             continue
-        name, value = _split_header_line(line)
-        headers.append((name, url_decode(value) if decode else value))
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise FrameError(f"header line without ':': {line[:80]!r}")
+        value = value.lstrip(" ")
+        headers.append((name, url_decode(value) if decode and "%" in value else value))
     return headers
 
 
@@ -231,21 +243,24 @@ def parse_event_plain(body: bytes) -> Frame:
     ``Content-Length`` and an empty line.
     """
     block, sep, rest = body.partition(b"\n\n")
-    headers = parse_headers(block)
-    inner = b""
+    event = Frame(parse_headers(block))
     if sep:
-        length = (Frame(headers).get("Content-Length") or "").strip()
-        inner = rest[: int(length)] if length.isdigit() else rest
-    return Frame(headers, inner)
+        length = (event.get("Content-Length") or "").strip()
+        event.body = rest[: int(length)] if length.isdigit() else rest
+    return event
+
+
+class _Pairs(list):
+    """A JSON object's (key, value) pairs, duplicates kept."""
 
 
 def parse_event_json(body: bytes) -> Frame:
     """Parse the body of a ``text/event-json`` message; duplicate keys are all kept."""
     try:
-        pairs = json.loads(body, object_pairs_hook=list)
-    except ValueError as exc:
+        pairs = json.loads(body, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError) as exc:
         raise FrameError(f"bad JSON event: {exc}") from exc
-    if not isinstance(pairs, list):
+    if not isinstance(pairs, _Pairs):
         raise FrameError("JSON event is not an object")
     headers: Headers = []
     inner = b""
@@ -259,10 +274,30 @@ def parse_event_json(body: bytes) -> Frame:
     return Frame(headers, inner)
 
 
+def parse_event_xml(body: bytes) -> Frame:
+    """Parse the body of a ``text/event-xml`` message (header values are URL-encoded)."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise FrameError(f"bad XML event: {exc}") from exc
+    headers_node = root.find("headers")
+    if root.tag != "event" or headers_node is None:
+        raise FrameError("XML event without <event><headers>")
+    headers = [(node.tag, url_decode(node.text or "")) for node in headers_node]
+    body_node = root.find("body")
+    inner = b""
+    if body_node is not None and body_node.text:
+        text = body_node.text
+        inner = (text[:-2] if text.endswith("\n  ") else text).encode("utf-8")
+    return Frame(headers, inner)
+
+
 def parse_event(frame: Frame) -> Frame:
-    """Decode the event carried by an event message of either format."""
+    """Decode the event carried by an event message of any format."""
     if frame.content_type == "text/event-json":
         return parse_event_json(frame.body)
+    if frame.content_type == "text/event-xml":
+        return parse_event_xml(frame.body)
     return parse_event_plain(frame.body)
 
 
@@ -293,6 +328,38 @@ def format_event_json(headers: Iterable[tuple[str, str]], body: str | None = Non
         items.append(f'"Content-Length":"{raw_len}"')
         items.append(f'"_body":{_json_string(body)}')
     return ("{" + ",".join(items) + "}").encode("utf-8", "surrogateescape")
+
+
+def _xml_text(value: str) -> str:
+    """switch_xml_ampencode for character data (non-ASCII as ``&#xHEX;``, like toxml does)."""
+    out = []
+    for ch in value:
+        if ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        elif ch == "\r":
+            out.append("&#xD;")
+        elif ord(ch) > 0x7F:
+            out.append(f"&#x{ord(ch):X};")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def format_event_xml(headers: Iterable[tuple[str, str]], body: str | None = None) -> bytes:
+    """Serialise an event like switch_event_xmlize + switch_xml_toxml (values URL-encoded)."""
+    lines = ["<event>", "  <headers>"]
+    lines += [f"    <{name}>{_xml_text(url_encode(value))}</{name}>" for name, value in headers]
+    lines.append("  </headers>")
+    if body:
+        raw_len = len(body.encode("utf-8", "surrogateescape"))
+        lines.append(f"  <Content-Length>{raw_len}</Content-Length>")
+        text = _xml_text(body)
+        lines.append(f"  <body>{text}{'  ' if text.endswith(chr(10)) else ''}</body>")
+    return ("\n".join(lines) + "\n</event>\n").encode("utf-8", "surrogateescape")
 
 
 def event_message(payload: bytes, fmt: str) -> bytes:

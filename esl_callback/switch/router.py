@@ -39,6 +39,8 @@ class _Lane:
 
     def push(self, event: Frame, node: str) -> None:
         self.queue.append((event, node))
+        if len(self.queue) > self.router.peak_backlog:
+            self.router.peak_backlog = len(self.queue)
         if self.worker is None:
             self.worker = gevent.spawn(self._drain)
 
@@ -77,6 +79,7 @@ class EventRouter:
         self.dispatched = 0
         self.dropped = 0
         self.handler_errors = 0
+        self.peak_backlog = 0  # the longest any lane's queue has been
 
     # -- registration ----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
-from esl_callback.web import api, auth, pages
+from esl_callback.web import api, auth, pages, sms_api
 from esl_callback.web.errors import WebError
 from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
@@ -58,13 +58,16 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.add_template_filter(money)
     app.add_template_filter(when)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(pages.blueprint)
     return app
 
 
 def identify() -> None:
     """Who makes the request (None for no one); pages and API decide what that allows."""
-    g.user = None if request.endpoint == "static" else auth.resolve_user(portal())
+    # Gateways authenticate with their own token (sms_api), never as a user.
+    skip = request.endpoint == "static" or request.blueprint == sms_api.blueprint.name
+    g.user = None if skip else auth.resolve_user(portal())
 
 
 def wants_json() -> bool:

@@ -26,4 +26,5 @@ def platform(db: Database) -> Iterator[Callable[..., Platform]]:
     for running in started:
         running.observer.connection.stop()
         running.service.stop(timeout=2)
-        running.sim.stop()
+        for sim in [running.sim, *running.other_sims]:
+            sim.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -35,13 +35,17 @@ def free_port() -> int:
 
 
 def controller_settings(
-    database_url: str, switch_port: int, outbound_port: int, **callback: Any
+    database_url: str, switch_ports: list[int], outbound_port: int, **callback: Any
 ) -> Settings:
-    """Controller settings pointing at the simulator; quick timings for tests."""
+    """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings."""
+    nodes = [
+        {"name": "sim" if i == 0 else f"sim{i + 1}", "port": port, "password": "test-secret"}
+        for i, port in enumerate(switch_ports)
+    ]
     return settings_from_mapping(
         {
             "freeswitch": {
-                "nodes": [{"name": "sim", "port": switch_port, "password": "test-secret"}],
+                "nodes": nodes,
                 "reconnect_min_seconds": 0.2,
                 "reconnect_max_seconds": 1,
             },
@@ -137,6 +141,7 @@ class Platform:
     sim: Simulator
     service: Service
     observer: Observer
+    other_sims: list[Simulator] = field(default_factory=list)
 
     @property
     def db(self):
@@ -189,12 +194,13 @@ class Platform:
 
 
 def start_platform(
-    database_url: str, phones: dict[str, Any], speed: float = 1.0, **callback: Any
+    database_url: str, phones: dict[str, Any], speed: float = 1.0, nodes: int = 1, **callback: Any
 ) -> Platform:
+    """Simulators (one per FreeSWITCH node) and a controller connected to all of them."""
     outbound_port = free_port()
-    sim = Simulator(simulator_config(outbound_port, phones, speed)).start()
-    settings = controller_settings(database_url, sim.port, outbound_port, **callback)
+    sims = [Simulator(simulator_config(outbound_port, phones, speed)).start() for _ in range(nodes)]
+    settings = controller_settings(database_url, [s.port for s in sims], outbound_port, **callback)
     service = Service(settings).start()
     for node in service.nodes:
         assert node.wait_connected(5), "controller did not connect to the simulator"
-    return Platform(sim, service, Observer(sim))
+    return Platform(sims[0], service, Observer(sims[0]), sims[1:])

@@ -361,3 +361,14 @@ def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(platform
     assert all(leg.billed for leg in legs)
     assert legs[1].billsec >= 7
     assert billing.audit(alice).balanced
+
+
+def test_a_trigger_is_called_back_through_the_node_it_came_from(platform, alice) -> None:
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S}, nodes=2)
+    second = p.other_sims[0]
+
+    second.place_call(CALLER, ANI_ACCESS, "access")
+    request = p.wait_request()
+
+    assert request.state == "completed"
+    assert [leg.node for leg in p.legs(request.id)] == ["sim2", "sim2"]

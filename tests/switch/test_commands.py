@@ -125,3 +125,5 @@ def test_chat_flattens_line_breaks_so_a_reply_cannot_inject_a_command() -> None:
     )
     with pytest.raises(UnsafeCommand):
         commands.chat("4930100", "a|b", "hi")
+    with pytest.raises(UnsafeCommand, match="must not contain"):
+        commands.chat("4930100", "4917011", "a|text/html|x")

@@ -1,0 +1,1 @@
+"""scripts/bench: benchmarks of esl-callback against the simulator (see bench/main.py)."""

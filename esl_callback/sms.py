@@ -1,0 +1,390 @@
+"""SMS triggers: what an incoming SMS asks for, the checks, the callback and the reply.
+
+An SMS reaches us as a FreeSWITCH `MESSAGE` event (mod_sms; the reply goes back with the `chat`
+API) or as a POST from an SMS gateway to /api/v1/sms/inbound (the reply is in the response and,
+where the gateway has a `reply_url`, POSTed there). Both end up in `SmsService.receive`.
+
+Syntax (case-insensitive; spaces before, after and between words do not matter):
+
+    (empty) or CB        call me back, then I dial the destination in the IVR (two-stage)
+    NUMBER or CB NUMBER  call me back and connect me to NUMBER (source first)
+    PIN NUMBER           the same, with the account's PIN (CB PIN NUMBER works too)
+    BAL                  reply with the balance
+    HELP                 reply with this syntax
+
+NUMBER is one word: digits with an optional leading `+` or international prefix, dashes, dots,
+slashes and brackets allowed (`+49-30-1234567`), spaces not (`4711 030123` is PIN and number).
+
+The sender must be a registered caller ID of an active account (`callerid add`); the callback
+rings the sender, or the account's default number when the account says so
+(`callback_to_default`), as for caller-ID access. Anyone else gets a polite refusal when
+`sms.reply_unknown_sender` is true, else silence.
+
+An account requires a PIN when `sms.require_pin` is true and the account has a PIN: sender
+numbers are easy to fake, a PIN is not. Then NUMBER alone is refused, and `CB` calls back and
+asks for the PIN in the IVR (as a PIN access number does). A PIN sent without being required is
+still checked. Wrong PINs count towards the same lockout as on the phone (per sender and per
+account, `callback.pin_lockout_failures` within `callback.pin_lockout_window_seconds`).
+
+Every SMS is stored (`SmsMessage`) with what was done and the reply. The same message delivered
+twice (same channel and message id: a gateway's retry; for FreeSWITCH, the same SIP From tag)
+is stored and acted on once; the second delivery gets the first one's reply and no call. A
+sender may send `sms.rate_limit_per_minute` SMS a minute; more are stored, ignored and not
+answered (an answer to a flood would be a flood).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import peewee
+
+from esl_callback import accounts, lockout, numbers
+from esl_callback.callback import billing, rating, triggers
+from esl_callback.callback.dialer import FlowEnded
+from esl_callback.db import Database, database_proxy, utcnow
+from esl_callback.models import Account, CallbackRequest, CallerId, SmsMessage
+from esl_callback.switch import commands
+
+log = logging.getLogger(__name__)
+
+FREESWITCH = "freeswitch"
+MAX_TEXT = 1600  # ten concatenated SMS; longer texts are stored cut
+PIN_LOCKOUT = "pin"
+_FROM_TAG = re.compile(r";\s*tag=([^;>\s]+)")
+
+HELP = (
+    "Callback by SMS: send CB (or nothing) and we call you back, then you dial. "
+    "Send a number (or CB number) and we call you, then connect it. "
+    "With a PIN: PIN number. BAL: your balance. HELP: this text."
+)
+UNKNOWN_SENDER = "Sorry, this phone number is not registered for callbacks."
+NOT_UNDERSTOOD = "Sorry, not understood. " + HELP
+UNAVAILABLE = "Sorry, callbacks are not available right now. Please try again later."
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One incoming SMS as a channel delivered it."""
+
+    channel: str  # "freeswitch" or the gateway's name
+    sender: str
+    recipient: str
+    text: str
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the text asks for: "callback", "balance", "help" or "invalid"."""
+
+    kind: str
+    destination: str | None = None  # as typed; None: ask in the IVR
+    pin: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What was done about an SMS; `reply` None means we stay silent."""
+
+    action: str
+    reply: str | None
+    request_id: int | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class CallOrder:
+    """A callback the SMS asked for and may have: who pays, whom to ring, whom to connect."""
+
+    account: Account | None  # None: the IVR asks for the PIN
+    source: str
+    destination: str | None  # None: two-stage
+
+
+class Starter(Protocol):
+    """The part of `callback.dialer.Dialer` SMS triggers use."""
+
+    nodes: list[Any]
+
+    def start_callback(
+        self,
+        account: Account | None,
+        source: str,
+        destination: str | None,
+        mode: str,
+        trigger: str = "web",
+    ) -> CallbackRequest: ...
+
+    def start_two_stage(
+        self, account: Account | None, source: str, trigger: str = "sms"
+    ) -> CallbackRequest: ...
+
+
+def parse(text: str) -> Command:
+    """Read the syntax in the module docstring."""
+    words = text.split()
+    first = words[0].upper() if words else ""
+    if first == "HELP":
+        return Command("help")
+    if first == "BAL":
+        return Command("balance")
+    if first == "CB":
+        words = words[1:]
+    if not words:
+        return Command("callback")
+    if len(words) == 1:
+        return Command("callback", destination=words[0])
+    if len(words) == 2 and numbers.is_digits(words[0]):
+        return Command("callback", destination=words[1], pin=words[0])
+    return Command("invalid")
+
+
+def is_received(event: Any) -> bool:
+    """True for a MESSAGE event about an SMS FreeSWITCH received.
+
+    FreeSWITCH also fires MESSAGE after it sent one (our `chat` replies: proto "global", a
+    Delivery-Failure report, no from_user); acting on those would answer our own answers.
+    """
+    return (
+        bool(event.get("from_user"))
+        and event.get("proto") != "global"
+        and event.get("Delivery-Failure") is None
+    )
+
+
+def message_from_event(event: Any) -> Inbound:
+    """An SMS from a mod_sms MESSAGE event: sender, recipient and text as the event has them.
+
+    The text is the event's body, which the ESL framing keeps apart from the headers: nothing
+    in it can become a header. The message id is the SIP From tag, unique per request.
+    """
+    address = f"{event.get('from_user') or ''}@{event.get('from_host') or ''}"
+    tag = _FROM_TAG.search(event.get("from_full") or "")
+    return Inbound(
+        channel=FREESWITCH,
+        sender=event.get("from_user") or "",
+        recipient=event.get("to_user") or "",
+        text=event.body.decode("utf-8", "replace"),
+        message_id=f"{address};tag={tag.group(1)}"[:128] if tag else None,
+    )
+
+
+class SmsService:
+    """Handles incoming SMS from every channel the same way (see the module docstring)."""
+
+    def __init__(self, db: Database, settings: Any, dialer: Starter) -> None:
+        self.db = db
+        self.settings = settings
+        self.dialer = dialer
+
+    def receive(self, message: Inbound) -> Outcome:
+        """Store the SMS, act on it once, and say what was done and what to reply."""
+        stored = self.db.run(store_incoming, message, self.settings.numbers)
+        if isinstance(stored, Outcome):
+            log.info("sms %s from %r: duplicate delivery", message.message_id, message.sender)
+            return stored
+        decision = self.db.run(decide, stored, message, self.settings)
+        outcome = self.place(decision) if isinstance(decision, CallOrder) else decision
+        self.db.run(record_outcome, stored, outcome)
+        log.info(
+            "sms %s from %r via %s: %s",
+            message.message_id,
+            message.sender,
+            message.channel,
+            outcome.action,
+            extra={"request_id": outcome.request_id},
+        )
+        return outcome
+
+    def place(self, order: CallOrder) -> Outcome:
+        """Start the callback an SMS asked for."""
+        try:
+            if order.destination is None:
+                request = self.dialer.start_two_stage(order.account, order.source, "sms")
+            else:
+                request = self.dialer.start_callback(
+                    order.account, order.source, order.destination, "source_first", "sms"
+                )
+        except FlowEnded as exc:
+            log.warning("sms callback to %s not started: %s", order.source, exc)
+            return Outcome("unavailable", UNAVAILABLE)
+        except Exception:
+            log.exception("sms callback to %s not started", order.source)
+            return Outcome("unavailable", UNAVAILABLE)
+        if order.destination is None:
+            return Outcome(
+                "callback", f"OK, we are calling you back on +{order.source} now.", request.id
+            )
+        return Outcome(
+            "callback_to",
+            f"OK, we are calling you back on +{order.source} now, then +{order.destination}.",
+            request.id,
+        )
+
+    def on_message_event(self, event: Any, node_name: str) -> None:
+        """Router handler for MESSAGE: act on the SMS and answer it with `chat`."""
+        if not is_received(event):
+            return
+        outcome = self.receive(message_from_event(event))
+        if outcome.reply and not outcome.duplicate:
+            self.chat_reply(event, node_name, outcome.reply)
+
+    def chat_reply(self, event: Any, node_name: str, text: str) -> None:
+        """Send `text` back to the SMS's sender through the node it came from."""
+        source, destination = event.get("to") or "", event.get("from") or ""
+        node = next((n for n in self.dialer.nodes if n.name == node_name), None)
+        try:
+            command = commands.chat(source, destination, text, event.get("proto") or "sip")
+            result = node.api(command).strip() if node is not None else "-ERR no such node"
+        except Exception as exc:  # unsafe address, node gone, timeout: the reply is lost
+            result = f"-ERR {exc}"
+        sent = result.startswith("Sent")
+        if not sent:
+            log.warning("sms reply to %r via %s not sent: %s", destination, node_name, result)
+        self.db.run(record_sent, FREESWITCH, source, destination, text, sent, result)
+
+
+# -- database steps (run through Database.run) ----------------------------------------------
+
+
+def sender_key(raw: str, rules: numbers.NumberRules) -> str:
+    """The sender as E.164 digits when it is a usable number, else as received."""
+    try:
+        return triggers.caller_number(raw, rules)
+    except triggers.TriggerRefused:
+        return raw.strip()[:64]
+
+
+def store_incoming(message: Inbound, rules: numbers.NumberRules) -> SmsMessage | Outcome:
+    """Store the SMS; for a repeated (channel, message id), the first delivery's outcome."""
+    row = {
+        "direction": "in",
+        "source": sender_key(message.sender, rules),
+        "destination": message.recipient.strip()[:64],
+        "body": message.text[:MAX_TEXT],
+        "channel": message.channel,
+        "message_id": message.message_id or None,
+        "action": "received",
+    }
+    try:
+        with database_proxy.atomic():
+            return SmsMessage.create(**row)
+    except peewee.IntegrityError:
+        first = SmsMessage.get(
+            SmsMessage.channel == message.channel, SmsMessage.message_id == message.message_id
+        )
+        return Outcome("duplicate", first.reply or None, first.request_id, duplicate=True)
+
+
+def decide(stored: SmsMessage, message: Inbound, settings: Any) -> Outcome | CallOrder:
+    """Everything short of placing the call: rate limit, sender, syntax, PIN, numbers."""
+    cfg = settings.sms
+    since = utcnow() - timedelta(minutes=1)
+    recent = (
+        SmsMessage.select()
+        .where(
+            SmsMessage.direction == "in",
+            SmsMessage.source == stored.source,
+            SmsMessage.created_at >= since,
+        )
+        .count()
+    )
+    if recent > cfg.rate_limit_per_minute:
+        return Outcome("rate_limited", None)
+    owner = account_of(stored.source)
+    if owner is None:
+        return Outcome("unknown_sender", UNKNOWN_SENDER if cfg.reply_unknown_sender else None)
+    SmsMessage.update(account=owner.id).where(SmsMessage.id == stored.id).execute()
+    if not owner.is_active:
+        return Outcome("account_disabled", "Sorry, your account is disabled.")
+    command = parse(message.text[:MAX_TEXT])
+    if command.kind == "help":
+        return Outcome("help", HELP)
+    if command.kind == "balance":
+        amount = Decimal(owner.balance).quantize(Decimal("0.01"))
+        return Outcome("balance", f"Your balance is {amount} {owner.currency}.")
+    if command.kind == "invalid":
+        return Outcome("invalid", NOT_UNDERSTOOD)
+    return callback_order(owner, stored.source, command, settings)
+
+
+def callback_order(
+    owner: Account, sender: str, command: Command, settings: Any
+) -> Outcome | CallOrder:
+    """The callback `command` asks for, or why it cannot be placed."""
+    pin_required = settings.sms.require_pin and owner.pin_hash is not None
+    if command.pin is not None and owner.pin_hash is None:
+        return Outcome("invalid", "Sorry, not understood: write the number without spaces.")
+    if command.pin is not None:
+        refused = check_pin(owner, sender, command.pin, settings.callback)
+        if refused is not None:
+            return refused
+    source = sender
+    if owner.callback_to_default and owner.default_callback_number:
+        source = owner.default_callback_number
+    if command.destination is None:
+        return CallOrder(None if pin_required else owner, source, None)
+    if pin_required and command.pin is None:
+        return Outcome("pin_required", "Your account needs its PIN: send PIN NUMBER.")
+    try:
+        destination = numbers.normalise(
+            command.destination, settings.numbers, what="destination", allow_formatting=True
+        )
+    except numbers.InvalidNumber:
+        return Outcome(
+            "bad_destination", "Sorry, that is not a phone number we can call. Send HELP."
+        )
+    if destination == source:
+        return Outcome("bad_destination", "Sorry, the number to connect is your own number.")
+    cfg = settings.billing
+    allowed = rating.prefix_policy_allows(destination, cfg.allow_prefixes, cfg.deny_prefixes)
+    if not allowed or billing.rate_for(destination) is None:
+        return Outcome("destination_refused", f"Sorry, we cannot call +{destination}.")
+    return CallOrder(owner, source, destination)
+
+
+def account_of(sender: str) -> Account | None:
+    """The account whose registered caller ID sent the SMS."""
+    owner = CallerId.select(CallerId, Account).join(Account).where(CallerId.number == sender)
+    found = owner.first()
+    return found.account if found is not None else None
+
+
+def check_pin(owner: Account, sender: str, pin: str, cfg: Any) -> Outcome | None:
+    """None when `pin` is the account's PIN; else why not, counting the failure."""
+    keys = (f"cid:{sender}", f"account:{owner.id}")
+    limit, window = cfg.pin_lockout_failures, cfg.pin_lockout_window_seconds
+    if lockout.is_locked(PIN_LOCKOUT, keys, limit, window):
+        return Outcome("pin_locked", "Too many wrong PINs. Please try again later.")
+    found = accounts.find_account_by_pin(pin)
+    if found is None or found.id != owner.id:
+        lockout.record_failure(PIN_LOCKOUT, *keys)
+        return Outcome("wrong_pin", "Wrong PIN. Nothing was done.")
+    lockout.clear(PIN_LOCKOUT, *keys)
+    return None
+
+
+def record_outcome(stored: SmsMessage, outcome: Outcome) -> None:
+    SmsMessage.update(
+        action=outcome.action, reply=outcome.reply or "", request=outcome.request_id
+    ).where(SmsMessage.id == stored.id).execute()
+
+
+def record_sent(
+    channel: str, source: str, destination: str, text: str, sent: bool, detail: str
+) -> None:
+    """Store an SMS we sent (a reply), and whether the channel took it."""
+    SmsMessage.create(
+        direction="out",
+        source=source[:64],
+        destination=destination[:64],
+        body=text,
+        channel=channel,
+        action="sent" if sent else f"not_sent: {detail}"[:32],
+    )

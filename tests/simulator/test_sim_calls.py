@@ -1,0 +1,277 @@
+"""Call behaviour the controller depends on: triggers, originate results, uuid_bridge on a
+socket-controlled channel, sched_hangup, ordering of api/bgapi, linger, timing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import gevent
+import gevent.queue
+import pytest
+from sim_client import EslClient, channel, named
+from sim_setup import sim_config
+
+from esl_callback.simulator import Simulator
+
+ANSWERED_PHONE = "{ignore_early_media=true}loopback/15550001001/phones"
+TRIGGER = "{origination_caller_id_number=15550001001}loopback/18005550100/access &park()"
+
+
+@pytest.fixture
+def sessions(outbound_server) -> Iterator[tuple[str, gevent.queue.Queue]]:
+    """An outbound socket server; each session the simulator opens lands in the queue."""
+    accepted: gevent.queue.Queue[EslClient] = gevent.queue.Queue()
+    opened: list[EslClient] = []
+
+    def handle(sock, address) -> None:
+        conn = EslClient.accepted(sock)
+        conn.accepted_at = time.monotonic()  # type: ignore[attr-defined]
+        opened.append(conn)
+        accepted.put(conn)
+        conn.closed.wait()
+
+    yield outbound_server(handle), accepted
+    for conn in opened:
+        conn.close()
+
+
+def test_trigger_reaches_the_socket_ringing_before_inbound_sees_it(make_sim, sessions) -> None:
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    watcher = EslClient(sim.host, sim.port)
+    watcher.command("event plain CHANNEL_CREATE")
+    job = gevent.spawn(sim.api, f"originate {TRIGGER}")
+    session = accepted.get(timeout=5)
+    data = session.connect()
+    assert data.get("Channel-Name") == "loopback/18005550100-b"
+    assert data.get("Answer-State") == "ringing"
+    assert data.get("Caller-Caller-ID-Number") == "15550001001"
+    assert data.get("Caller-Destination-Number") == "18005550100"
+    create = watcher.event("CHANNEL_CREATE", named("loopback/18005550100-b"))
+    assert create.arrived > session.accepted_at
+    session.execute("hangup", "USER_BUSY")
+    assert job.get(timeout=5) == "-ERR USER_BUSY\n"
+    watcher.close()
+
+
+def test_uuid_bridge_completes_the_socket_app_and_the_session_follows(make_sim, sessions) -> None:
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    a_out = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')")
+    assert a_out.startswith("+OK ")
+    leg_a = a_out.split()[1]
+    session = accepted.get(timeout=5)
+    assert session.connect().get("Unique-ID") == leg_a
+    assert session.command("myevents").get("Reply-Text") == "+OK Events Enabled"
+    b_out = sim.api("originate {ignore_early_media=true}loopback/15550002001/phones &park()")
+    leg_b = b_out.split()[1]
+    assert sim.api(f"uuid_bridge {leg_a} {leg_b}") == f"+OK {leg_b}\n"
+    done = session.event("CHANNEL_EXECUTE_COMPLETE", lambda e: e.get("Application") == "socket")
+    assert done.get("Unique-ID") == leg_a
+    bridge = session.event("CHANNEL_BRIDGE")
+    assert bridge.get("Other-Leg-Unique-ID") == leg_b
+    # the session keeps getting its channel's events until the end
+    assert sim.api(f"uuid_kill {leg_b}") == "+OK\n"
+    session.event("CHANNEL_UNBRIDGE")
+    hangup = session.event("CHANNEL_HANGUP_COMPLETE", channel(leg_a))
+    assert hangup.get_all("Hangup-Cause") == ["NORMAL_CLEARING", "NORMAL_CLEARING"]
+    assert session.closed.wait(5)
+
+
+def test_sched_hangup_hits_the_named_leg_only(sim: Simulator, client) -> None:
+    watcher = client()
+    watcher.command("event plain CHANNEL_HANGUP")
+    a = sim.api("originate {ignore_early_media=true}loopback/15550001001/phones &park()").split()[1]
+    b = sim.api("originate {ignore_early_media=true}loopback/15550002001/phones &park()").split()[1]
+    assert sim.api(f"uuid_bridge {a} {b}") == f"+OK {b}\n"
+    assert watcher.api(f"sched_hangup +1 {a} ALLOTTED_TIMEOUT") == "+OK\n"
+    first = watcher.event("CHANNEL_HANGUP", lambda e: e.get("Unique-ID") in (a, b))
+    assert first.get("Unique-ID") == a
+    assert first.get("Hangup-Cause") == "ALLOTTED_TIMEOUT"
+    other = watcher.event("CHANNEL_HANGUP", channel(b))
+    assert other.get("Hangup-Cause") == "NORMAL_CLEARING"
+
+
+def test_no_uuid_sched_hangup_and_usage_texts(sim: Simulator, client) -> None:
+    conn = client()
+    assert conn.api("uuid_sched_hangup +5 x") == "-ERR uuid_sched_hangup Command not found!\n"
+    assert conn.api("sched_hangup") == "-USAGE: [+]<time> <uuid> [<cause>]\n"
+    assert conn.api("sched_hangup +1 nosuch") == "-ERR No such channel!\n"
+    assert conn.api("uuid_kill nosuch") == "-ERR No such channel!\n"
+    assert conn.api("uuid_bridge") == "-USAGE: <uuid> <other_uuid>\n"
+
+
+@pytest.mark.parametrize(
+    ("dial", "result"),
+    [
+        ("loopback/15550002004/phones", "-ERR USER_BUSY\n"),
+        ("{originate_timeout=2}loopback/15550002003/phones", "-ERR NO_ANSWER\n"),
+        (
+            "{ignore_early_media=true,originate_timeout=2}loopback/15550002005/phones",
+            "-ERR NO_ANSWER\n",
+        ),
+        ("loopback/15550002005/phones", "+OK"),  # early media counts without ignore_early_media
+        ("{ignore_early_media=true}loopback/15550001001/phones", "+OK"),
+        ("foo/bar", "-ERR CHAN_NOT_IMPLEMENTED\n"),
+        ("user/1000", "-ERR SUBSCRIBER_ABSENT\n"),
+    ],
+)
+def test_originate_results(sim: Simulator, dial: str, result: str) -> None:
+    assert sim.api(f"originate {dial} &park()").startswith(result)
+
+
+def test_api_commands_run_one_at_a_time_in_order(sim: Simulator, client) -> None:
+    conn = client()
+    started = time.monotonic()
+    conn.send(
+        "api originate {originate_timeout=2}loopback/15550002003/phones &park()\n\n"
+        "api global_getvar hold_music\n\n"
+    )
+    assert conn.reply().text == "-ERR NO_ANSWER\n"
+    assert time.monotonic() - started >= 2 / sim.clock.speed
+    assert conn.reply().text == "local_stream://moh"
+
+
+def test_bgapi_does_not_block_the_connection(sim: Simulator, client) -> None:
+    conn = client()
+    conn.command("event plain BACKGROUND_JOB")
+    conn.send(
+        "bgapi originate {originate_timeout=2}loopback/15550002003/phones &park()\n\n"
+        "api global_getvar hold_music\n\n"
+    )
+    job = conn.reply().get("Job-UUID")
+    assert conn.reply().text == "local_stream://moh"
+    assert conn.events.empty()
+    event = conn.event("BACKGROUND_JOB")
+    assert event.get("Job-UUID") == job
+    assert event.body == b"-ERR NO_ANSWER\n"
+
+
+def test_linger_keeps_the_session_until_after_the_hangup(make_sim, sessions) -> None:
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
+    session = accepted.get(timeout=5)
+    session.connect()
+    assert session.command("linger 1").get("Reply-Text") == "+OK will linger 1 seconds"
+    session.command("myevents")
+    sim.api(f"uuid_kill {leg}")
+    session.event("CHANNEL_HANGUP_COMPLETE", channel(leg))
+    assert not session.closed.is_set()
+    assert session.api("global_getvar hold_music") == "local_stream://moh"  # still usable
+    assert session.closed.wait(5)
+    notices = [f for f in session.other if f.content_type == "text/disconnect-notice"]
+    assert [n.get("Content-Disposition") for n in notices] == ["linger", "disconnect"]
+
+
+def test_without_linger_the_session_closes_at_the_hangup(make_sim, sessions) -> None:
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
+    session = accepted.get(timeout=5)
+    session.connect()
+    session.command("myevents")
+    sim.api(f"uuid_kill {leg}")
+    assert session.closed.wait(5)
+    names = [e.get("Event-Name") for e in session.drain()]
+    assert names[0] == "CHANNEL_HANGUP"
+    assert names[-1] == "CHANNEL_HANGUP_COMPLETE"  # it closes once the channel is reported
+    (notice,) = [f for f in session.other if f.content_type == "text/disconnect-notice"]
+    assert notice.get("Content-Disposition") == "disconnect"
+
+
+def test_dtmf_crosses_the_loopback_pair(sim: Simulator, client) -> None:
+    conn = client()
+    conn.command("event plain DTMF")
+    a = sim.api("originate {ignore_early_media=true}loopback/15550001001/phones &park()").split()[1]
+    assert conn.api(f"uuid_send_dtmf {a} 12#") == f"+OK {a} sent DTMF 12#.\n"
+    digits = [conn.event("DTMF").get("DTMF-Digit") for _ in range(3)]
+    assert digits == ["1", "2", "#"]
+
+
+def test_phone_keys_reach_play_and_get_digits_without_the_terminator(make_sim, sessions) -> None:
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    sim.api(f"originate loopback/15550001002/phones &socket('{address} async full')")
+    session = accepted.get(timeout=5)
+    session.connect()
+    session.command("myevents")
+    session.execute(
+        "play_and_get_digits",
+        "1 8 3 5000 # ivr/ivr-welcome.wav silence_stream://250 pin \\d+ 3000",
+    )
+    done = session.event(
+        "CHANNEL_EXECUTE_COMPLETE", lambda e: e.get("Application") == "play_and_get_digits"
+    )
+    assert done.get("variable_pin") == "1234"
+    assert done.get("variable_read_result") == "success"
+
+
+def test_billsec_and_timestamps_follow_simulated_time(make_sim) -> None:
+    sim = make_sim(speed=100.0)
+    watcher = EslClient(sim.host, sim.port)
+    watcher.command("event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE")
+    started = time.monotonic()
+    sim.place_call("15550009999", "15550002001", "phones")  # answers after 1 s, talks 30 s
+    is_b = named("loopback/15550002001-b")
+    create = watcher.event("CHANNEL_CREATE", is_b)
+    answer = watcher.event("CHANNEL_ANSWER", is_b)
+    done = watcher.event("CHANNEL_HANGUP_COMPLETE", is_b)
+    assert time.monotonic() - started < 2.0
+    answered_after = (
+        int(answer.get("Event-Date-Timestamp")) - int(create.get("Event-Date-Timestamp"))
+    ) / 1e6
+    assert answered_after == pytest.approx(1.0, abs=0.3)
+    assert int(done.get("variable_billsec")) in (30, 31)
+    assert int(done.get("variable_duration")) in (31, 32)
+    watcher.close()
+
+
+def test_python_api_places_calls_and_waits_for_states(sim: Simulator) -> None:
+    uuid = sim.place_call("15550009999", "15550001001", "phones")
+    ch = sim.wait_for(uuid, lambda c: c.answered, timeout=5)
+    assert ch is not None and ch.name == "loopback/15550001001-a"
+    assert ch.initial_cid[1] == "15550009999"  # once answered, it shows the context (as real)
+    sim.api(f"uuid_kill {uuid}")
+    sim.wait_gone(uuid, timeout=5)
+    assert sim.api(f"uuid_exists {uuid}") == "false"
+
+
+def test_inbound_acl_rejects_rudely() -> None:
+    config = sim_config()
+    config.inbound_acl = ["10.0.0.0/8"]
+    sim = Simulator(config, speed=20).start()
+    try:
+        sock = gevent.socket.create_connection((sim.host, sim.port))
+        data = b""
+        with gevent.Timeout(5):
+            while chunk := sock.recv(4096):
+                data += chunk
+        assert data.startswith(
+            b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n"
+        )
+        assert b"Content-Type: text/disconnect-notice" in data
+    finally:
+        sim.stop()
+
+
+def test_chat_api_lands_in_the_outbox(sim: Simulator, client: Callable[..., EslClient]) -> None:
+    conn = client()
+    assert conn.api("chat sip|15550001001|15550002001@127.0.0.1|hello there") == "Sent"
+    (message,) = sim.outbox
+    assert (message.sender, message.recipient, message.body) == (
+        "15550001001",
+        "15550002001@127.0.0.1",
+        "hello there",
+    )
+
+
+def test_execute_on_answer_and_ring(sim: Simulator) -> None:
+    out = sim.api(
+        "originate {execute_on_answer='set answered_by=hook',execute_on_ring='export rang=yes'}"
+        "loopback/15550001001/phones &park()"
+    )
+    leg = out.split()[1]
+    assert sim.api(f"uuid_getvar {leg} answered_by") == "hook"
+    assert sim.api(f"uuid_getvar {leg} rang") == "yes"

@@ -1,0 +1,186 @@
+"""The platform for SMS tests: simulator + the real controller with its web server, and the two
+ways an SMS reaches it (a FreeSWITCH MESSAGE event, a gateway's HTTP POST), over real sockets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from gevent.pywsgi import WSGIServer
+from platform_helpers import (
+    Observer,
+    Platform,
+    controller_settings,
+    free_port,
+    simulator_config,
+)
+
+from esl_callback.config import settings_from_mapping, settings_to_dict
+from esl_callback.models import SmsMessage
+from esl_callback.service import Service
+from esl_callback.simulator.core import Simulator
+
+SMS_NUMBER = "18005550300"  # the number SMS are sent to
+GATEWAY = "phone1"
+TOKEN = "gateway-token-0123456789"
+MARKER = "15559990000"  # an unregistered sender whose SMS mark that earlier ones were handled
+CHANNELS = ("freeswitch", "gateway")
+CALLER = "15550001001"  # alice's mobile, her registered number
+
+
+def post(url: str, *, json_body: Any = None, form: dict | None = None, headers=None):
+    """POST from a worker thread (the test's own hub serves the web app): (status, JSON)."""
+    sent_headers = dict(headers or {})
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        sent_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    else:
+        data = json.dumps(json_body).encode()
+        sent_headers["Content-Type"] = "application/json"
+
+    def call() -> tuple[int, Any]:
+        outgoing = urllib.request.Request(url, data=data, headers=sent_headers, method="POST")
+        try:
+            with urllib.request.urlopen(outgoing, timeout=15) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    return gevent.get_hub().threadpool.apply(call)
+
+
+class ReplyCatcher:
+    """An HTTP server standing in for a gateway's send endpoint: records what it is sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], Any]] = []
+        self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None)
+        self.server.start()
+
+    def app(self, environ: dict, start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length))
+        headers = {k[5:]: v for k, v in environ.items() if k.startswith("HTTP_")}
+        headers["PATH"] = environ["PATH_INFO"] + "?" + environ.get("QUERY_STRING", "")
+        self.received.append((headers, body))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    @property
+    def url(self) -> str:
+        return f"http://gw-user:s3cret%21@127.0.0.1:{self.server.server_port}/send?via=test"
+
+    def wait(self, count: int, timeout: float = 10) -> list[tuple[dict[str, str], Any]]:
+        with gevent.Timeout(timeout, AssertionError(f"{count} replies not posted")):
+            while len(self.received) < count:
+                gevent.sleep(0.05)
+        return self.received
+
+
+@dataclass
+class SmsPlatform(Platform):
+    web_port: int = 0
+    markers: int = field(default=0)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/api/v1"
+
+    def send(self, channel: str, sender: str, text: str, message_id: str | None = None):
+        """Send an SMS one of the two ways; what the sender got back (None: no reply)."""
+        if channel == "gateway":
+            status, body = self.post_sms(sender, text, message_id)
+            assert status == 200, body
+            return body["reply"]
+        outbox_before = len(self.sim.outbox)
+        self.sim.receive_sms(sender, SMS_NUMBER, text, tag=message_id)
+        self.sync()
+        replies = [
+            message.body
+            for message in self.sim.outbox[outbox_before:]
+            if message.recipient.split("@")[0] == sender
+        ]
+        assert len(replies) <= 1, replies
+        return replies[0] if replies else None
+
+    def post_sms(self, sender: str, text: str, message_id: str | None = None, **extra: Any):
+        fields = {"from": sender, "to": SMS_NUMBER, "text": text, "message_id": message_id}
+        return post(
+            f"{self.base_url}/sms/inbound",
+            json_body={**fields, **extra},
+            headers={"X-Gateway-Token": TOKEN},
+        )
+
+    def report_call(self, caller: str, called: str, call_id: str | None = None):
+        return post(
+            f"{self.base_url}/gateway/call",
+            json_body={"from": caller, "to": called, "call_id": call_id},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+
+    def sync(self, timeout: float = 10) -> None:
+        """Until every MESSAGE sent so far was handled (they are handled in order)."""
+        self.markers += 1
+        self.sim.receive_sms(MARKER, SMS_NUMBER, f"marker {self.markers}", tag=uuid.uuid4().hex)
+        with gevent.Timeout(timeout, AssertionError("the MESSAGE events were not handled")):
+            while not self.db.run(
+                lambda: (
+                    SmsMessage.select()
+                    .where(
+                        SmsMessage.body == f"marker {self.markers}",
+                        SmsMessage.action != "received",
+                    )
+                    .exists()
+                )
+            ):
+                gevent.sleep(0.05)
+
+    def incoming(self, sender: str) -> list[SmsMessage]:
+        """The SMS stored from `sender`, oldest first."""
+        return self.db.run(
+            lambda: list(
+                SmsMessage.select()
+                .where(SmsMessage.direction == "in", SmsMessage.source == sender)
+                .order_by(SmsMessage.id)
+            )
+        )
+
+
+def start_sms_platform(
+    database_url: str,
+    phones: dict[str, Any],
+    *,
+    sms: dict[str, Any] | None = None,
+    reply_url: str | None = None,
+    **callback: Any,
+) -> SmsPlatform:
+    """Simulator + controller with its web server; tried again if a free port was taken."""
+    for attempt in itertools.count(1):
+        outbound_port, web_port = free_port(), free_port()
+        sim = Simulator(simulator_config(outbound_port, phones, 1.0)).start()
+        data = settings_to_dict(
+            controller_settings(database_url, [sim.port], outbound_port, **callback), masked=False
+        )
+        data["web"].update(enabled=True, port=web_port, secret="s" * 40, secure_cookies=False)
+        gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
+        data["sms"].update({"gateways": [gateway], **(sms or {})})
+        service = Service(settings_from_mapping(data, environ={}))
+        try:
+            service.start()
+        except OSError:  # another process bound a port between free_port() and us
+            service.stop(timeout=0)
+            sim.stop()
+            if attempt == 3:
+                raise
+            continue
+        for node in service.nodes:
+            assert node.wait_connected(5), "controller did not connect to the simulator"
+        return SmsPlatform(sim, service, Observer(sim), web_port=web_port)

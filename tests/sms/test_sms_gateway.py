@@ -1,0 +1,179 @@
+"""The gateway API over HTTP: tokens, form posts, replies POSTed back through the gateway, and
+call reports from a gateway phone taking the same trigger path as calls to FreeSWITCH.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from platform_helpers import ANI_ACCESS, PIN_ACCESS
+from sms_helpers import CALLER, SMS_NUMBER, TOKEN, ReplyCatcher, post
+
+from esl_callback.models import SmsMessage
+
+FRIEND = "15550002001"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Gateway-Token": "not-the-token-0123456789"},
+        {"Authorization": "Bearer " + TOKEN[:-1]},
+        {"Authorization": "Basic " + base64.b64encode(f"x:{TOKEN}".encode()).decode()},
+    ],
+)
+def test_requests_without_a_gateways_token_are_refused(sms_platform, alice, headers) -> None:
+    p = sms_platform()
+
+    sms_status, sms_body = post(
+        f"{p.base_url}/sms/inbound", json_body={"from": CALLER, "text": "BAL"}, headers=headers
+    )
+    call_status, _ = post(
+        f"{p.base_url}/gateway/call", json_body={"from": CALLER, "to": ANI_ACCESS}, headers=headers
+    )
+
+    assert (sms_status, call_status) == (401, 401)
+    assert sms_body["error"]["code"] == "unauthorised"
+    assert SmsMessage.select().count() == 0 and p.requests() == []
+
+
+def test_a_form_post_with_the_bearer_token_works_like_json(sms_platform, alice) -> None:
+    p = sms_platform()
+
+    status, body = post(
+        f"{p.base_url}/sms/inbound",
+        form={"from": CALLER, "to": SMS_NUMBER, "text": "bal", "message_id": "77"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+    assert status == 200
+    assert body == {
+        "action": "balance",
+        "reply": "Your balance is 10.00 EUR.",
+        "request_id": None,
+        "duplicate": False,
+    }
+    assert p.incoming(CALLER)[0].message_id == "77"
+
+
+def test_invalid_fields_are_refused_and_nothing_is_stored(sms_platform, alice) -> None:
+    p = sms_platform()
+
+    no_sender = p.post_sms("", "BAL")
+    not_text = post(
+        f"{p.base_url}/sms/inbound",
+        json_body={"from": CALLER, "text": ["BAL"]},
+        headers={"X-Gateway-Token": TOKEN},
+    )
+    too_long = p.post_sms(CALLER, "x" * 1601)
+
+    assert [status for status, _ in (no_sender, not_text, too_long)] == [422, 422, 422]
+    assert no_sender[1]["error"]["field"] == "from"
+    assert SmsMessage.select().count() == 0
+
+
+def test_replies_are_also_posted_through_the_gateways_reply_url(sms_platform, alice) -> None:
+    catcher = ReplyCatcher()
+    p = sms_platform(reply_url=catcher.url)
+
+    status, body = p.post_sms(CALLER, "BAL", message_id="m-1")
+    again = p.post_sms(CALLER, "BAL", message_id="m-1")  # a retry: answered, not re-sent
+    (headers, posted), *_ = catcher.wait(1)
+    p.sync()
+
+    assert (status, again[1]["duplicate"]) == (200, True)
+    assert posted == {
+        "to": CALLER,
+        "from": SMS_NUMBER,
+        "text": body["reply"],
+        "in_reply_to": "m-1",
+    }
+    assert headers["AUTHORIZATION"] == "Basic " + base64.b64encode(b"gw-user:s3cret!").decode()
+    assert headers["PATH"] == "/send?via=test"
+    assert len(catcher.received) == 1
+    (sent,) = SmsMessage.select().where(SmsMessage.direction == "out")
+    assert (sent.destination, sent.body, sent.action) == (CALLER, body["reply"], "sent")
+
+
+def test_a_call_reported_by_a_gateway_phone_is_a_caller_id_trigger(sms_platform, alice) -> None:
+    p = sms_platform(
+        {
+            CALLER: {"answer_after": 0.5, "keys": [{"after": 1.0, "digits": f"{FRIEND}#"}]},
+            FRIEND: {"answer_after": 0.5, "hangup_after": 1},
+        }
+    )
+
+    status, body = p.report_call(f"+{CALLER}", ANI_ACCESS, call_id="c-42")
+    again_status, again = p.report_call(f"+{CALLER}", ANI_ACCESS, call_id="c-42")
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert (status, body["state"], body["method"], body["duplicate"]) == (
+        202,
+        "queued",
+        "ani",
+        False,
+    )
+    assert (again_status, again["request_id"], again["duplicate"]) == (
+        200,
+        body["request_id"],
+        True,
+    )
+    assert len(p.requests()) == 1
+    assert (request.id, request.trigger, request.state) == (
+        body["request_id"],
+        "gateway",
+        "completed",
+    )
+    assert (request.caller_id, request.called_number) == (f"+{CALLER}", ANI_ACCESS)
+    assert [leg.number for leg in p.legs(request.id)] == [CALLER, FRIEND]
+
+
+def test_a_call_reported_to_a_pin_access_number_asks_for_the_pin(sms_platform, alice) -> None:
+    digits = [{"after": 1.0, "digits": "4711#"}, {"after": 2.5, "digits": f"{FRIEND}#"}]
+    p = sms_platform(
+        {
+            CALLER: {"answer_after": 0.5, "keys": digits},
+            FRIEND: {"answer_after": 0.5, "hangup_after": 1},
+        }
+    )
+
+    status, body = p.report_call(CALLER, PIN_ACCESS)
+    request = p.wait_request()
+
+    assert (status, body["method"]) == (202, "pin")
+    assert (request.state, request.account_id, request.trigger) == (
+        "completed",
+        alice.id,
+        "gateway",
+    )
+
+
+@pytest.mark.parametrize(
+    ("caller", "called", "reason"),
+    [
+        ("15557777777", ANI_ACCESS, "unknown_caller_id"),
+        ("", ANI_ACCESS, "withheld_caller_id"),
+        ("anonymous", PIN_ACCESS, "withheld_caller_id"),
+        ("123&park()", ANI_ACCESS, "invalid_caller_id"),
+        (CALLER, "18005559999", "unknown_number"),
+    ],
+)
+def test_refused_call_reports_are_stored_with_the_reason_and_nobody_is_called(
+    sms_platform, alice, caller, called, reason
+) -> None:
+    p = sms_platform()
+
+    status, body = p.report_call(caller, called)
+
+    assert (status, body["state"], body["reason"]) == (200, "rejected", reason)
+    (request,) = p.requests()
+    assert (request.trigger, request.state, request.failure_cause) == (
+        "gateway",
+        "rejected",
+        reason,
+    )
+    assert p.legs(request.id) == []
+    assert p.observer.executed == []  # no channel ran anything: nobody was called
