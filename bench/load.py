@@ -35,6 +35,7 @@ class Call:
     destination: str
     started: float  # trigger call created on the switch (phone) or POST sent (web)
     a_created: float | None = None
+    b_uuid: str | None = None
     b_answered: float | None = None
     bridged: float | None = None
     ended: set[str] = field(default_factory=set)  # legs ("a", "b") hung up
@@ -97,8 +98,13 @@ class Switch:
         except ESLError as exc:
             call.error = f"originate: {exc}"
 
-    def api(self, command: str) -> str:
-        return self.esl.api(command)
+    def hang_up(self, call: Call) -> None:
+        """The destination of a held call hangs up (the bridged caller follows)."""
+        if call.b_uuid is not None:
+            try:
+                self.esl.api(f"uuid_kill {call.b_uuid} NORMAL_CLEARING")
+            except ESLError as exc:
+                call.error = f"hangup: {exc}"
 
     def record(self, event: Any, node: str) -> None:
         name = event.get("Event-Name")
@@ -139,6 +145,7 @@ class Switch:
             return
         call = self._by_destination.get(number)
         if call is not None:
+            call.b_uuid = uuid
             self._legs[uuid] = (call, "b")
 
     def stop(self) -> None:

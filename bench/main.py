@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict
@@ -39,29 +40,45 @@ from esl_callback.db import Database, make_psycopg2_cooperative
 log = logging.getLogger("bench")
 
 
+QUICK = {
+    "rates": "10,25",
+    "step_seconds": 3.0,
+    "duration": 3.0,
+    "latency_rate": 25.0,
+    "concurrency": 50,
+    "concurrency_rate": 25.0,
+    "accounts": 100,
+    "web_users": 5,
+    "probe_rate": 5.0,
+    "probe_seconds": 2.0,
+}
+
+
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--quick", action="store_true", help="A short run (seconds) to see that all works.")
     add("--database", help="postgresql://... to use (default: a new SQLite file).")
     add("--postgres", action="store_true", help="Run on a throwaway PostgreSQL cluster.")
-    add("--rates", default="25,50,100,150,200,300", help="Offered rates to climb (per second).")
+    add("--rates", default="10,20,30,50,75,100,150,200,300", help="Offered rates to climb (/s).")
     add("--step-seconds", type=float, default=10, help="Length of each rising-rate step.")
     add("--duration", type=float, default=30, help="Confirmation run at the best rate (s).")
-    add("--latency-rate", type=float, default=100, help="Rate the latencies are reported at.")
-    add("--concurrency", type=int, default=1000, help="Bridged calls to hold at once (<=10000).")
-    add("--concurrency-rate", type=float, default=100, help="Rate the held calls are set up at.")
+    add(
+        "--latency-rate", type=float, default=100, help="Rate to report latencies at (or the best)."
+    )
+    add("--concurrency", type=int, default=500, help="Bridged calls to hold at once (<=10000).")
+    add("--concurrency-rate", type=float, default=20, help="Rate the held calls are set up at.")
     add("--accounts", type=int, default=1000, help="Accounts (PINs) the callers use.")
     add("--web-users", type=int, default=50, help="Web users (API tokens) posting callbacks.")
     add("--skip-web", action="store_true", help="No web (HTTP API) callbacks.")
     add("--skip-plain", action="store_true", help="No plain greenswitch comparison.")
     add("--directory", help="Where configs, logs and the database go (default test-artifacts/).")
     add("--output", help="JSON results file (default: DIRECTORY/results.json).")
+    add("--probe-rate", type=float, default=10, help="Callbacks/s while the held calls are up.")
+    add("--probe-seconds", type=float, default=3, help="How long those are offered.")
+    if parser.parse_known_args(argv)[0].quick:  # short defaults; options given still win
+        parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.rates, args.step_seconds, args.duration = "10,25", 3.0, 3.0
-        args.latency_rate, args.concurrency, args.concurrency_rate = 25.0, 50, 25.0
-        args.accounts, args.web_users = 100, 5
     args.rates = [float(r) for r in str(args.rates).split(",")]
     if args.latency_rate not in args.rates:
         args.rates = sorted({*args.rates, args.latency_rate})
@@ -95,10 +112,8 @@ class Run:
         self.directory = Path(args.directory or ROOT / "test-artifacts" / f"bench-{stamp}")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ports = plan.Ports(free_port(), free_port(), free_port(), free_port())
-        probe_seconds = 3.0
-        self.probe = (10.0, probe_seconds)
-        hold = args.concurrency / args.concurrency_rate + probe_seconds + 25
-        self.timing = plan.Timing(hold=hold)
+        self.probe = (args.probe_rate, args.probe_seconds)  # short calls while many are up
+        self.timing = plan.Timing()
         self.processes: list[Process] = []
         self.postgres: ThrowawayPostgres | None = None
 
@@ -144,6 +159,7 @@ def wait_connected(url: str, timeout: float = 30) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     runner = Run(args)
     ports, timing = runner.ports, runner.timing
+    results: list[dict[str, Any]] = []
     try:
         url = runner.database_url()
         database = Database(url)
@@ -158,44 +174,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         switch = Switch(ports.switch)
         bench = Bench(switch, simulator, args.accounts, timing)
-        max_calls = args.concurrency * 2 + 2000
         controller_config = runner.write(
             "controller.yaml",
             plan.controller_mapping(
-                ports, url, str(runner.directory / "controller.log"), max_calls
+                ports, url, str(runner.directory / "controller.log"), args.concurrency * 2 + 2000
             ),
         )
-        controller = runner.launch(
-            "controller",
-            [*esl_callback_command(), "serve", "-c", str(controller_config)],
-            ports.metrics,
-        )
+        serve = [*esl_callback_command(), "serve", "-c", str(controller_config)]
         metrics_url = f"http://127.0.0.1:{ports.metrics}/metrics"
-        wait_connected(metrics_url)
-        targets = [Target("esl-callback (phone)", "phone", controller, metrics_url, database)]
+        kinds = [("esl-callback (phone)", "phone")]
         if not args.skip_web:
-            web = WebClients(ports.web, logins)
-            targets.append(
-                Target("esl-callback (web API)", "web", controller, metrics_url, database, web)
-            )
-        results = [measure(bench, target, args, runner.probe) for target in targets]
-        runner.stop(controller)
+            kinds.append(("esl-callback (web API)", "web"))
+        for name, kind in kinds:  # a fresh process each: its memory is its own calls'
+            controller = runner.launch("controller", serve, ports.metrics)
+            wait_connected(metrics_url)
+            web = WebClients(ports.web, logins) if kind == "web" else None
+            target = Target(name, kind, controller, metrics_url, database, web)
+            results.append(measure(bench, target, args, runner.probe))
+            runner.stop(controller)
         if not args.skip_plain:
-            plain = runner.launch(
-                "plain-greenswitch",
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "plain_greenswitch.py"),
-                    str(ports.switch),
-                    plan.SWITCH_PASSWORD,
-                    str(ports.outbound),
-                    plan.GATEWAY,
-                    plan.ACCESS_NUMBER,
-                ],
-                ports.outbound,
-            )
+            plain = runner.launch("plain-greenswitch", plain_command(ports), ports.outbound)
             target = Target("plain greenswitch (phone)", "phone", plain)
             results.append(measure(bench, target, args, runner.probe))
+            runner.stop(plain)
         switch.stop()
         database.close()
     finally:
@@ -203,11 +204,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return assemble(args, runner, results)
 
 
+def plain_command(ports: plan.Ports) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "bench" / "plain_greenswitch.py"),
+        str(ports.switch),
+        plan.SWITCH_PASSWORD,
+        str(ports.outbound),
+        plan.GATEWAY,
+        plan.ACCESS_NUMBER,
+    ]
+
+
 def measure(
     bench: Bench, target: Target, args: argparse.Namespace, probe: tuple[float, float]
 ) -> dict[str, Any]:
-    steps, confirmed = bench.ramp(target, args.rates, args.step_seconds, args.duration)
+    """Warm up, hold calls at once (before the ramp grows the heap), then rising rates."""
+    bench.step(target, min(args.rates[0], 5), 2)
     held = bench.concurrency(target, args.concurrency, args.concurrency_rate, *probe)
+    steps, confirmed = bench.ramp(target, args.rates, args.step_seconds, args.duration)
     return {
         "name": target.name,
         "metrics": target.metrics_url is not None,
@@ -221,8 +236,9 @@ def assemble(
     args: argparse.Namespace, runner: Run, results: list[dict[str, Any]]
 ) -> dict[str, Any]:
     summaries = [report.summarise(r, args.latency_rate) for r in results]
-    by_name = {s["name"]: s for s in summaries}
+    by_name = {r["name"]: r for r in results}
     plain = by_name.get("plain greenswitch (phone)")
+    ours = by_name.get("esl-callback (phone)")
     return {
         "machine": machine(),
         "options": vars(args),
@@ -230,14 +246,13 @@ def assemble(
         "directory": str(runner.directory),
         "targets": results,
         "summary": summaries,
-        "ratios_to_plain": (
-            report.ratios(by_name["esl-callback (phone)"], plain) if plain is not None else None
-        ),
+        "ratios_to_plain": report.ratios(ours, plain) if ours and plain else None,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop what was started, then exit
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("esl_callback").setLevel(logging.WARNING)
     results = run(args)
@@ -246,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     m = results["machine"]
     print()
     print(f"Machine: {m['cpus']} vCPU {m['cpu_model']}, {m['memory_gb']} GB, Python {m['python']}")
-    print(report.table(results["summary"], args.latency_rate))
+    print(report.table(results["summary"]))
     if results["ratios_to_plain"]:
         print()
         print("esl-callback / plain greenswitch:", results["ratios_to_plain"])

@@ -7,7 +7,7 @@ events can be matched to it. Classes:
     1  caller, short call: answers, keys PIN# then 15552<account><serial>#
     4  caller, held call: the same, but keys 15553<account><serial>#
     2  destination, short call: answers, talks `talk_seconds`, hangs up
-    3  destination, held call: answers, stays `hold_seconds`, hangs up
+    3  destination, held call: answers and stays until the load hangs it up
     5  web source: answers and waits for the bridge
 
 The phones are dialplan extensions with real FreeSWITCH applications (ring_ready, sleep, answer,
@@ -37,13 +37,17 @@ BALANCE = Decimal("1000000")
 
 @dataclass(frozen=True)
 class Timing:
-    """How the phones behave, in seconds (the simulator runs in real time)."""
+    """How the phones behave, in seconds (the simulator runs in real time).
+
+    A phone keys at fixed times after answering; digits that reach leg A while no prompt is
+    collecting are lost, as on FreeSWITCH: a controller slower than that to start the next
+    prompt fails the call.
+    """
 
     ring: float = 0.2
-    pin_after: float = 0.4
-    destination_after: float = 0.4
+    pin_after: float = 1.0  # keyed while the prompt plays, as people do
+    destination_after: float = 2.0
     talk: float = 1.0
-    hold: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ def simulator_mapping(ports: Ports, timing: Timing) -> dict[str, Any]:
                 phone(CALLER_SHORT, caller(DEST_SHORT)),
                 phone(CALLER_HELD, caller(DEST_HELD)),
                 phone(DEST_SHORT, [*ring, f"sleep {_ms(timing.talk)}", "hangup"]),
-                phone(DEST_HELD, [*ring, f"sleep {_ms(timing.hold)}", "hangup"]),
+                phone(DEST_HELD, [*ring, "park"]),
                 phone(WEB_SOURCE, [*ring, "park"]),
             ],
         },

@@ -23,7 +23,10 @@ def summarise(target: dict[str, Any], latency_rate: float) -> dict[str, Any]:
     """The headline figures of one target from its steps and concurrency run."""
     steps = target["steps"]
     confirmed = target.get("confirmed")
-    at_rate = next((s for s in steps if s["rate"] == latency_rate), None)
+    sustained = [s for s in steps if s["sustained"]]
+    at_rate = next((s for s in sustained if s["rate"] == latency_rate), None)
+    if at_rate is None and sustained:  # it did not keep up at that rate: its best one
+        at_rate = max(sustained, key=lambda s: s["rate"])
     held = target.get("concurrency") or {}
     best_step = max((s for s in steps if s["sustained"]), key=lambda s: s["rate"], default=None)
     return {
@@ -31,7 +34,7 @@ def summarise(target: dict[str, Any], latency_rate: float) -> dict[str, Any]:
         "sustained_rate": confirmed["rate"] if confirmed and confirmed["sustained"] else None,
         "sustained_seconds": confirmed["seconds"] if confirmed else None,
         "best_step_rate": best_step["rate"] if best_step else None,
-        "latency_rate": latency_rate,
+        "latency_rate": at_rate["rate"] if at_rate else None,
         "setup_ms": at_rate["setup_ms"] if at_rate else None,
         "bridge_ms": at_rate["bridge_ms"] if at_rate else None,
         "cpu_ms_per_callback": at_rate["controller_cpu_ms_per_callback"] if at_rate else None,
@@ -49,9 +52,10 @@ def summarise(target: dict[str, Any], latency_rate: float) -> dict[str, Any]:
 
 ROWS = (
     ("Highest rate sustained, zero failures (callbacks/s)", "sustained"),
-    ("Trigger -> leg A originate, p50/p95/p99 (ms) at {rate}/s", "setup"),
-    ("Leg B answer -> bridge, p50/p95/p99 (ms) at {rate}/s", "bridge"),
-    ("Controller CPU per completed callback (ms) at {rate}/s", "cpu"),
+    ("Offered rate the next four rows were measured at (callbacks/s)", "rate"),
+    ("Trigger -> leg A originate, p50/p95/p99 (ms)", "setup"),
+    ("Leg B answer -> bridge, p50/p95/p99 (ms)", "bridge"),
+    ("Controller CPU per completed callback (ms)", "cpu"),
     ("ESL messages per callback", "messages"),
     ("Bridged calls held at once", "held"),
     ("Controller RSS per live call (KB)", "rss"),
@@ -70,6 +74,7 @@ def _cell(summary: dict[str, Any], key: str) -> str:
             if s["sustained_rate"]
             else f"none confirmed (best step {_fmt(s['best_step_rate'])})"
         ),
+        "rate": _fmt(s["latency_rate"]),
         "setup": _ms3(s["setup_ms"]),
         "bridge": _ms3(s["bridge_ms"]),
         "cpu": _fmt(s["cpu_ms_per_callback"]),
@@ -83,7 +88,7 @@ def _cell(summary: dict[str, Any], key: str) -> str:
     }[key]
 
 
-def table(summaries: list[dict[str, Any]], latency_rate: float) -> str:
+def table(summaries: list[dict[str, Any]]) -> str:
     """A Markdown table: one row per figure, one column per target."""
     header = ["Figure", *(s["name"] for s in summaries)]
     lines = [
@@ -91,21 +96,33 @@ def table(summaries: list[dict[str, Any]], latency_rate: float) -> str:
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for label, key in ROWS:
-        cells = [label.format(rate=_fmt(latency_rate)), *(_cell(s, key) for s in summaries)]
+        cells = [label, *(_cell(s, key) for s in summaries)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def ratios(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | None]:
-    """esl-callback's figures divided by plain greenswitch's (below 1: ours is better)."""
+def ratios(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any] | None:
+    """esl-callback's figures divided by plain greenswitch's (below 1: ours is better).
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return round(a / b, 2) if a is not None and b else None
+    CPU and setup latency are compared at the highest offered rate both sustained.
+    """
+    rates = {s["rate"] for s in ours["steps"] if s["sustained"]}
+    rates &= {s["rate"] for s in plain["steps"] if s["sustained"]}
+    if not rates:
+        return None
+    rate = max(rates)
+    a = next(s for s in ours["steps"] if s["rate"] == rate)
+    b = next(s for s in plain["steps"] if s["rate"] == rate)
 
+    def ratio(x: float | None, y: float | None) -> float | None:
+        return round(x / y, 2) if x is not None and y else None
+
+    rss = [(t.get("concurrency") or {}).get("rss_per_call_kb") for t in (ours, plain)]
     return {
-        "cpu_per_callback": ratio(ours["cpu_ms_per_callback"], plain["cpu_ms_per_callback"]),
-        "setup_p99": ratio(
-            (ours["setup_ms"] or {}).get("p99"), (plain["setup_ms"] or {}).get("p99")
+        "at_rate": rate,
+        "cpu_per_callback": ratio(
+            a["controller_cpu_ms_per_callback"], b["controller_cpu_ms_per_callback"]
         ),
-        "rss_per_live_call": ratio(ours["rss_per_call_kb"], plain["rss_per_call_kb"]),
+        "setup_p99": ratio(a["setup_ms"]["p99"], b["setup_ms"]["p99"]),
+        "rss_per_live_call": ratio(*rss),
     }

@@ -1,0 +1,153 @@
+"""The /metrics endpoint of a running `esl-callback serve` and `esl-callback status`, over HTTP.
+
+A phone of the simulator calls the PIN access number (as in scripts/bench); what the controller
+did must show in its metrics and in what `status` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+
+import gevent
+import pytest
+import yaml
+from bench_helpers import Running
+
+from bench import plan
+from bench.load import Call, Switch
+from bench.processes import esl_callback_command, free_port
+from esl_callback import metrics
+
+P = metrics.PREFIX
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        gevent.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def switch(running: Running) -> Iterator[Switch]:
+    load = Switch(running.ports.switch)
+    yield load
+    load.stop()
+
+
+def scrape(running: Running) -> metrics.Snapshot:
+    return metrics.scrape(running.metrics_url)
+
+
+def metric_settles(running: Running, name: str, value: float, **labels: str) -> None:
+    """Until the controller reports `value` for the metric (it counts after the events)."""
+    wait_until(lambda: scrape(running).total(name, **labels) == value)
+
+
+def place(switch: Switch, kind: str, serial: int) -> Call:
+    caller = plan.number(kind, serial % 5, serial)
+    switch.place_trigger(caller)
+    return switch.calls[caller]
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*esl_callback_command(), "status", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_a_completed_callback_is_counted_with_its_commands_and_database_calls(
+    running: Running, switch: Switch
+) -> None:
+    before = scrape(running)
+    call = place(switch, plan.CALLER_SHORT, 1)
+    wait_until(lambda: call.completed)
+    ended = before.total(f"{P}_requests_ended_total", outcome="completed") + 1
+    metric_settles(running, f"{P}_requests_ended_total", ended, outcome="completed")
+
+    after = scrape(running)
+    assert after.total(f"{P}_setups_total") == before.total(f"{P}_setups_total") + 1
+    started = f"{P}_requests_started_total"
+    assert after.total(started, mode="two_stage") == before.total(started, mode="two_stage") + 1
+    assert after.total(f"{P}_node_connected", node="sim") == 1
+    assert after.total(f"{P}_requests_live") == 0
+    commands = after.by_label(f"{P}_esl_command_seconds_count", "command")
+    assert commands["bgapi originate"] >= 2  # leg A and leg B
+    assert commands["api uuid_bridge"] >= 1
+    for name in (f"{P}_database_seconds_count", f"{P}_esl_messages_total", f"{P}_events_total"):
+        assert after.total(name) > before.total(name), name
+    assert after.quantile(f"{P}_event_lag_seconds", 0.5) is not None
+    assert after.total("process_resident_memory_bytes") > 0
+
+
+def test_a_bridged_call_shows_as_live_request_and_two_legs_up(
+    running: Running, switch: Switch
+) -> None:
+    call = place(switch, plan.CALLER_HELD, 2)
+    wait_until(lambda: call.bridged is not None)
+    metric_settles(running, f"{P}_legs_live", 2, node="sim")
+
+    live = scrape(running)
+    assert live.by_label(f"{P}_requests_live", "state") == {"bridged": 1}
+    assert live.total(f"{P}_outbound_sessions") == 1  # leg A's socket session
+    switch.hang_up(call)
+    wait_until(lambda: call.completed)
+    metric_settles(running, f"{P}_legs_live", 0, node="sim")
+
+
+def test_the_metrics_server_serves_only_metrics(running: Running) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{running.ports.metrics}/", timeout=5)
+    assert refused.value.code == 404
+
+
+def test_status_prints_the_figures_of_the_running_controller(
+    running: Running, switch: Switch
+) -> None:
+    call = place(switch, plan.CALLER_SHORT, 3)
+    wait_until(lambda: call.completed)
+
+    shown = status("-c", str(running.config), "--interval", "0.2")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"esl-callback at {running.metrics_url}"
+    text = shown.stdout
+    assert "FreeSWITCH      sim connected (0 legs up)" in text
+    assert "Ended           completed " in text
+    assert "since start)" in text  # setups
+    for label in ("Event backlog", "ESL commands", "Database calls", "Process"):
+        assert f"  {label}" in text
+
+
+def test_status_json_has_the_same_figures(running: Running) -> None:
+    shown = status("--url", running.metrics_url, "--interval", "0.1", "--json")
+    assert shown.returncode == 0, shown.stderr
+    figures = json.loads(shown.stdout)
+    assert figures["nodes"] == {"sim": {"connected": True, "live_legs": 0}}
+    assert figures["requests_ended"]["completed"][""] >= 1
+    assert figures["setups_total"] >= 1
+    assert figures["esl_commands"]["count"] > 0 and figures["esl_commands"]["p99_ms"] > 0
+    assert figures["resident_memory_mb"] > 10
+
+
+def test_status_says_what_to_check_when_nothing_answers() -> None:
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    shown = status("--url", url, "--interval", "0.1")
+    assert shown.returncode == 1
+    assert f"error: cannot read {url}" in shown.stderr
+    assert "is `esl-callback serve` running with metrics on?" in shown.stderr
+
+
+def test_status_refuses_a_configuration_without_metrics(running: Running) -> None:
+    config = yaml.safe_load(running.config.read_text())
+    config["metrics"]["enabled"] = False
+    path = running.directory / "no-metrics.yaml"
+    path.write_text(yaml.safe_dump(config))
+    shown = status("-c", str(path))
+    assert shown.returncode == 1
+    assert "metrics.enabled is false" in shown.stderr
