@@ -106,6 +106,10 @@ class Switch:
             except ESLError as exc:
                 call.error = f"hangup: {exc}"
 
+    def hang_up_all(self) -> None:
+        """Clear the switch after a failed step: calls a controller lost would linger."""
+        self.esl.api("hupall NORMAL_CLEARING")
+
     def record(self, event: Any, node: str) -> None:
         name = event.get("Event-Name")
         uuid = event.get("Unique-ID") or ""

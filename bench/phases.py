@@ -159,6 +159,9 @@ class Bench:
             result.offered = pace(rate, seconds, self.starter(target, False, calls))
             window.wait_calls(calls, self.call_seconds() + 15)
         self.settle(target, calls, result)
+        if result.failed:  # what the controller left behind must not burden the next step
+            self.switch.hang_up_all()
+            gevent.sleep(2)
         if target.web is not None:
             result.http_response_ms = percentiles(target.web.response_seconds)
             target.web.response_seconds.clear()

@@ -95,12 +95,8 @@ def esl_callback_command() -> list[str]:
 
 
 def simulator_command(config: Path, port: int) -> list[str]:
-    """`esl-callback sim -c CONFIG --listen ...` when the CLI has it, else bench/simulator.py."""
-    from esl_callback.cli import main as cli
-
-    if "sim" in cli.commands:
-        return [*esl_callback_command(), "sim", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
-    return [sys.executable, str(ROOT / "bench" / "simulator.py"), str(config)]
+    """`esl-callback sim -c CONFIG --listen 127.0.0.1:PORT`."""
+    return [*esl_callback_command(), "sim", "-c", str(config), "--listen", f"127.0.0.1:{port}"]
 
 
 class ThrowawayPostgres:

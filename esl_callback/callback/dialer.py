@@ -820,6 +820,7 @@ class CallFlow:
             self.apply(message)
             if done(message):
                 return message
+            message = None  # an idle flow keeps no event alive (some KB per live call)
         return None
 
     def apply(self, message: Inbox) -> None:

@@ -208,6 +208,7 @@ class FramedESL:
                 self._safe_deliver("closed", None)
                 return
             self._safe_deliver(*item)
+            item = None  # while it waits for the next one, keep no event alive (memory per call)
 
     def _safe_deliver(self, kind: str, frame: Frame | None) -> None:
         try:
