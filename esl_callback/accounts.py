@@ -14,6 +14,7 @@ from esl_callback import numbers
 from esl_callback.db import database_proxy
 from esl_callback.hashing import hash_password, new_key, pin_digest
 from esl_callback.models import AccessNumber, Account, CallerId, Did, Setting, WebUser
+from esl_callback.statements import Statement
 
 PIN_LENGTHS = range(4, 13)
 
@@ -36,15 +37,22 @@ def find_account(ref: str | int) -> Account:
 
 def pin_key() -> str:
     """The installation's PIN hashing key, made on first use."""
+    row = _SETTING.first(key="pin_key")
+    if row is not None:
+        return row[0]
     setting, _ = Setting.get_or_create(key="pin_key", defaults={"value": new_key()})
     return setting.value
+
+
+_SETTING = Statement(lambda s: Setting.select(Setting.value).where(Setting.key == s.key))
+_ACCOUNT_BY_PIN = Statement(lambda s: Account.select().where(Account.pin_hash == s.pin_hash))
 
 
 def find_account_by_pin(pin: str) -> Account | None:
     """The account whose PIN this is (active or not), or None."""
     if not numbers.is_digits(pin):
         return None
-    return Account.get_or_none(Account.pin_hash == pin_digest(pin, pin_key()))
+    return _ACCOUNT_BY_PIN.object(Account, pin_hash=pin_digest(pin, pin_key()))
 
 
 def check_pin(pin: str) -> str:

@@ -8,26 +8,35 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from peewee import fn
+
 from esl_callback.db import utcnow
 from esl_callback.models import AuthFailure
+from esl_callback.statements import Insert, Statement
+
+_INSERT = Insert(AuthFailure)
+_COUNT = Statement(
+    lambda s: AuthFailure.select(fn.COUNT(AuthFailure.id)).where(
+        AuthFailure.kind == s.kind, AuthFailure.key == s.key, AuthFailure.created_at >= s.since
+    )
+)
+_CLEAR = Statement(
+    lambda s: AuthFailure.delete().where(AuthFailure.kind == s.kind, AuthFailure.key == s.key)
+)
 
 
 def record_failure(kind: str, *keys: str) -> None:
     """Count one failure against each key."""
     now = utcnow()
-    AuthFailure.insert_many(
-        [{"kind": kind, "key": key, "created_at": now} for key in keys]
-    ).execute()
+    for key in keys:
+        _INSERT.create(kind=kind, key=key, created_at=now)
 
 
 def failures(kind: str, key: str, window_seconds: int) -> int:
     """Failures for `key` within the last `window_seconds`."""
     since = utcnow() - timedelta(seconds=window_seconds)
-    return (
-        AuthFailure.select()
-        .where(AuthFailure.kind == kind, AuthFailure.key == key, AuthFailure.created_at >= since)
-        .count()
-    )
+    (count,) = _COUNT.first(kind=kind, key=key, since=since)
+    return count
 
 
 def is_locked(kind: str, keys: tuple[str, ...], limit: int, window_seconds: int) -> bool:
@@ -37,4 +46,5 @@ def is_locked(kind: str, keys: tuple[str, ...], limit: int, window_seconds: int)
 
 def clear(kind: str, *keys: str) -> None:
     """Forget the failures of keys after a success."""
-    AuthFailure.delete().where(AuthFailure.kind == kind, AuthFailure.key.in_(keys)).execute()
+    for key in keys:
+        _CLEAR.execute(kind=kind, key=key)

@@ -48,6 +48,7 @@ from esl_callback.callback.rating import (
 )
 from esl_callback.db import database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg, Payment, Rate, Reservation
+from esl_callback.statements import Insert, Statement
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +183,24 @@ class RateImport:
 # -- rates ----------------------------------------------------------------------------------
 
 
+_RATE_LOOKUPS: dict[int, Statement] = {}
+
+
 def find_rate(number: str) -> Rate | None:
     """The rate with the longest prefix of `number` (E.164 digits), or None."""
-    candidates = [number[:length] for length in range(1, len(number) + 1)]
-    return (
-        Rate.select()
-        .where(Rate.prefix.in_(candidates))
-        .order_by(fn.LENGTH(Rate.prefix).desc())
-        .first()
+    lookup = _RATE_LOOKUPS.get(len(number))
+    if lookup is None:
+        prefixes = [f"p{length}" for length in range(1, len(number) + 1)]
+        lookup = _RATE_LOOKUPS[len(number)] = Statement(
+            lambda s: (
+                Rate.select()
+                .where(Rate.prefix.in_([getattr(s, name) for name in prefixes]))
+                .order_by(fn.LENGTH(Rate.prefix).desc())
+                .limit(1)
+            )
+        )
+    return lookup.object(
+        Rate, **{f"p{length}": number[:length] for length in range(1, len(number) + 1)}
     )
 
 
@@ -272,13 +283,29 @@ def held_for_live_calls(
     account_id: int, excluding_request: int | None = None
 ) -> tuple[Decimal, int]:
     """What the account's live reservations hold (but `excluding_request`'s), and how many."""
-    query = Reservation.select(fn.COUNT(Reservation.id), fn.SUM(Reservation.amount)).where(
-        Reservation.account == account_id, Reservation.released_at.is_null()
-    )
-    if excluding_request is not None:
-        query = query.where(Reservation.request != excluding_request)
-    count, total = query.tuples().get()
+    # Request ids start at 1: excluding 0 excludes nothing.
+    count, total = _HELD.first(account=account_id, excluding=excluding_request or 0)
     return _sum(total), count
+
+
+_HELD = Statement(
+    lambda s: Reservation.select(fn.COUNT(Reservation.id), fn.SUM(Reservation.amount)).where(
+        Reservation.account == s.account,
+        Reservation.released_at.is_null(),
+        Reservation.request != s.excluding,
+    )
+)
+
+
+def balance_of(account_id: int) -> Decimal:
+    """The account's stored balance."""
+    row = _BALANCE.first(id=account_id)
+    if row is None:
+        raise BillingError(f"no account with id {account_id}")
+    return money(row[0])
+
+
+_BALANCE = Statement(lambda s: Account.select(Account.balance).where(Account.id == s.id))
 
 
 def available_balance(account: Account | int) -> Decimal:
@@ -342,7 +369,7 @@ def authorise(
         reserved = total_cost(legs, seconds, rounding) if refusal is None else money(0)
         if refusal is None:
             _release(request_id)
-            Reservation.create(account=locked.id, request=request_id, amount=reserved)
+            _INSERT_RESERVATION.create(account=locked.id, request=request_id, amount=reserved)
             detail = f"{seconds} s, holding {reserved} {locked.currency}"
     result = Authorisation(
         request_id=request_id,
@@ -402,11 +429,15 @@ def release_reservations(request: CallbackRequest | int) -> int:
 
 
 def _release(request_id: int) -> int:
-    return (
-        Reservation.update(released_at=utcnow())
-        .where(Reservation.request == request_id, Reservation.released_at.is_null())
-        .execute()
+    return _RELEASE.execute(request=request_id, released_at=utcnow()).rowcount
+
+
+_INSERT_RESERVATION = Insert(Reservation)
+_RELEASE = Statement(
+    lambda s: Reservation.update(released_at=s(Reservation.released_at)).where(
+        Reservation.request == s.request, Reservation.released_at.is_null()
     )
+)
 
 
 # -- legs and their CDRs --------------------------------------------------------------------
@@ -428,20 +459,41 @@ def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None
     rate = authorisation.rate_a if leg == "a" else authorisation.rate_b
     fields = {"charged": authorisation.charge_leg_a if leg == "a" else True, **_rate_fields(rate)}
     with database_proxy.atomic():
-        existing = Leg.get_or_none(Leg.uuid == uuid)
+        existing = _LEG_BY_UUID.object(Leg, uuid=uuid)
         if existing is None:
-            return Leg.create(
-                request=authorisation.request_id,
-                leg=leg,
-                uuid=uuid,
-                node=node,
-                number=number,
-                **fields,
-            )
+            return record_leg(authorisation.request_id, leg, uuid, node, number, **fields)
         if existing.billed or existing.rate_prefix is not None:
             return existing
-        Leg.update(fields).where(Leg.id == existing.id).execute()
-        return Leg.get_by_id(existing.id)
+        _SET_RATE.execute(id=existing.id, **fields)
+        for name, value in fields.items():
+            setattr(existing, name, value)
+        existing._dirty.clear()
+        return existing
+
+
+def record_leg(
+    request_id: int, leg: str, uuid: str, node: str | None, number: str, **fields: Any
+) -> Leg:
+    """Store a leg's CDR row as it is originated (`open_leg` adds the authorised rate)."""
+    return _INSERT_LEG.create(
+        request=request_id, leg=leg, uuid=uuid, node=node, number=number, **fields
+    )
+
+
+_INSERT_LEG = Insert(Leg)
+_LEG_BY_UUID = Statement(lambda s: Leg.select().where(Leg.uuid == s.uuid))
+_LEG_BY_UUID_LOCKED = Statement(lambda s: _for_update(Leg.select().where(Leg.uuid == s.uuid)))
+_RATE_COLUMNS = (
+    Leg.charged,
+    Leg.rate_prefix,
+    Leg.price_per_minute,
+    Leg.connect_fee,
+    Leg.increment,
+    Leg.minimum,
+)
+_SET_RATE = Statement(
+    lambda s: Leg.update({column: s(column) for column in _RATE_COLUMNS}).where(Leg.id == s.id)
+)
 
 
 def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
@@ -455,7 +507,7 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
     """
     rounding = rounding_mode(settings.rounding)
     with database_proxy.atomic():
-        leg = _for_update(Leg.select().where(Leg.uuid == hangup.uuid)).first()
+        leg = _LEG_BY_UUID_LOCKED.object(Leg, uuid=hangup.uuid)
         if leg is None:
             log.warning(
                 "leg %s: hangup %s for a leg we never opened; ignored", hangup.uuid, hangup.cause
@@ -468,22 +520,26 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
         account = _locked_account(account_id) if account_id is not None else None
         cost = _leg_cost(leg, hangup.billsec, rounding)
         now = utcnow()
-        Leg.update(
-            answered_at=hangup.answered_at or leg.answered_at,
-            ended_at=hangup.ended_at or now,
-            billsec=max(hangup.billsec, 0),
-            hangup_cause=hangup.cause,
-            hangup_by=hangup.hangup_by or leg.hangup_by,
-            cost=cost,
-            billed=True,
-            billed_at=now,
-        ).where(Leg.id == leg.id).execute()
+        closed = {
+            "answered_at": hangup.answered_at or leg.answered_at,
+            "ended_at": hangup.ended_at or now,
+            "billsec": max(hangup.billsec, 0),
+            "hangup_cause": hangup.cause,
+            "hangup_by": hangup.hangup_by or leg.hangup_by,
+            "cost": cost,
+            "billed": True,
+            "billed_at": now,
+        }
+        _CLOSE_LEG.execute(id=leg.id, **closed)
+        for name, value in closed.items():
+            setattr(leg, name, value)
+        leg._dirty.clear()
         balance = None
         if account is not None:
             balance = money(account.balance) - cost
             if cost:
-                Account.update(balance=balance).where(Account.id == account.id).execute()
-        if not Leg.select().where(Leg.request == leg.request_id, Leg.billed == False).exists():  # noqa: E712
+                _SET_BALANCE.execute(id=account.id, balance=balance)
+        if _OPEN_LEGS_OF.first(request=leg.request_id) is None:
             _release(leg.request_id)
     log.info(
         "leg %s (%s %s): %s, billsec %s, cost %s",
@@ -494,7 +550,28 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
         hangup.billsec,
         cost,
     )
-    return LegBill(leg=Leg.get_by_id(leg.id), cost=cost, duplicate=False, balance=balance)
+    return LegBill(leg=leg, cost=cost, duplicate=False, balance=balance)
+
+
+_CLOSE_COLUMNS = (
+    Leg.answered_at,
+    Leg.ended_at,
+    Leg.billsec,
+    Leg.hangup_cause,
+    Leg.hangup_by,
+    Leg.cost,
+    Leg.billed,
+    Leg.billed_at,
+)
+_CLOSE_LEG = Statement(
+    lambda s: Leg.update({column: s(column) for column in _CLOSE_COLUMNS}).where(Leg.id == s.id)
+)
+_SET_BALANCE = Statement(
+    lambda s: Account.update(balance=s(Account.balance)).where(Account.id == s.id)
+)
+_OPEN_LEGS_OF = Statement(
+    lambda s: Leg.select(Leg.id).where(Leg.request == s.request, Leg.billed == False).limit(1)  # noqa: E712
+)
 
 
 def _leg_cost(leg: Leg, billsec: int, rounding: str) -> Decimal:
@@ -522,8 +599,11 @@ def _leg_cost(leg: Leg, billsec: int, rounding: str) -> Decimal:
 
 
 def _rate_fields(rate: RateSnapshot | None) -> dict[str, Any]:
+    """The rate columns of a leg (all None for a leg without a rate)."""
     if rate is None:
-        return {}
+        return dict.fromkeys(
+            ("rate_prefix", "price_per_minute", "connect_fee", "increment", "minimum")
+        )
     return {
         "rate_prefix": rate.prefix,
         "price_per_minute": rate.price_per_minute,
@@ -629,18 +709,23 @@ def _for_update(query: peewee.Select) -> peewee.Select:
 
 def _account_of(request_id: int) -> int | None:
     """The id of the account a request bills to."""
-    query = CallbackRequest.select(CallbackRequest.account).where(CallbackRequest.id == request_id)
-    row = query.tuples().first()
+    row = _ACCOUNT_OF.first(id=request_id)
     if row is None:
         raise BillingError(f"no callback request with id {request_id}")
     return row[0]
 
 
 def _locked_account(account_id: int) -> Account:
-    account = _for_update(Account.select().where(Account.id == account_id)).first()
+    account = _LOCKED_ACCOUNT.object(Account, id=account_id)
     if account is None:
         raise BillingError(f"no account with id {account_id}")
     return account
+
+
+_ACCOUNT_OF = Statement(
+    lambda s: CallbackRequest.select(CallbackRequest.account).where(CallbackRequest.id == s.id)
+)
+_LOCKED_ACCOUNT = Statement(lambda s: _for_update(Account.select().where(Account.id == s.id)))
 
 
 def _sum(value: object) -> Decimal:

@@ -19,6 +19,8 @@ PERMANENT = frozenset(
 )
 
 BUSY = frozenset({"USER_BUSY", "CALL_REJECTED"})
+# Causes of hangups the service itself ordered (`sched_hangup` when the balance runs out).
+SERVICE_HANGUPS = frozenset({"ALLOTTED_TIMEOUT"})
 NO_ANSWER = frozenset(
     {"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT"}
 )

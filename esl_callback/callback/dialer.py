@@ -34,8 +34,10 @@ from esl_callback import accounts, lockout, metrics, numbers
 from esl_callback.callback import billing, causes, requests, triggers
 from esl_callback.callback.ivr import CODE_VARIABLE, DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
+from esl_callback.callback.status import ROLES
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.statements import Statement
 from esl_callback.switch import commands
 from esl_callback.switch.connection import ESLError
 from esl_callback.switch.outbound import ChannelGone
@@ -107,6 +109,7 @@ class LegState:
     cause: str | None = None
     hears_ringback: bool = False
     answered_at: datetime | None = None
+    hung_up_by_us: bool = False  # the service ended it (uuid_kill, the IVR's hangup)
 
 
 @dataclass(frozen=True)
@@ -552,7 +555,7 @@ class CallFlow:
         if self.account_id is None:
             self.account_id = self.collect_pin(ivr)
             self.authorise(None)
-        balance = self.db.run(lambda: Account.get_by_id(self.account_id).balance)
+        balance = self.db.run(billing.balance_of, self.account_id)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             self.guard(ivr.play, prompts.your_balance_is)
             self.guard(ivr.say_amount, balance)
@@ -584,7 +587,7 @@ class CallFlow:
             self.advance(State.IN_IVR)
             self.guard(ivr.play, self.prompt_for(cause))
         self.guard(ivr.play, prompts.goodbye)
-        self.guard(ivr.hangup, "NORMAL_CLEARING")
+        self.hang_up_caller(ivr, "NORMAL_CLEARING")
         raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
 
     def run_source_first(self) -> None:
@@ -595,7 +598,7 @@ class CallFlow:
         if cause is not None:
             ivr = self.ivr()
             self.guard(ivr.play, self.prompt_for(cause))
-            self.guard(ivr.hangup, "NORMAL_CLEARING")
+            self.hang_up_caller(ivr, "NORMAL_CLEARING")
             raise FlowEnded(State.FAILED, cause, f"destination: {causes.in_words(cause)}")
         self.wait_until_ended()
 
@@ -614,10 +617,10 @@ class CallFlow:
         )
         if keyed != code:
             self.guard(ivr.play, prompts.invalid_entry)
-            self.guard(ivr.hangup, "NORMAL_CLEARING")
+            self.hang_up_caller(ivr, "NORMAL_CLEARING")
             raise FlowEnded(State.FAILED, "WRONG_CODE", "the code keyed did not match")
         self.guard(ivr.play, prompts.goodbye)
-        self.guard(ivr.hangup, "NORMAL_CLEARING")
+        self.hang_up_caller(ivr, "NORMAL_CLEARING")
         self.wait_until_ended()
 
     def collect_pin(self, ivr: Ivr) -> int:
@@ -636,22 +639,26 @@ class CallFlow:
             pin = self.guard(
                 ivr.collect, prompts.enter_pin, PIN_VARIABLE, min_digits=4, max_digits=12
             )
-            account = self.db.run(accounts.find_account_by_pin, pin) if pin else None
-            if account is not None and account.is_active:
-                self.db.run(lockout.clear, "pin", caller_key, f"account:{account.id}")
-                self.db.run(self.bind_account, account.id)
-                return account.id
-            keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
-            self.db.run(lockout.record_failure, "pin", *keys)
+            account_id = self.db.run(self.accept_pin, pin, caller_key) if pin else None
+            if account_id is not None:
+                return account_id
             self.guard(ivr.play, prompts.invalid_pin)
         self.guard(ivr.play, prompts.locked_out)
-        self.guard(ivr.hangup, "CALL_REJECTED")
+        self.hang_up_caller(ivr, "CALL_REJECTED")
         raise FlowEnded(State.FAILED, "PIN_REJECTED", f"no valid PIN from {self.plan.source}")
 
-    def bind_account(self, account_id: int) -> None:
-        CallbackRequest.update(account=account_id).where(
-            CallbackRequest.id == self.plan.request_id
-        ).execute()
+    def accept_pin(self, pin: str, caller_key: str) -> int | None:
+        """The active account whose PIN this is, now billing the request (failures cleared);
+        or None, with the failure counted against the caller and the PIN's account.
+        """
+        account = accounts.find_account_by_pin(pin)
+        if account is not None and account.is_active:
+            lockout.clear("pin", caller_key, f"account:{account.id}")
+            _BIND_ACCOUNT.execute(id=self.plan.request_id, account=account.id)
+            return account.id
+        keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
+        lockout.record_failure("pin", *keys)
+        return None
 
     def connect_destination(self, destination: str) -> str | None:
         """Originate leg B with ringback on A; bridge on answer. None when bridged, else cause."""
@@ -740,13 +747,7 @@ class CallFlow:
         if self.authorisation is not None:
             billing.open_leg(self.authorisation, leg.role, leg.uuid, leg.node)
         else:
-            Leg.create(
-                request=self.plan.request_id,
-                leg=leg.role,
-                uuid=leg.uuid,
-                node=leg.node,
-                number=leg.number,
-            )
+            billing.record_leg(self.plan.request_id, leg.role, leg.uuid, leg.node, leg.number)
 
     def watch_job(self, uuid: str, job: Job) -> None:
         """Report the originate's job result: an -ERR may come with no channel event at all."""
@@ -781,10 +782,32 @@ class CallFlow:
         """Hang up a leg that is still ringing and wait (briefly) for it to be gone."""
         if leg.ended:
             return
-        self.api(commands.uuid_kill(leg.uuid, cause))
+        self.hang_up(leg, cause)
         self.wait(lambda _: leg.ended, GRACE_SECONDS)
         if not leg.ended:
             leg.ended, leg.cause = True, cause
+
+    def hang_up(self, leg: LegState, cause: str) -> None:
+        leg.hung_up_by_us = True
+        self.api(commands.uuid_kill(leg.uuid, cause))
+
+    def hang_up_caller(self, ivr: Ivr, cause: str) -> None:
+        """End leg A from its IVR session (after the last prompt)."""
+        self.legs["a"].hung_up_by_us = True
+        self.guard(ivr.hangup, cause)
+
+    def who_hung_up(self, leg: LegState, event: Any) -> str:
+        """Who ended a leg: the SIP disposition when the switch has one (`recv_bye`: the phone,
+        `send_bye`: the switch), else `service` (we hung up, or the balance ran out), else the
+        phone whose leg ended first (`source` or `destination`).
+        """
+        disposition = event_variable(event, "sip_hangup_disposition")
+        if disposition:
+            return disposition
+        if leg.hung_up_by_us or leg.cause in causes.SERVICE_HANGUPS:
+            return "service"
+        partner = next((o for o in self.legs.values() if o is not leg and o.ended), None)
+        return ROLES[(partner or leg).role]
 
     def api(self, command: str) -> str:
         try:
@@ -855,9 +878,10 @@ class CallFlow:
         elif name == "CHANNEL_BRIDGE":
             self.db.run(mark_leg, leg.uuid, state="bridged")
         elif name == "CHANNEL_HANGUP":
-            leg.ended = True
             leg.cause = message.event.get("Hangup-Cause")
-            self.db.run(mark_leg, leg.uuid, state="hung_up", hangup_cause=leg.cause)
+            by = self.who_hung_up(leg, message.event)
+            leg.ended = True
+            self.db.run(mark_leg, leg.uuid, state="hung_up", hangup_cause=leg.cause, hangup_by=by)
         elif name == "CHANNEL_HANGUP_COMPLETE":
             leg.ended = leg.closed = True
             leg.cause = leg.cause or message.event.get("Hangup-Cause")
@@ -886,20 +910,24 @@ class CallFlow:
         head_start = 0
         if destination is not None and leg_a is not None and leg_a.answered:
             head_start = self.settings.callback.originate_timeout_seconds + self.seconds_up(leg_a)
-        auth = self.db.run(
-            billing.authorise,
-            self.account_id,
-            self.plan.request_id,
-            self.plan.source,
-            destination,
-            self.settings.billing,
-            leg_a_head_start=head_start,
-            max_seconds=self.settings.billing.max_call_seconds,
-        )
+
+        def authorise_and_rate_leg_a() -> billing.Authorisation:
+            auth = billing.authorise(
+                self.account_id,
+                self.plan.request_id,
+                self.plan.source,
+                destination,
+                self.settings.billing,
+                leg_a_head_start=head_start,
+                max_seconds=self.settings.billing.max_call_seconds,
+            )
+            if auth.allowed and leg_a is not None:
+                billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)
+            return auth
+
+        auth = self.db.run(authorise_and_rate_leg_a)
         if auth.allowed:
             self.authorisation = auth
-            if leg_a is not None:
-                self.db.run(billing.open_leg, auth, "a", leg_a.uuid, leg_a.node)
             return None
         log.info("request %s: refused %s (%s)", self.plan.request_id, auth.refusal, auth.detail)
         if self.session is None or self.plan.mode != "two_stage":
@@ -942,7 +970,7 @@ class CallFlow:
         """End the request: legs hung up, their CDRs awaited, the hold released."""
         for leg in self.every_leg.values():
             if not leg.ended:
-                self.api(commands.uuid_kill(leg.uuid, "NORMAL_CLEARING"))
+                self.hang_up(leg, "NORMAL_CLEARING")
         self.wait(lambda _: self.all_closed(), GRACE_SECONDS)
         open_legs = [leg.uuid for leg in self.every_leg.values() if not leg.closed]
         if open_legs:
@@ -952,14 +980,7 @@ class CallFlow:
                 open_legs,
             )
         self.dialer.router.unregister(self.key)
-        self.db.run(billing.release_reservations, self.plan.request_id)
-        self.db.run(
-            requests.finish,
-            self.plan.request_id,
-            state,
-            failure_cause=cause,
-            failure_detail=detail or None,
-        )
+        self.db.run(end_request, self.plan.request_id, state, cause, detail or None)
         metrics.REQUESTS_ENDED.labels(state, cause or "").inc()
         self.dialer.notify(self.plan.request_id)
 
@@ -992,6 +1013,12 @@ def abandon_requests_without_legs() -> int:
         requests.finish(request_id, State.FAILED, failure_cause="CONTROLLER_RESTARTED")
         billing.release_reservations(request_id)
     return len(stale)
+
+
+def end_request(request_id: int, state: State, cause: str | None, detail: str | None) -> None:
+    """Release what the request holds and move it to its final state."""
+    billing.release_reservations(request_id)
+    requests.finish(request_id, state, failure_cause=cause, failure_detail=detail)
 
 
 def parse_channels(reply: str) -> set[str]:
@@ -1028,6 +1055,22 @@ def settle_orphan_request(request_id: int) -> None:
     billing.release_reservations(request_id)
 
 
+_BIND_ACCOUNT = Statement(
+    lambda s: CallbackRequest.update(account=s(CallbackRequest.account)).where(
+        CallbackRequest.id == s.id
+    )
+)
+_MARKS: dict[tuple[str, ...], Statement] = {}
+
+
 def mark_leg(uuid: str, **fields: Any) -> None:
     """Record what a leg is doing (for live status), unless its CDR is already closed."""
-    Leg.update(fields).where(Leg.uuid == uuid, Leg.billed == False).execute()  # noqa: E712
+    names = tuple(sorted(fields))
+    statement = _MARKS.get(names)
+    if statement is None:
+        statement = _MARKS[names] = Statement(
+            lambda s: Leg.update(
+                {getattr(Leg, name): s(getattr(Leg, name)) for name in names}
+            ).where(Leg.uuid == s.uuid, Leg.billed == False)  # noqa: E712
+        )
+    statement.execute(uuid=uuid, **fields)

@@ -1,8 +1,9 @@
 """Callback requests: their states, the allowed transitions, and persistence of each step.
 
-A request moves forward only along `TRANSITIONS`; each move is a conditional UPDATE on the state
-it leaves, so two handlers racing on the same request (a hangup and an answer, say) can never both
-win. Terminal states stamp `ended_at`.
+A request moves only along `TRANSITIONS`; each move is one UPDATE conditional on the states that
+may lead to the new one, so whichever of two racing handlers (a hangup and an answer, say) comes
+second moves the request on only if the first one's state allows it. Terminal states stamp
+`ended_at`. The statements are compiled once (`statements.py`): they run for every call.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from esl_callback.db import database_proxy, utcnow
+from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.statements import Insert, Slots, Statement
 
 
 class State(StrEnum):
@@ -48,6 +50,18 @@ class InvalidTransition(RuntimeError):
     """The request is not in a state from which this step is allowed (or it already ended)."""
 
 
+# What a request may have been in just before each state (the reverse of TRANSITIONS).
+_PREDECESSORS: dict[State, tuple[str, ...]] = {
+    state: tuple(sorted(s.value for s, nexts in TRANSITIONS.items() if state in nexts))
+    for state in State
+}
+_INSERT = Insert(CallbackRequest)
+_STATE_OF = Statement(
+    lambda s: CallbackRequest.select(CallbackRequest.state).where(CallbackRequest.id == s.id)
+)
+_MOVES: dict[tuple[State, tuple[str, ...]], Statement] = {}
+
+
 def create(
     *,
     trigger: str,
@@ -59,7 +73,7 @@ def create(
     """Store a new request (a rejected trigger is stored too, with its cause)."""
     now = utcnow()
     extra = {"ended_at": now} if state in TERMINAL else {}
-    return CallbackRequest.create(
+    return _INSERT.create(
         trigger=trigger,
         method=method,
         account=account,
@@ -71,34 +85,55 @@ def create(
     )
 
 
-def advance(request_id: int, new_state: State, **fields: Any) -> CallbackRequest:
-    """Move a request to `new_state` (and set `fields`) if the transition is allowed."""
-    with database_proxy.atomic():
-        # Only the state: building the SQL for every column costs more than running it.
-        row = CallbackRequest.select(CallbackRequest.state).where(CallbackRequest.id == request_id)
-        current = State(row.get().state)
-        if new_state not in TRANSITIONS.get(current, frozenset()):
-            raise InvalidTransition(f"request {request_id}: {current} -> {new_state} not allowed")
-        now = utcnow()
-        values: dict[str, Any] = {"state": new_state.value, "updated_at": now, **fields}
-        if new_state in TERMINAL:
-            values["ended_at"] = now
-        updated = (
-            CallbackRequest.update(values)
-            .where(CallbackRequest.id == request_id, CallbackRequest.state == current.value)
-            .execute()
-        )
-        if updated != 1:
-            raise InvalidTransition(f"request {request_id} changed state concurrently")
-    return CallbackRequest.get_by_id(request_id)
+def advance(request_id: int, new_state: State, **fields: Any) -> None:
+    """Move a request to `new_state` (and set `fields`) if the transition is allowed.
+
+    One conditional UPDATE on the states that may lead there; only when it changes nothing is
+    the current state read, to say why.
+    """
+    now = utcnow()
+    values: dict[str, Any] = {"updated_at": now, **fields}
+    if new_state in TERMINAL:
+        values["ended_at"] = now
+    if _move(new_state, tuple(sorted(values))).execute(id=request_id, **values).rowcount == 1:
+        return
+    row = _STATE_OF.first(id=request_id)
+    if row is None:
+        raise CallbackRequest.DoesNotExist(f"no callback request with id {request_id}")
+    current = State(row[0])
+    if new_state not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(f"request {request_id}: {current} -> {new_state} not allowed")
+    raise InvalidTransition(f"request {request_id} changed state concurrently")
 
 
-def finish(request_id: int, new_state: State, **fields: Any) -> CallbackRequest | None:
-    """Like `advance` to a terminal state, but a request that already ended is left alone."""
+def _move(new_state: State, names: tuple[str, ...]) -> Statement:
+    """The UPDATE that moves a request to `new_state` and sets the columns `names`."""
+    statement = _MOVES.get((new_state, names))
+    if statement is None:
+
+        def build(s: Slots) -> Any:
+            values = {
+                getattr(CallbackRequest, name): s(getattr(CallbackRequest, name)) for name in names
+            }
+            values[CallbackRequest.state] = new_state.value
+            return CallbackRequest.update(values).where(
+                CallbackRequest.id == s.id, CallbackRequest.state.in_(_PREDECESSORS[new_state])
+            )
+
+        statement = _MOVES[(new_state, names)] = Statement(build)
+    return statement
+
+
+def finish(request_id: int, new_state: State, **fields: Any) -> bool:
+    """Like `advance` to a terminal state, but a request that already ended is left alone.
+
+    True when this call ended it.
+    """
     try:
-        return advance(request_id, new_state, **fields)
+        advance(request_id, new_state, **fields)
     except InvalidTransition:
-        return None
+        return False
+    return True
 
 
 def live() -> list[CallbackRequest]:

@@ -111,12 +111,16 @@ def leg_status(leg: Leg, bridged: bool = False) -> str:
 
 
 def hangup_by_words(leg: Leg) -> str | None:
-    """Who hung up, from the SIP disposition (`recv_*`: the phone, `send_*`: the service)."""
+    """Who hung up: from the SIP disposition (`recv_*`: the leg's phone, `send_*`: the service)
+    or as the dialer saw it (`source`, `destination`: that phone; `service`).
+    """
     by = leg.hangup_by or ""
     if by.startswith("recv_"):
         return f"the {ROLES.get(leg.leg, 'other')} phone"
-    if by.startswith("send_"):
+    if by.startswith("send_") or by == "service":
         return "the service"
+    if by in ROLES.values():
+        return f"the {by} phone"
     return None
 
 

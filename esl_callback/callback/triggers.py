@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from esl_callback import numbers
 from esl_callback.models import AccessNumber, Account, CallerId, Did
+from esl_callback.statements import Statement
 
 # What switches and carriers put in the caller ID when the caller withheld it.
 WITHHELD = frozenset({"", "anonymous", "unknown", "private", "restricted", "0000000000"})
@@ -53,9 +54,9 @@ def identify(called: str, caller: str, rules: numbers.NumberRules) -> Trigger:
     except numbers.InvalidNumber as exc:
         raise TriggerRefused("unknown_number", str(exc)) from exc
 
-    did = Did.select(Did, Account).join(Account).where(Did.number == called_number).first()
+    did = _DID.object(Did, number=called_number)
     if did is not None:
-        account = active(did.account)
+        account = active(_ACCOUNT.object(Account, id=did.account_id))
         target = did.callback_number or account.default_callback_number
         if not target:
             raise TriggerRefused(
@@ -65,23 +66,27 @@ def identify(called: str, caller: str, rules: numbers.NumberRules) -> Trigger:
             )
         return Trigger("did", account, target, called_number)
 
-    access = AccessNumber.get_or_none(AccessNumber.number == called_number)
+    access = _ACCESS_NUMBER.object(AccessNumber, number=called_number)
     if access is None:
         raise TriggerRefused("unknown_number", f"{called_number} is no access number or DID")
     source = caller_number(caller, rules)
     if access.method == AccessNumber.PIN:
         return Trigger("pin", None, source, called_number)
 
-    owner = (
-        CallerId.select(CallerId, Account).join(Account).where(CallerId.number == source).first()
-    )
+    owner = _CALLER_ID.object(CallerId, number=source)
     if owner is None:
         raise TriggerRefused("unknown_caller_id", f"caller ID {source} belongs to no account")
-    account = active(owner.account)
+    account = active(_ACCOUNT.object(Account, id=owner.account_id))
     target = source
     if account.callback_to_default and account.default_callback_number:
         target = account.default_callback_number
     return Trigger("ani", account, target, called_number)
+
+
+_DID = Statement(lambda s: Did.select().where(Did.number == s.number))
+_ACCESS_NUMBER = Statement(lambda s: AccessNumber.select().where(AccessNumber.number == s.number))
+_CALLER_ID = Statement(lambda s: CallerId.select().where(CallerId.number == s.number))
+_ACCOUNT = Statement(lambda s: Account.select().where(Account.id == s.id))
 
 
 def active(account: Account) -> Account:

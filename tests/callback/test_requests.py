@@ -5,6 +5,7 @@ import pytest
 from esl_callback.callback import requests
 from esl_callback.callback.requests import InvalidTransition, State
 from esl_callback.db import Database
+from esl_callback.models import CallbackRequest
 
 
 def new_request():
@@ -14,11 +15,11 @@ def new_request():
 def test_a_two_stage_callback_walks_through_its_states(db: Database) -> None:
     request = new_request()
     for state in (State.CALLING_SOURCE, State.IN_IVR, State.CALLING_DESTINATION, State.BRIDGED):
-        request = requests.advance(request.id, state)
-        assert request.state == state
-        assert request.ended_at is None
-    request = requests.advance(request.id, State.COMPLETED)
-    assert request.ended_at is not None
+        requests.advance(request.id, state)
+        stored = CallbackRequest.get_by_id(request.id)
+        assert (stored.state, stored.ended_at) == (state, None)
+    requests.advance(request.id, State.COMPLETED)
+    assert CallbackRequest.get_by_id(request.id).ended_at is not None
     assert requests.live() == []
 
 
@@ -27,7 +28,7 @@ def test_a_request_that_ended_cannot_move_again(db: Database) -> None:
     requests.advance(request.id, State.CANCELLED, failure_cause="ORIGINATOR_CANCEL")
     with pytest.raises(InvalidTransition, match="cancelled -> bridged not allowed"):
         requests.advance(request.id, State.BRIDGED)
-    assert requests.finish(request.id, State.FAILED) is None
+    assert requests.finish(request.id, State.FAILED) is False
     assert requests.legs_of(request.id) == []
 
 

@@ -79,6 +79,8 @@ def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform
     )
     assert balance("alice") == Decimal("10") - leg_a.cost - leg_b.cost
     assert billing.audit(alice).balanced
+    # The destination phone hung up; its hangup ended the bridged caller's leg too.
+    assert (leg_a.hangup_by, leg_b.hangup_by) == ("destination", "destination")
 
 
 def test_caller_id_callback_calls_the_caller_back_without_asking_a_pin(platform, alice) -> None:
@@ -308,6 +310,7 @@ def test_the_call_is_cut_when_the_balance_runs_out(platform, alice) -> None:
     assert 0 < request.max_duration < 10
     leg_a, leg_b = p.legs(request.id)
     assert leg_a.hangup_cause == "ALLOTTED_TIMEOUT"
+    assert leg_a.hangup_by == "service"
     assert leg_b.billsec <= request.max_duration + 1
     assert Decimal("0") <= balance("carol") < Decimal("0.20")
     assert billing.audit(cheap).balanced

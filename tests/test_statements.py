@@ -1,0 +1,92 @@
+"""Statements compiled once: the same rows and conversions as peewee, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from esl_callback import accounts
+from esl_callback.callback import requests
+from esl_callback.db import Database
+from esl_callback.models import Account, Leg
+from esl_callback.statements import Insert, Statement
+
+
+@pytest.fixture
+def leg(db: Database) -> Leg:
+    account = accounts.create_account("alice", pin="4711")
+    request = requests.create(trigger="web", method="web", account=account, source="4930111")
+    return Leg.create(request=request, leg="a", uuid="leg-1", number="4930111")
+
+
+def test_a_slot_in_a_comparison_is_converted_like_the_field_it_is_compared_with(leg: Leg) -> None:
+    by_request = Statement(lambda s: Leg.select(Leg.uuid).where(Leg.request == s.request))
+    assert by_request.rows(request=leg.request) == [("leg-1",)]  # a model instance, as peewee
+    assert by_request.rows(request=leg.request_id) == [("leg-1",)]
+
+
+def test_updated_values_and_selected_rows_round_trip_with_their_types(leg: Leg) -> None:
+    answered = datetime(2026, 11, 26, 1, 2, 3, 456789)
+    close = Statement(
+        lambda s: Leg.update(
+            {Leg.cost: s(Leg.cost), Leg.billed: s(Leg.billed), Leg.answered_at: s(Leg.answered_at)}
+        ).where(Leg.uuid == s.uuid)
+    )
+    assert close.execute(uuid="leg-1", cost=Decimal("0.1234"), billed=True, answered_at=answered)
+
+    read = Statement(
+        lambda s: Leg.select(Leg.cost, Leg.billed, Leg.answered_at).where(Leg.uuid == s.uuid)
+    )
+    assert read.first(uuid="leg-1") == (Decimal("0.1234"), True, answered)
+    assert read.first(uuid="no-such-leg") is None
+    stored = Leg.get(Leg.uuid == "leg-1")  # what peewee itself reads back
+    assert (stored.cost, stored.billed, stored.answered_at) == (Decimal("0.1234"), True, answered)
+
+
+def test_objects_are_model_instances_with_every_selected_field_and_nothing_dirty(leg: Leg) -> None:
+    found = Statement(lambda s: Leg.select().where(Leg.uuid == s.uuid)).object(Leg, uuid="leg-1")
+    assert isinstance(found, Leg)
+    assert (found.id, found.request_id, found.number, found.state) == (
+        leg.id,
+        leg.request_id,
+        "4930111",
+        "dialing",
+    )
+    assert found.dirty_fields == []
+
+
+def test_a_statement_is_built_once_however_often_it_runs(leg: Leg) -> None:
+    builds = []
+
+    def build(s):
+        builds.append(1)
+        return Leg.select(Leg.id).where(Leg.uuid == s.uuid)
+
+    statement = Statement(build)
+    for _ in range(3):
+        statement.rows(uuid="leg-1")
+    assert len(builds) == 1
+
+
+def test_a_missing_value_is_refused_by_name_before_anything_runs(leg: Leg) -> None:
+    mark = Statement(lambda s: Leg.update(state=s(Leg.state)).where(Leg.uuid == s.uuid))
+    with pytest.raises(TypeError, match="needs a value for 'state'"):
+        mark.execute(uuid="leg-1")
+    assert Leg.get_by_id(leg.id).state == "dialing"
+
+
+def test_an_insert_fills_defaults_per_row_and_returns_the_new_id(db: Database) -> None:
+    insert = Insert(Account)
+    first = insert.create(name="bob", pin_hash="h1")
+    time.sleep(0.001)
+    second = insert.create(name="carol", pin_hash="h2", balance=Decimal("2.5"))
+    assert first.id != second.id
+    stored = {a.name: a for a in Account.select()}
+    assert stored["bob"].id == first.id and stored["carol"].id == second.id
+    assert (stored["bob"].status, stored["bob"].balance) == ("active", Decimal("0"))
+    assert stored["carol"].balance == Decimal("2.5")
+    # Callable defaults are evaluated for each row, not frozen into the compiled statement.
+    assert stored["bob"].created_at < stored["carol"].created_at
