@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-GEVENT_COMMANDS = frozenset({"serve", "demo", "sim", "bench", "call"})
+GEVENT_COMMANDS = frozenset({"serve", "demo", "sim", "bench"})
 
 
 def main() -> None:

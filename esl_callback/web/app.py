@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
-from esl_callback.web import api, auth, pages, sms_api
+from esl_callback.web import api, auth, operator_api, pages, sms_api
 from esl_callback.web.errors import WebError
 from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
@@ -59,14 +59,19 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.add_template_filter(when)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(sms_api.blueprint)
+    app.register_blueprint(operator_api.blueprint)
     app.register_blueprint(pages.blueprint)
     return app
 
 
 def identify() -> None:
     """Who makes the request (None for no one); pages and API decide what that allows."""
-    # Gateways authenticate with their own token (sms_api), never as a user.
-    skip = request.endpoint == "static" or request.blueprint == sms_api.blueprint.name
+    # Gateways (sms_api) and the operator (operator_api) authenticate with their own
+    # credentials, never as a user.
+    skip = request.endpoint == "static" or request.blueprint in (
+        sms_api.blueprint.name,
+        operator_api.blueprint.name,
+    )
     g.user = None if skip else auth.resolve_user(portal())
 
 

@@ -33,9 +33,9 @@ class CallbackOrder:
     mode: str
 
 
-def read_order(data: Any, user: CurrentUser, rules: Any) -> CallbackOrder:
+def read_order(data: Any, default_source: str | None, rules: Any) -> CallbackOrder:
     """Source (default: the account's callback number), destination and mode from a form/JSON."""
-    raw_source = data.get("source") or user.default_callback_number
+    raw_source = data.get("source") or default_source
     if not raw_source:
         raise Invalid(
             "source: choose the number to call you on (the account has no default callback number)",
@@ -96,33 +96,51 @@ def check_allowed(account_id: int, source: str, settings: Any) -> Account:
 
 def start(portal: Portal, user: CurrentUser, data: Any) -> dict[str, Any]:
     """Check and start a callback; its status snapshot."""
-    order = read_order(data, user, portal.settings.numbers)
+    order = read_order(data, user.default_callback_number, portal.settings.numbers)
+    request_id = place(portal, user.account_id, order, f"web user {user.username}")
+    return portal.run(history.request_status, user.account_id, request_id)
+
+
+def place(
+    portal: Portal, account_id: int, order: CallbackOrder, who: str, trigger: str = "web"
+) -> int:
+    """Check that the account may place `order` now and start it (web and operator alike).
+
+    `who` names the one asking, for the log. The id of the request started.
+    """
     dialer = portal.require_dialer()
-    with portal.account_lock(user.account_id):
-        account = portal.run(check_allowed, user.account_id, order.source, portal.settings)
+    with portal.account_lock(account_id):
+        account = portal.run(check_allowed, account_id, order.source, portal.settings)
         try:
-            request = dialer.start_callback(account, order.source, order.destination, order.mode)
+            request = dialer.start_callback(
+                account, order.source, order.destination, order.mode, trigger
+            )
         except Exception as exc:  # e.g. no switch connected at this moment
-            log.exception("web user %s: the callback could not be started", user.username)
+            log.exception("%s: the callback could not be started", who)
             raise Unavailable(f"the call could not be started: {exc}") from exc
     log.info(
-        "web user %s started callback %s -> %s (%s)",
-        user.username,
+        "%s started callback %s -> %s (%s)",
+        who,
         order.source,
         order.destination,
         order.mode,
         extra={"request_id": request.id},
     )
-    return portal.run(history.request_status, user.account_id, request.id)
+    return request.id
 
 
 def cancel(portal: Portal, user: CurrentUser, request_id: int) -> dict[str, Any]:
     """Hang up both legs of one of the user's live requests; its status snapshot."""
-    request = portal.run(history.owned_request, user.account_id, request_id)
+    hang_up(portal, user.account_id, request_id, f"web user {user.username}")
+    return portal.run(history.request_status, user.account_id, request_id)
+
+
+def hang_up(portal: Portal, account_id: int, request_id: int, who: str) -> None:
+    """Hang up both legs of one of the account's live requests (`who` asks, for the log)."""
+    request = portal.run(history.owned_request, account_id, request_id)
     if request.state not in LIVE:
         raise Conflict(f"callback {request_id} has already ended ({request.state})")
     dialer = portal.require_dialer()
-    if not dialer.cancel(request_id, f"cancelled by web user {user.username}"):
+    if not dialer.cancel(request_id, f"cancelled by {who}"):
         raise Conflict(f"callback {request_id} is not being handled by this server")
-    log.info("web user %s cancelled the callback", user.username, extra={"request_id": request_id})
-    return portal.run(history.request_status, user.account_id, request_id)
+    log.info("%s cancelled the callback", who, extra={"request_id": request_id})

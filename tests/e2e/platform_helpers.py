@@ -35,9 +35,16 @@ def free_port() -> int:
 
 
 def controller_settings(
-    database_url: str, switch_ports: list[int], outbound_port: int, **callback: Any
+    database_url: str,
+    switch_ports: list[int],
+    outbound_port: int,
+    web: dict[str, Any] | None = None,
+    **callback: Any,
 ) -> Settings:
-    """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings."""
+    """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings.
+
+    `web`: the web section (default: the portal off).
+    """
     nodes = [
         {"name": "sim" if i == 0 else f"sim{i + 1}", "port": port, "password": "test-secret"}
         for i, port in enumerate(switch_ports)
@@ -51,7 +58,7 @@ def controller_settings(
             },
             "outbound": {"port": outbound_port},
             "database": {"url": database_url},
-            "web": {"enabled": False},
+            "web": web or {"enabled": False},
             "callback": {
                 "delay_seconds": 0.2,
                 "leg_a_retries": 0,
@@ -194,12 +201,21 @@ class Platform:
 
 
 def start_platform(
-    database_url: str, phones: dict[str, Any], speed: float = 1.0, nodes: int = 1, **callback: Any
+    database_url: str,
+    phones: dict[str, Any],
+    speed: float = 1.0,
+    nodes: int = 1,
+    web: dict[str, Any] | None = None,
+    **callback: Any,
 ) -> Platform:
-    """Simulators (one per FreeSWITCH node) and a controller connected to all of them."""
+    """Simulators (one per FreeSWITCH node) and a controller connected to all of them.
+
+    `web`: the controller's web section, e.g. to run the portal as serve does.
+    """
     outbound_port = free_port()
     sims = [Simulator(simulator_config(outbound_port, phones, speed)).start() for _ in range(nodes)]
-    settings = controller_settings(database_url, [s.port for s in sims], outbound_port, **callback)
+    ports = [s.port for s in sims]
+    settings = controller_settings(database_url, ports, outbound_port, web, **callback)
     service = Service(settings).start()
     for node in service.nodes:
         assert node.wait_connected(5), "controller did not connect to the simulator"
