@@ -22,7 +22,7 @@ from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 import peewee
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import PooledPostgresqlDatabase
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,14 @@ class Migration:
     apply: Callable[[SchemaMigrator, peewee.Database], None]
 
 
+def _index_sms_by_sender(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(migrator.add_index("sms_message", ("source", "created_at"), False))
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [
+    Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
+]
 BASELINE_VERSION = 1
 
 

@@ -233,7 +233,10 @@ class SmsMessage(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("channel", "message_id"), True),)
+        indexes = (
+            (("channel", "message_id"), True),
+            (("source", "created_at"), False),  # the per-sender rate limit (migration 2)
+        )
 
 
 class NumberVerification(BaseModel):

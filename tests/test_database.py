@@ -7,27 +7,28 @@ import pytest
 from playhouse.migrate import migrate
 
 from esl_callback import accounts
-from esl_callback.db import Database, DatabaseError, Migration, database_proxy
+from esl_callback.db import Database, DatabaseError, Migration, database_proxy, latest_version
 from esl_callback.models import Account
 
 
 def test_init_twice_keeps_the_schema_and_its_rows(db: Database) -> None:
     accounts.create_account("alice")
-    assert db.init() == ["schema is up to date (version 1)"]
+    assert db.init() == [f"schema is up to date (version {latest_version()})"]
     assert Account.select().count() == 1
 
 
 def test_upgrade_applies_new_migrations_once_and_keeps_every_row(db: Database) -> None:
     accounts.create_account("alice", default_callback_number="4930123456")
     notes = peewee.TextField(default="")
+    version = latest_version() + 1
     step = Migration(
-        version=2,
+        version=version,
         description="accounts get notes",
         apply=lambda migrator, _db: migrate(migrator.add_column("account", "notes", notes)),
     )
-    assert db.upgrade([step]) == ["applied 2: accounts get notes"]
-    assert db.upgrade([step]) == ["schema is up to date (version 2)"]
-    assert db.schema_version() == 2
+    assert db.upgrade([step]) == [f"applied {version}: accounts get notes"]
+    assert db.upgrade([step]) == [f"schema is up to date (version {version})"]
+    assert db.schema_version() == version
     cursor = db.peewee.execute_sql("SELECT name, notes, default_callback_number FROM account")
     assert cursor.fetchall() == [("alice", "", "4930123456")]
 
@@ -40,8 +41,23 @@ def test_a_failing_migration_leaves_the_version_and_data_as_they_were(db: Databa
         raise RuntimeError("migration bug")
 
     with pytest.raises(RuntimeError):
-        db.upgrade([Migration(version=2, description="broken", apply=broken)])
-    assert db.schema_version() == 1
+        db.upgrade([Migration(version=latest_version() + 1, description="broken", apply=broken)])
+    assert db.schema_version() == latest_version()
+    assert Account.get().name == "alice"
+
+
+def sms_indexes(db: Database) -> set[tuple[str, ...]]:
+    return {tuple(index.columns) for index in db.peewee.get_indexes("sms_message")}
+
+
+def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: Database) -> None:
+    accounts.create_account("alice")
+    assert ("source", "created_at") in sms_indexes(db)  # a new database has it from the start
+    db.peewee.execute_sql("DROP INDEX sms_message_source_created_at")
+    db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
+    assert db.upgrade() == ["applied 2: index SMS by sender and time (the per-sender rate limit)"]
+    assert ("source", "created_at") in sms_indexes(db)
+    assert db.schema_version() == 2
     assert Account.get().name == "alice"
 
 
