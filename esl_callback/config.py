@@ -715,6 +715,8 @@ class WebSettings:
     session_lifetime_seconds: Annotated[int, _integer(60, 90 * 86400)] = 43200
     login_max_failures: Annotated[int, _integer(1, 1000)] = 5
     login_lockout_seconds: Annotated[int, _integer(1, 86400)] = 900
+    # Reverse proxies in front that append X-Forwarded-For / -Proto (0: trust no such header).
+    trusted_proxies: Annotated[int, _integer(0, 5)] = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
@@ -61,6 +62,9 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(operator_api.blueprint)
     app.register_blueprint(pages.blueprint)
+    proxies = settings.web.trusted_proxies
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
 
 
