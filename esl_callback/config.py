@@ -533,6 +533,18 @@ def _is_http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in text
 
 
+def _is_base_url(text: str) -> bool:
+    """An http(s) address with nothing after host:port (no credentials, path or query)."""
+    parts = urlsplit(text)
+    return (
+        _is_http_url(text)
+        and parts.username is None
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
+
+
 def _placeholder(name: str, conversion: str | None, spec: str) -> str:
     return (
         "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
@@ -717,6 +729,18 @@ class WebSettings:
     login_lockout_seconds: Annotated[int, _integer(1, 86400)] = 900
     # Reverse proxies in front that append X-Forwarded-For / -Proto (0: trust no such header).
     trusted_proxies: Annotated[int, _integer(0, 5)] = 0
+    # Where `esl-callback serve`'s portal answers, for `esl-callback web` (the portal run alone)
+    # and `esl-callback call`; None: serve runs with these very settings (web.bind/web.port).
+    controller_url: Annotated[
+        str | None,
+        _optional(
+            _checked(
+                "the http:// or https:// address of esl-callback serve's portal, such as "
+                "http://127.0.0.1:8080 (nothing after the port)",
+                _is_base_url,
+            )
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,15 +1,15 @@
 """The `esl-callback` console entry point.
 
-Commands that run servers (serve, demo, sim, bench) need gevent's monkey patching, and it must
-happen before anything imports `socket` or `threading`: so it is decided here, from the command
-line, before the CLI (and everything it imports) is loaded.
+Commands that run servers (serve, web, demo, sim, bench) need gevent's monkey patching, and it
+must happen before anything imports `socket` or `threading`: so it is decided here, from the
+command line, before the CLI (and everything it imports) is loaded.
 """
 
 from __future__ import annotations
 
 import sys
 
-GEVENT_COMMANDS = frozenset({"serve", "demo", "sim", "bench"})
+GEVENT_COMMANDS = frozenset({"serve", "web", "demo", "sim", "bench"})
 
 
 def main() -> None:

@@ -39,6 +39,19 @@ SUBSCRIBED_EVENTS = (
 )
 
 
+def check_database(db: Database) -> None:
+    """Refuse to run on a database that is unreachable or on another schema version."""
+    db.check()
+    version = db.schema_version()
+    if version is None:
+        raise DatabaseError(f"{db.display_url} is not initialised; run `esl-callback db init`")
+    if version != latest_version():
+        raise DatabaseError(
+            f"{db.display_url} has schema version {version}, this code needs "
+            f"{latest_version()}; run `esl-callback db upgrade`"
+        )
+
+
 class Service:
     """Everything `esl-callback serve` runs, wired together."""
 
@@ -115,18 +128,7 @@ class Service:
         log.info("esl-callback stopped")
 
     def check_database(self) -> None:
-        """Refuse to run on a database that is unreachable or on another schema version."""
-        self.db.check()
-        version = self.db.schema_version()
-        if version is None:
-            raise DatabaseError(
-                f"{self.db.display_url} is not initialised; run `esl-callback db init`"
-            )
-        if version != latest_version():
-            raise DatabaseError(
-                f"{self.db.display_url} has schema version {version}, this code needs "
-                f"{latest_version()}; run `esl-callback db upgrade`"
-            )
+        check_database(self.db)
 
     def start_metrics(self) -> None:
         """Serve /metrics; a port already taken costs the metrics, never the calls."""

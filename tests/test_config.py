@@ -597,3 +597,13 @@ def test_any_data_gives_settings_or_a_config_error(data: dict) -> None:
     except ConfigError as error:
         assert error.messages
         assert all(isinstance(m, str) and m and "\n" not in m for m in error.messages)
+
+
+def test_the_controller_url_is_an_address_with_nothing_after_the_port() -> None:
+    for good in ("http://127.0.0.1:8080", "https://controller.example:8443/", "http://[::1]:80"):
+        web = settings_from_mapping({"web": {"controller_url": good}}, NO_ENV).web
+        assert web.controller_url == good
+    assert settings_from_mapping({}, NO_ENV).web.controller_url is None
+    for bad in ("127.0.0.1:8080", "ftp://host", "http://host:8080/api", "http://u:p@host", 8080):
+        (message,) = mapping_errors({"web": {"controller_url": bad}})
+        assert message.startswith("web.controller_url: expected the http:// or https:// address")

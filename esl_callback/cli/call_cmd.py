@@ -2,9 +2,10 @@
 
 The dialer lives in the running `esl-callback serve`, so the command goes through that process's
 operator API (`web/operator_api.py`) at the web portal's address from the same configuration
-file, proving it is the operator with credentials made from `web.secret`
-(`esl_callback.operator`). It prints one line per status change (`status.summary_line`), read
-from the same live status stream the portal shows; Ctrl-C hangs up both legs.
+file (or `web.controller_url` when set), proving it is the operator with credentials made from
+`web.secret` (`esl_callback.operator`; the client is `esl_callback.operator_client`). It prints
+one line per status change (`status.summary_line`), read from the same live status stream the
+portal shows; Ctrl-C hangs up both legs.
 
 Exit codes: 0 the callback completed; 1 it failed, was busy, not answered or cancelled;
 2 refused or not started (usage, unknown account, bad number, serve not reachable).
@@ -13,26 +14,20 @@ Exit codes: 0 the callback completed; 1 it failed, was busy, not answered or can
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 
-from esl_callback import operator
 from esl_callback.callback.status import summary_line
 from esl_callback.cli.common import json_option
 from esl_callback.config import ConfigError, Settings, load_config
+from esl_callback.operator_client import OperatorClient, Refused, Unreachable, controller_url
 
-API = "/api/v1/operator"
 EXIT_COMPLETED, EXIT_NOT_COMPLETED, EXIT_REFUSED = 0, 1, 2
-REQUEST_TIMEOUT_SECONDS = 15
-STREAM_TIMEOUT_SECONDS = 45  # the stream sends a fresh status at least every 15 s
 RECONNECTS = 3
 
 
@@ -40,107 +35,6 @@ def refuse(message: str) -> NoReturn:
     """Print an error for the operator and exit 2: nothing was started."""
     click.echo(f"error: {message}", err=True)
     sys.exit(EXIT_REFUSED)
-
-
-class Unreachable(Exception):
-    """serve did not answer (not running, wrong port, or it went away)."""
-
-
-class Refused(Exception):
-    """serve answered with an error; `status` is the HTTP status, the message is its message."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-
-
-class Serve:
-    """The operator API of one running `esl-callback serve`."""
-
-    def __init__(self, base_url: str, secret: str) -> None:
-        self.base_url = base_url
-        self.secret = secret
-        # Straight to serve, never through an HTTP proxy from the environment.
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def open(self, method: str, path: str, data: Any = None, timeout: float = 15) -> Any:
-        """The response to a signed request (the caller closes it); Unreachable or Refused."""
-        body = b"" if data is None else json.dumps(data).encode()
-        headers = {"Authorization": operator.sign(self.secret, method, path, body)}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(
-            self.base_url + path, data=body if data is not None else None, method=method
-        )
-        for name, value in headers.items():
-            req.add_header(name, value)
-        try:
-            return self.opener.open(req, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                raise refused(exc) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise Unreachable(str(getattr(exc, "reason", exc))) from None
-
-    def call(self, method: str, path: str, data: Any = None) -> dict[str, Any]:
-        with self.open(method, path, data, REQUEST_TIMEOUT_SECONDS) as response:
-            try:
-                return json.loads(response.read())
-            except (ValueError, OSError, http.client.HTTPException) as exc:
-                raise Unreachable(f"unexpected answer: {exc}") from None
-
-    def start(self, account: str, source: str | None, destination: str, mode: str) -> dict:
-        order = {"account": account, "destination": destination, "mode": mode}
-        if source:
-            order["source"] = source
-        return self.call("POST", f"{API}/requests", order)
-
-    def cancel(self, request_id: int) -> dict[str, Any]:
-        return self.call("POST", f"{API}/requests/{request_id}/cancel", {})
-
-    def events(self, request_id: int) -> Iterator[tuple[str, str]]:
-        """(event name, data) of the request's status stream, until serve closes it."""
-        path = f"{API}/requests/{request_id}/events"
-        with self.open("GET", path, timeout=STREAM_TIMEOUT_SECONDS) as response:
-            try:
-                yield from server_sent_events(response)
-            except (OSError, http.client.HTTPException) as exc:
-                raise Unreachable(str(exc)) from None
-
-
-def refused(exc: urllib.error.HTTPError) -> Refused:
-    try:
-        error = json.loads(exc.read())["error"]
-        return Refused(exc.code, error["message"], error.get("field"))
-    except (ValueError, KeyError, TypeError, OSError, http.client.HTTPException):
-        return Refused(exc.code, f"HTTP {exc.code} {exc.reason}")
-
-
-def server_sent_events(lines: Any) -> Iterator[tuple[str, str]]:
-    """Parse a text/event-stream (bytes lines) into (event, data) pairs."""
-    name, data = "message", []
-    for raw in lines:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", []
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
-
-
-def serve_url(settings: Settings) -> str:
-    """Where the serve using these settings answers: its web portal, from this machine."""
-    web = settings.web
-    host = "127.0.0.1" if web.bind in ("0.0.0.0", "::", "") else web.bind
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{web.port}"
 
 
 def load(config_path: str | None) -> Settings:
@@ -151,7 +45,7 @@ def load(config_path: str | None) -> Settings:
         for message in error.messages:
             click.echo(message, err=True)
         refuse(f"{config_path or '(defaults)'}: the configuration is not valid")
-    if not settings.web.enabled:
+    if not settings.web.enabled and not settings.web.controller_url:
         refuse(
             "web.enabled is false in this configuration: `esl-callback call` goes through the "
             "web API of `esl-callback serve`; enable it (web.bind stays on loopback by default)"
@@ -170,7 +64,9 @@ def change(snap: dict[str, Any]) -> tuple:
     return snap["state"], snap["failure_cause"], snap["cost"], snap["final"], legs
 
 
-def follow(serve: Serve, first: dict[str, Any], show: Callable[[dict], None]) -> dict[str, Any]:
+def follow(
+    serve: OperatorClient, first: dict[str, Any], show: Callable[[dict], None]
+) -> dict[str, Any]:
     """Show each status change of the request until serve ends the stream; the last status."""
     last, seen_end, failures = first, False, 0
     while not seen_end:
@@ -236,8 +132,8 @@ def call(
     With --json the status lines go to stderr and the final status to stdout as JSON.
     """
     settings = load(config_path)
-    url = serve_url(settings)
-    serve = Serve(url, settings.web.secret)
+    url = controller_url(settings)
+    serve = OperatorClient(url, settings.web.secret)
     show = Printer(err=as_json)
 
     def unreachable(reason: object) -> NoReturn:

@@ -20,7 +20,7 @@ from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
 from esl_callback.web import history, inputs
 from esl_callback.web.auth import CurrentUser
-from esl_callback.web.errors import Conflict, Forbidden, Invalid, TooMany, Unavailable
+from esl_callback.web.errors import Conflict, Forbidden, Invalid, TooMany, Unavailable, WebError
 from esl_callback.web.portal import Portal
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,8 @@ def place(
             request = dialer.start_callback(
                 account, order.source, order.destination, order.mode, trigger
             )
+        except WebError:  # an answer meant for the user (e.g. a portal run alone: serve's)
+            raise
         except Exception as exc:  # e.g. no switch connected at this moment
             log.exception("%s: the callback could not be started", who)
             raise Unavailable(f"the call could not be started: {exc}") from exc
@@ -135,12 +137,17 @@ def cancel(portal: Portal, user: CurrentUser, request_id: int) -> dict[str, Any]
     return portal.run(history.request_status, user.account_id, request_id)
 
 
-def hang_up(portal: Portal, account_id: int, request_id: int, who: str) -> None:
-    """Hang up both legs of one of the account's live requests (`who` asks, for the log)."""
+def hang_up(
+    portal: Portal, account_id: int, request_id: int, who: str, reason: str | None = None
+) -> None:
+    """Hang up both legs of one of the account's live requests (`who` asks, for the log).
+
+    `reason` is stored with the request (default: cancelled by `who`).
+    """
     request = portal.run(history.owned_request, account_id, request_id)
     if request.state not in LIVE:
         raise Conflict(f"callback {request_id} has already ended ({request.state})")
     dialer = portal.require_dialer()
-    if not dialer.cancel(request_id, f"cancelled by {who}"):
+    if not dialer.cancel(request_id, reason or f"cancelled by {who}"):
         raise Conflict(f"callback {request_id} is not being handled by this server")
     log.info("%s cancelled the callback", who, extra={"request_id": request_id})

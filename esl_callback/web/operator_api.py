@@ -11,6 +11,11 @@ dialer lives in the serve process. Every request carries an operator credential 
 * `GET /operator/requests/{id}` and `GET /operator/requests/{id}/events` give its status, the
   latter as the same Server-Sent Events stream the portal follows.
 * `POST /operator/requests/{id}/cancel` hangs up both legs.
+* `POST /operator/numbers/verifications/{id}/call` calls the number of a pending number
+  verification (`verification.place_call`, as the portal does right after storing it).
+
+`esl-callback web` (the portal run alone) places its calls through this API as well
+(`web.remote_dialer`): it sends `trigger: web` and the cancel's `reason`.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from esl_callback import accounts, operator
 from esl_callback.models import Account, CallbackRequest
-from esl_callback.web import callbacks, history, sse
+from esl_callback.web import callbacks, history, inputs, sse, verification
 from esl_callback.web.api import PREFIX, body
-from esl_callback.web.errors import Forbidden, NotFound, Unauthorised
+from esl_callback.web.errors import Forbidden, Invalid, NotFound, Unauthorised
 from esl_callback.web.portal import portal
 
 WHO = "the operator (esl-callback call)"
+WHO_FOR = {"cli": WHO, "web": "a portal run alone (esl-callback web)"}
+# Who may be named as a request's trigger here: the command line, or a portal run alone.
+TRIGGERS = ("cli", "web")  # see WHO_FOR
 NONCES = "esl_callback_operator_nonces"
 
 blueprint = Blueprint("operator", __name__, url_prefix=f"{PREFIX}/operator")
@@ -81,10 +89,13 @@ def account_of(request_id: int) -> int:
 @blueprint.post("/requests")
 def start_callback() -> Any:
     data = body()
+    trigger = data.get("trigger", "cli")
+    if trigger not in TRIGGERS:
+        raise Invalid(f"trigger: one of {', '.join(TRIGGERS)}", field="trigger")
     account = portal().run(find_account, data.get("account"))
     order = callbacks.read_order(data, account.default_callback_number, portal().settings.numbers)
     try:
-        request_id = callbacks.place(portal(), account.id, order, WHO, trigger="cli")
+        request_id = callbacks.place(portal(), account.id, order, WHO_FOR[trigger], trigger)
     except Forbidden as exc:
         if exc.field != "source":
             raise
@@ -112,6 +123,16 @@ def request_events(request_id: int) -> Any:
 
 @blueprint.post("/requests/<int:request_id>/cancel")
 def cancel_request(request_id: int) -> Any:
+    data = request.get_json(silent=True)
+    raw = data.get("reason") if isinstance(data, dict) else None
+    reason = inputs.text(raw, "reason", "reason", max_length=128, required=False) or None
     account_id = portal().run(account_of, request_id)
-    callbacks.hang_up(portal(), account_id, request_id, WHO)
+    callbacks.hang_up(portal(), account_id, request_id, WHO, reason)
     return jsonify(portal().run(history.request_status, account_id, request_id))
+
+
+@blueprint.post("/numbers/verifications/<int:verification_id>/call")
+def call_verification(verification_id: int) -> Any:
+    account_id = portal().run(verification.owner_of, verification_id)
+    called = verification.place_call(portal(), account_id, verification_id)
+    return jsonify(verification.describe(called))

@@ -23,7 +23,7 @@ from esl_callback.callback.status import iso, request_failure_words
 from esl_callback.db import database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
 from esl_callback.models import NumberVerification as Verification
-from esl_callback.web.errors import Conflict, NotFound, TooMany
+from esl_callback.web.errors import Conflict, NotFound, TooMany, Unavailable, WebError
 from esl_callback.web.portal import Portal
 
 log = logging.getLogger(__name__)
@@ -76,16 +76,45 @@ def start(account_id: int, digits: str) -> Verification:
 
 def begin(portal: Portal, account_id: int, digits: str) -> Verification:
     """Store a verification of `digits` and have the dialer call it to ask for the code."""
-    dialer = portal.require_dialer()
+    portal.require_dialer()
     started = portal.run(start, account_id, digits)
+    return place_call(portal, account_id, started.id)
+
+
+def place_call(portal: Portal, account_id: int, verification_id: int) -> Verification:
+    """Have the dialer call the number of one of the account's pending verifications.
+
+    The portal does it right after `start`; the operator API does it for a portal run alone
+    (`esl-callback web`), whose dialer is serve's (`web.remote_dialer`).
+    """
+    dialer = portal.require_dialer()
+    pending = portal.run(owned, account_id, verification_id)
+    if pending.status != Verification.PENDING or utcnow() > pending.expires_at:
+        raise Conflict(
+            f"number verification {verification_id} is no longer waiting for its call; start a "
+            "new one"
+        )
     owner = portal.run(Account.get_by_id, account_id)
     try:
-        call = dialer.verify_number(owner, digits, started.code)
+        call = dialer.verify_number(owner, pending.number, pending.code)
     except Exception as exc:
-        portal.run(could_not_call, started.id, f"the call could not be started: {exc}")
-        raise
-    portal.run(calling, started.id, call.id)
-    return portal.run(settle, account_id, started.id)
+        known = isinstance(exc, WebError)
+        reason = exc.message if known else f"the call could not be started: {exc}"
+        portal.run(could_not_call, pending.id, reason)
+        if known:
+            raise
+        log.exception("number verification %s: the call could not be started", pending.id)
+        raise Unavailable(reason) from exc
+    portal.run(calling, pending.id, call.id)
+    return portal.run(settle, account_id, pending.id)
+
+
+def owner_of(verification_id: int) -> int:
+    """The account a verification belongs to (run through Database.run)."""
+    found = Verification.get_or_none(Verification.id == verification_id)
+    if found is None:
+        raise NotFound(f"no number verification {verification_id}")
+    return found.account_id
 
 
 def calling(verification_id: int, request_id: int) -> None:
