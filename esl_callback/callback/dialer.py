@@ -351,6 +351,9 @@ class Dialer:
         gevent.killall(greenlets, block=True, timeout=2)
         self.flows.clear()
 
+    def follow(self, request_id: int) -> None:
+        """Nothing to do: every change of every request this dialer runs reaches `listeners`."""
+
     def cancel(self, request_id: int, reason: str = "cancelled") -> bool:
         """Hang up both legs of a live request (web cancel button)."""
         flow = self.flows.get(request_id)

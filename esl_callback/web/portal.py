@@ -29,6 +29,9 @@ class CallStarter(Protocol):
 
     def cancel(self, request_id: int, reason: str = "cancelled") -> bool: ...
 
+    def follow(self, request_id: int) -> None:
+        """Make sure the live request's changes reach `listeners` (a page is watching it)."""
+
     def verify_number(self, account: Account, number: str, code: str) -> CallbackRequest: ...
 
 

@@ -42,6 +42,8 @@ def status_events(
         ended_at: float | None = None
         while True:
             snap = portal.run(history.request_status, account_id, request_id)
+            if snap["live"] and portal.dialer is not None:
+                portal.dialer.follow(request_id)
             yield event("status", render(snap))
             if snap["final"]:
                 break

@@ -214,6 +214,21 @@ def test_a_callback_and_a_number_check_placed_through_the_alone_portal(
     p.wait_idle()
 
 
+def test_a_call_the_alone_portal_did_not_place_is_followed_live_when_a_page_watches_it(
+    platform, alone_portal
+) -> None:
+    p = start_serve(platform)
+    alone = alone_portal(p.service.settings.web.port)
+    alice = Account.get(Account.name == "alice")
+    started = p.service.dialer.start_callback(alice, SOURCE, FRIEND, "source_first", "cli")
+
+    states = [data["state"] for name, data in alone.events(started.id) if name == "status"]
+
+    assert "bridged" in states  # relayed from serve as it happened, not seen on a heartbeat
+    assert states[-1] == "completed"
+    p.wait_idle()
+
+
 def test_a_callback_is_cancelled_through_the_alone_portal(platform, alone_portal) -> None:
     p = start_serve(platform)
     alone = alone_portal(p.service.settings.web.port)
