@@ -78,3 +78,29 @@ def test_python_dash_m_runs_the_cli_with_real_exit_codes(tmp_path: Path) -> None
     )
     assert bad.returncode == 1
     assert "no account named 'ghost'" in bad.stderr
+
+
+def test_commands_take_the_database_from_the_configuration_serve_runs_with(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    served, other = tmp_path / "served.db", tmp_path / "other.db"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database:\n  url: sqlite:///{served}\n")
+    for db in (served, other):
+        assert runner.invoke(main, ["db", "init", "--database", f"sqlite:///{db}"]).exit_code == 0
+    assert runner.invoke(main, ["account", "add", "alice", "-c", str(config)]).exit_code == 0
+
+    listed = runner.invoke(main, ["account", "list", "--json", "-c", str(config)])
+    assert [a["name"] for a in json.loads(listed.output)] == ["alice"]
+    # An explicit --database still wins over the file.
+    elsewhere = ["account", "list", "--json", "-c", str(config), "--database", f"sqlite:///{other}"]
+    assert json.loads(runner.invoke(main, elsewhere).output) == []
+
+
+def test_a_bad_configuration_file_is_reported_with_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("database:\n  url: mysql://nope\n")
+    result = CliRunner().invoke(main, ["account", "list", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "database.url" in result.output and "(line 2)" in result.output

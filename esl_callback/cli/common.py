@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from esl_callback.config import ConfigError, load_config
 from esl_callback.db import Database, DatabaseError
 
 DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
@@ -17,15 +18,38 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def database_option(fn: F) -> F:
-    """`--database URL` (env ESL_CALLBACK_DATABASE_URL, default sqlite:///esl-callback.db)."""
-    return click.option(
+    """`--database URL`, else env ESL_CALLBACK_DATABASE_URL, else `database.url` of the
+    configuration file given with `-c` (the one serve runs with), else sqlite:///esl-callback.db.
+    """
+    database = click.option(
         "--database",
         "database_url",
         envvar="ESL_CALLBACK_DATABASE_URL",
         default=DEFAULT_DATABASE_URL,
         show_default=True,
         help="Database URL: sqlite:///FILE or postgresql://USER@HOST/DB.",
-    )(fn)
+    )
+    config = click.option(
+        "-c",
+        "--config",
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=_database_from_config,
+        help="Take the database from this configuration file (database.url).",
+    )
+    return config(database(fn))
+
+
+def _database_from_config(ctx: click.Context, _param: click.Parameter, path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        settings = load_config(path)
+    except ConfigError as error:
+        message = str(error)
+        fail(message if path in message else f"{path}: {message}")
+    ctx.default_map = {**(ctx.default_map or {}), "database_url": settings.database.url}
 
 
 def json_option(fn: F) -> F:
