@@ -1,4 +1,8 @@
-"""Fixtures for the portal and API tests: the Flask app on a real database, users, a dialer."""
+"""Fixtures for the portal and API tests: the platform on a real database, users.
+
+Every test that uses the portal gets the real thing: the controller serving it, with its dialer
+connected over real sockets to the FreeSWITCH simulator and its virtual phones (`web_helpers`).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,22 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import PASSWORD, RecordingDialer, User, api_token, login, web_settings
+from web_helpers import (
+    ALICE_PHONE,
+    BOB_PHONE,
+    PASSWORD,
+    User,
+    WebPlatform,
+    api_token,
+    german_rates,
+    login,
+    start_platform,
+)
 
 from esl_callback import accounts
 from esl_callback.callback import billing
-from esl_callback.config import Settings
 from esl_callback.db import Database
 from esl_callback.models import Account
-from esl_callback.web import create_app
 
 
 @pytest.fixture
@@ -26,20 +38,30 @@ def web_db(db: Database) -> Database:
 
 
 @pytest.fixture
-def dialer(web_db: Database) -> RecordingDialer:
-    return RecordingDialer(web_db)
+def platform_with(web_db: Database) -> Iterator[Callable[..., WebPlatform]]:
+    """Start simulator + controller + portal; settings sections and phones may be given."""
+    started: list[WebPlatform] = []
+
+    def start_one(phones: dict[str, Any] | None = None, **sections: Any) -> WebPlatform:
+        running = start_platform(web_db.url, phones, **sections)
+        started.append(running)
+        return running
+
+    german_rates()
+    yield start_one
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return web_settings()
+def platform(platform_with: Callable[..., WebPlatform]) -> WebPlatform:
+    """The platform with the standard phones and settings."""
+    return platform_with()
 
 
 @pytest.fixture
-def app(web_db: Database, settings: Settings, dialer: RecordingDialer) -> Flask:
-    app = create_app(settings, web_db, dialer)
-    app.testing = True
-    return app
+def app(platform: WebPlatform) -> Flask:
+    return platform.app
 
 
 @pytest.fixture
@@ -55,7 +77,7 @@ def make_user(web_db: Database) -> Callable[..., User]:
         name: str = "alice",
         *,
         balance: str = "10",
-        number: str | None = "4930111111",
+        number: str | None = ALICE_PHONE,
         token: bool = True,
         **fields: Any,
     ) -> User:
@@ -78,7 +100,7 @@ def alice(make_user: Callable[..., User]) -> User:
 
 @pytest.fixture
 def bob(make_user: Callable[..., User]) -> User:
-    return make_user("bob", number="4930222222")
+    return make_user("bob", number=BOB_PHONE)
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import PASSWORD, RecordingDialer, User, csrf_from, login, web_settings
+from web_helpers import PASSWORD, User, WebPlatform, csrf_from, login, web_settings
 
 from esl_callback.db import Database
 from esl_callback.hashing import hash_password
@@ -304,8 +304,8 @@ def test_pages_and_api_answers_carry_security_headers(client: FlaskClient, alice
         assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_a_portal_without_a_secret_still_logs_in(web_db: Database, alice: User) -> None:
-    settings = web_settings(web={"secret": ""})
-    app: Flask = create_app(settings, web_db, RecordingDialer(web_db))
-    client = app.test_client()
+def test_a_portal_without_a_secret_still_logs_in(
+    platform_with: Callable[..., WebPlatform], alice: User
+) -> None:
+    client = platform_with(web={"secret": ""}).client()
     assert login(client, alice)

@@ -1,5 +1,6 @@
 """The portal over real sockets: gevent's WSGI server with TCP_NODELAY, live status to two tabs.
 
+The server is the one the controller starts (`web_helpers.start_platform`), as `serve` runs it.
 Clients run in real threads (blocking sockets) while this thread's gevent hub serves them.
 """
 
@@ -8,19 +9,15 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gevent
 import gevent.socket
 import pytest
 from flask import Flask
-from web_helpers import RecordingDialer, User
+from web_helpers import SILENT, User, WebPlatform
 
-from esl_callback.callback import requests
-from esl_callback.callback.requests import State
-from esl_callback.models import Leg
-from esl_callback.web import serve_web
 from esl_callback.web.server import NoDelayWSGIServer
 
 
@@ -30,10 +27,9 @@ def in_thread(fn: Callable[..., Any], *args: Any) -> gevent.event.AsyncResult:
 
 
 @pytest.fixture
-def server(app: Flask) -> Iterator[Any]:
-    running = serve_web(app, "127.0.0.1", 0)
-    yield running
-    running.stop(timeout=1)
+def server(platform: WebPlatform) -> Any:
+    """The controller's web server."""
+    return platform.service.web_server
 
 
 def keep_alive_gets(port: int, path: str, headers: dict[str, str], count: int) -> list[int]:
@@ -96,31 +92,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def test_two_tabs_following_one_request_see_the_same_changes_live(
-    app: Flask, server: Any, alice: User, dialer: RecordingDialer
+    platform_with: Callable[..., WebPlatform], alice: User
 ) -> None:
-    request = dialer.start_callback(alice.account, "4930111111", "4940222222", "simultaneous")
-    path = f"/api/v1/requests/{request.id}/events"
-    tabs = [in_thread(follow, server.server_port, path, alice.auth) for _ in range(2)]
-    hub = app.extensions["esl_callback"].hub
-    wait_for(lambda: hub.subscriber_count(request.id) == 2)
-
-    requests.advance(request.id, State.CALLING_SOURCE)
-    for role, number in (("a", "4930111111"), ("b", "4940222222")):
-        Leg.create(request=request.id, leg=role, uuid=f"leg-{role}", number=number, state="ringing")
-    dialer.notify(request.id)
-    gevent.sleep(0.1)
-    for uuid, cause in (("leg-b", "USER_BUSY"), ("leg-a", "NORMAL_CLEARING")):
-        Leg.update(state="hung_up", hangup_cause=cause, billed=True, billsec=0, cost=0).where(
-            Leg.uuid == uuid
-        ).execute()
-    requests.finish(request.id, State.FAILED, failure_cause="USER_BUSY")
-    dialer.notify(request.id)
+    platform = platform_with(callback={"originate_timeout_seconds": 5})
+    response = platform.client().post(
+        "/api/v1/requests", json={"destination": SILENT}, headers=alice.auth
+    )
+    request_id = response.json["id"]
+    path = f"/api/v1/requests/{request_id}/events"
+    tabs = [in_thread(follow, platform.port, path, alice.auth) for _ in range(2)]
+    hub = platform.app.extensions["esl_callback"].hub
+    wait_for(lambda: hub.subscriber_count(request_id) == 2)
 
     seen = [tab.get(timeout=20) for tab in tabs]
     for snapshots in seen:
         states = [(s["state"], [leg["status"] for leg in s["legs"]]) for s in snapshots]
-        assert states[0] == ("queued", ["queued", "queued"])
-        assert ("calling_source", ["ringing", "ringing"]) in states
-        assert states[-1] == ("failed", ["hung_up", "busy"])
-    assert [s["legs"] for s in seen[0]][-1] == [s["legs"] for s in seen[1]][-1]
-    wait_for(lambda: hub.subscriber_count(request.id) == 0)
+        assert ("calling_destination", ["answered", "ringing"]) in states
+        assert states[-1] == ("failed", ["hung_up", "no_answer"])
+    assert seen[0][-1]["legs"] == seen[1][-1]["legs"]
+    wait_for(lambda: hub.subscriber_count(request_id) == 0)

@@ -1,34 +1,36 @@
-"""Settings: the default callback number, and adding numbers only after proving ownership."""
+"""Settings: the default callback number, and adding numbers only after proving ownership.
+
+Ownership is proven by a real call: the platform calls the number on the simulator, and the
+person at that phone (the test, through `web_helpers.Switch.key`) keys the code the portal shows.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask.testing import FlaskClient
-from web_helpers import RecordingDialer, User, web_settings
+from web_helpers import MISSING, NEW_PHONE, User, WebPlatform, wait_until_ended, web_settings
 
-from esl_callback.callback import requests
-from esl_callback.callback.requests import State
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId, NumberVerification
 from esl_callback.web import create_app, verification
+
+CODE_ON_PAGE = re.compile(r'<p class="code" aria-label="Code ([0-9 ]+)">(\d+)</p>')
 
 
 def verify(client: FlaskClient, user: User, number: str):
     return client.post("/api/v1/numbers/verifications", json={"number": number}, headers=user.auth)
 
 
-def code_keyed(request_id: int) -> None:
-    """End a verification call as the dialer does when the keyed digits match the code.
+def answer_and_key(platform: WebPlatform, number: str, digits: str) -> None:
+    """The person at phone `number` answers, hears the prompt and keys `digits` and #."""
+    platform.switch.wait_for_prompt(number)
+    platform.switch.key(number, f"{digits}#")
 
-    The call goes calling_source -> in_ivr -> completed (the last step needs the state machine's
-    in_ivr -> completed transition, asked of the dialer's owner; written directly until then).
-    """
-    requests.advance(request_id, State.CALLING_SOURCE)
-    requests.advance(request_id, State.IN_IVR)
-    CallbackRequest.update(state=State.COMPLETED, ended_at=utcnow()).where(
-        CallbackRequest.id == request_id
-    ).execute()
+
+def nothing_was_called(platform: WebPlatform) -> bool:
+    return CallbackRequest.select().count() == 0 and platform.switch.channels() == []
 
 
 def own_numbers(account: Account) -> list[str]:
@@ -65,54 +67,68 @@ def test_a_number_is_removed_but_never_the_default_one(
     assert own_numbers(bob.account) == ["4930222222"]
 
 
-def test_a_verified_call_adds_the_number(
-    client: FlaskClient, alice: User, dialer: RecordingDialer
+def test_the_number_is_added_once_its_phone_keys_the_code_shown(
+    client: FlaskClient, alice: User, platform: WebPlatform
 ) -> None:
     started = verify(client, alice, "+49 89 1234567")
     assert started.status_code == 201
     check = started.json
-    assert (check["number"], check["status"]) == ("49891234567", "calling")
-    assert check["code"] == dialer.codes["49891234567"]
+    assert (check["number"], check["status"]) == (NEW_PHONE, "calling")
     assert len(check["code"]) == 6 and check["code"].isdigit()
-    assert "49891234567" not in own_numbers(alice.account)
-    code_keyed(check["request_id"])
+    assert NEW_PHONE not in own_numbers(alice.account)
+    answer_and_key(platform, NEW_PHONE, check["code"])
+    assert wait_until_ended(check["request_id"])["state"] == "completed"
     settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
     assert (settled["status"], settled["code"]) == ("verified", None)
-    added = CallerId.get(CallerId.number == "49891234567")
+    added = CallerId.get(CallerId.number == NEW_PHONE)
     assert added.account_id == alice.account.id and added.verified_at is not None
+    assert platform.switch.wait_for_hangup(NEW_PHONE) == "NORMAL_CLEARING"
 
 
 def test_a_wrong_code_adds_nothing_and_says_why(
-    client: FlaskClient, alice: User, dialer: RecordingDialer
+    client: FlaskClient, alice: User, platform: WebPlatform
 ) -> None:
-    check = verify(client, alice, "49891234567").json
-    requests.finish(check["request_id"], State.FAILED, failure_cause="WRONG_CODE")
+    check = verify(client, alice, NEW_PHONE).json
+    wrong = "".join(str((int(digit) + 1) % 10) for digit in check["code"])
+    answer_and_key(platform, NEW_PHONE, wrong)
+    assert wait_until_ended(check["request_id"])["failure_cause"] == "WRONG_CODE"
     settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
     assert (settled["status"], settled["failure"]) == ("failed", "the code keyed was wrong")
-    assert "49891234567" not in own_numbers(alice.account)
+    assert NEW_PHONE not in own_numbers(alice.account)
+
+
+def test_a_verification_call_that_cannot_reach_the_phone_says_why(
+    client: FlaskClient, alice: User
+) -> None:
+    check = verify(client, alice, MISSING).json
+    wait_until_ended(check["request_id"])
+    settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
+    assert (settled["status"], settled["failure"]) == ("failed", "number does not exist")
+    assert MISSING not in own_numbers(alice.account)
 
 
 def test_a_number_of_another_account_or_already_own_cannot_be_verified(
-    client: FlaskClient, alice: User, bob: User, dialer: RecordingDialer
+    client: FlaskClient, alice: User, bob: User, platform: WebPlatform
 ) -> None:
-    mine = verify(client, alice, "4930111111")
+    mine = verify(client, alice, alice.account.default_callback_number)
     assert mine.status_code == 409
     assert mine.json["error"]["message"] == "4930111111 is already one of your numbers"
-    theirs = verify(client, alice, "4930222222")
+    theirs = verify(client, alice, bob.account.default_callback_number)
     assert theirs.status_code == 409
     assert theirs.json["error"]["message"] == "4930222222 cannot be added to this account"
-    assert dialer.codes == {}
+    assert nothing_was_called(platform)
 
 
 def test_verification_calls_are_limited_per_hour(
-    client: FlaskClient, alice: User, dialer: RecordingDialer
+    client: FlaskClient, alice: User, platform: WebPlatform
 ) -> None:
     for number in ("49891111111", "49892222222", "49893333333"):
         assert verify(client, alice, number).status_code == 201
     refused = verify(client, alice, "49894444444")
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "3600"
-    assert "49894444444" not in dialer.codes
+    assert CallbackRequest.select().where(CallbackRequest.source == "49894444444").count() == 0
+    assert "loopback/49894444444-a" not in platform.switch.hangups
 
 
 def test_a_verification_without_its_call_expires(
@@ -150,27 +166,30 @@ def test_a_bad_number_to_verify_gets_a_clear_message(client: FlaskClient, alice:
 
 
 def test_the_settings_pages_verify_a_number_and_pick_the_default(
-    client: FlaskClient, logged_in: str, dialer: RecordingDialer
+    client: FlaskClient, logged_in: str, platform: WebPlatform
 ) -> None:
     started = client.post(
         "/settings/numbers", data={"new_number": "089 1234567", "csrf_token": logged_in}
     )
     assert started.status_code == 302
     waiting = client.get(started.headers["Location"])
-    code = dialer.codes["49891234567"]
-    assert f'<p class="code" aria-label="Code {" ".join(code)}">{code}</p>' in waiting.text
+    shown = CODE_ON_PAGE.search(waiting.text)
+    assert shown, "no code on the page"
+    spoken, code = shown.groups()
+    assert spoken == " ".join(code)
     assert "data-reload-on-end" in waiting.text
-    check = NumberVerification.get(NumberVerification.number == "49891234567")
-    code_keyed(check.request_id)
+    answer_and_key(platform, NEW_PHONE, code)
+    check = NumberVerification.get(NumberVerification.number == NEW_PHONE)
+    wait_until_ended(check.request_id)
     done = client.get(started.headers["Location"])
-    assert "49891234567 is now one of your numbers." in done.text
+    assert f"{NEW_PHONE} is now one of your numbers." in done.text
     chosen = client.post(
-        "/settings/default-number", data={"number": "49891234567", "csrf_token": logged_in}
+        "/settings/default-number", data={"number": NEW_PHONE, "csrf_token": logged_in}
     )
     assert chosen.headers["Location"] == "/settings"
     page = client.get("/settings")
-    assert "Calls will now ring 49891234567 by default." in page.text
-    assert '<option value="49891234567" selected>' in page.text
+    assert f"Calls will now ring {NEW_PHONE} by default." in page.text
+    assert f'<option value="{NEW_PHONE}" selected>' in page.text
 
 
 def test_the_settings_page_shows_a_refused_number_on_its_field(
