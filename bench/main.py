@@ -72,6 +72,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     add("--web-users", type=int, default=50, help="Web users (API tokens) posting callbacks.")
     add("--skip-web", action="store_true", help="No web (HTTP API) callbacks.")
     add("--skip-plain", action="store_true", help="No plain greenswitch comparison.")
+    add(
+        "--only",
+        help="Only these targets, comma-separated: phone, web (esl-callback), plain (greenswitch).",
+    )
     add("--directory", help="Where configs, logs and the database go (default test-artifacts/).")
     add("--output", help="JSON results file (default: DIRECTORY/results.json).")
     add("--probe-rate", type=float, default=10, help="Callbacks/s while the held calls are up.")
@@ -84,6 +88,17 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         args.rates = sorted({*args.rates, args.latency_rate})
     if not 1 <= args.concurrency <= 10_000:
         parser.error("--concurrency must be 1 to 10000")
+    args.targets = ["phone", "web", "plain"]
+    if args.skip_web:
+        args.targets.remove("web")
+    if args.skip_plain:
+        args.targets.remove("plain")
+    if args.only:
+        only = [t.strip() for t in args.only.split(",") if t.strip()]
+        unknown = set(only) - {"phone", "web", "plain"}
+        if unknown or not only:
+            parser.error("--only takes phone, web and/or plain")
+        args.targets = [t for t in args.targets if t in only]
     return args
 
 
@@ -182,9 +197,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         serve = [*esl_callback_command(), "serve", "-c", str(controller_config)]
         metrics_url = f"http://127.0.0.1:{ports.metrics}/metrics"
-        kinds = [("esl-callback (phone)", "phone")]
-        if not args.skip_web:
-            kinds.append(("esl-callback (web API)", "web"))
+        kinds = [
+            (name, kind)
+            for name, kind in (("esl-callback (phone)", "phone"), ("esl-callback (web API)", "web"))
+            if kind in args.targets
+        ]
         for name, kind in kinds:  # a fresh process each: its memory is its own calls'
             controller = runner.launch("controller", serve, ports.metrics)
             wait_connected(metrics_url)
@@ -192,7 +209,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             target = Target(name, kind, controller, metrics_url, database, web)
             results.append(measure(bench, target, args, runner.probe))
             runner.stop(controller)
-        if not args.skip_plain:
+        if "plain" in args.targets:
             plain = runner.launch("plain-greenswitch", plain_command(ports), ports.outbound)
             target = Target("plain greenswitch (phone)", "phone", plain)
             results.append(measure(bench, target, args, runner.probe))

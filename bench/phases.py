@@ -30,6 +30,7 @@ from esl_callback.models import CallbackRequest, Leg
 log = logging.getLogger(__name__)
 
 P = metrics.PREFIX
+IDLE_SECONDS = 2.0  # s: how long the held calls are left alone to measure the switch's CPU
 SETUP_LIMIT = 1.0  # s: a step whose p99 trigger-to-originate exceeds this is falling behind
 
 
@@ -65,6 +66,7 @@ class Step:
     offered: int = 0
     completed: int = 0
     failures: dict[str, int] = field(default_factory=dict)
+    failed_examples: list[dict[str, Any]] = field(default_factory=list)  # a few, for diagnosis
     elapsed: float = 0.0  # from the first trigger until the last call ended
     setup_ms: dict[str, float | None] = field(default_factory=dict)
     bridge_ms: dict[str, float | None] = field(default_factory=dict)
@@ -72,10 +74,12 @@ class Step:
     esl_messages: int | None = None
     controller_cpu_percent: float = 0.0
     simulator_cpu_percent: float = 0.0
+    simulator_cpu_seconds: float = 0.0
     load_cpu_percent: float = 0.0
     event_backlog_peak: int | None = None
     event_lag_ms_p99: float | None = None
     http_response_ms: dict[str, float | None] | None = None
+    switch_api_ms: dict[str, float | None] | None = None  # `api uptime` round trips (the load's)
 
     @property
     def failed(self) -> int:
@@ -87,6 +91,13 @@ class Step:
         if not self.completed:
             return None
         return round(1000 * self.controller_cpu_seconds / self.completed, 2)
+
+    @property
+    def simulator_cpu_ms_per_callback(self) -> float | None:
+        """Simulator CPU over the step, per completed callback."""
+        if not self.completed:
+            return None
+        return round(1000 * self.simulator_cpu_seconds / self.completed, 2)
 
     @property
     def esl_messages_per_callback(self) -> float | None:
@@ -106,6 +117,7 @@ class Step:
             "failed": self.failed,
             "sustained": self.sustained,
             "controller_cpu_ms_per_callback": self.controller_cpu_ms_per_callback,
+            "simulator_cpu_ms_per_callback": self.simulator_cpu_ms_per_callback,
             "esl_messages_per_callback": self.esl_messages_per_callback,
         }
 
@@ -166,13 +178,15 @@ class Bench:
             result.http_response_ms = percentiles(target.web.response_seconds)
             target.web.response_seconds.clear()
         log.info(
-            "%s: %g/s -> %d of %d completed, setup p99 %s ms, %s ms CPU per callback",
+            "%s: %g/s -> %d of %d completed, setup p99 %s ms, %s ms CPU per callback"
+            " (simulator %s ms)",
             target.name,
             rate,
             result.completed,
             result.offered,
             result.setup_ms.get("p99"),
             result.controller_cpu_ms_per_callback,
+            result.simulator_cpu_ms_per_callback,
         )
         return result
 
@@ -210,6 +224,10 @@ class Bench:
         up = sum(1 for c in held if c.bridged and not c.ended)
         setup_seconds = time.monotonic() - started
         gevent.sleep(1)
+        idle_began, simulator_before = time.monotonic(), self.simulator.usage()
+        gevent.sleep(IDLE_SECONDS)  # nothing happens: what do the held calls cost the switch?
+        simulator_idle = self.simulator.usage().cpu - simulator_before.cpu
+        idle_seconds = time.monotonic() - idle_began
         during = target.controller.usage()
         probe = self.step(target, probe_rate, probe_seconds)
         still_up = sum(1 for c in held if c.bridged and not c.ended)
@@ -229,6 +247,8 @@ class Bench:
             "controller_rss_before_mb": round(before.rss / 2**20, 1),
             "controller_rss_held_mb": round(during.rss / 2**20, 1),
             "rss_per_call_kb": round((during.rss - before.rss) / max(up, 1) / 1024, 1),
+            "simulator_cpu_percent_held_idle": round(100 * simulator_idle / idle_seconds, 1),
+            "simulator_rss_held_mb": round(self.simulator.usage().rss / 2**20, 1),
             "completed_and_billed": result.completed,
             "failures": result.failures,
             "probe": probe.as_json(),
@@ -246,6 +266,8 @@ class Bench:
                 result.completed += 1
             else:
                 failures[reason] += 1
+                if len(result.failed_examples) < 5:
+                    result.failed_examples.append(example(call, reason))
         result.failures = dict(failures.most_common(8))
         result.setup_ms = percentiles([s for c in calls if (s := c.setup_seconds) is not None])
         result.bridge_ms = percentiles([s for c in calls if (s := c.bridge_seconds) is not None])
@@ -258,6 +280,10 @@ def failure_reason(call: Call, records: dict[str, tuple[str, str, int]] | None) 
     if call.a_created is None:
         return "leg A never originated"
     if call.bridged is None:
+        if call.b_uuid is None:
+            return "never bridged: leg B never originated"
+        if call.b_answered is None:
+            return "never bridged: leg B never answered"
         return "never bridged"
     if not call.completed:
         return "legs not hung up"
@@ -269,6 +295,23 @@ def failure_reason(call: Call, records: dict[str, tuple[str, str, int]] | None) 
     if billed != 2:
         return f"{billed} of 2 CDRs billed"
     return None
+
+
+def example(call: Call, reason: str) -> dict[str, Any]:
+    """A failed call: why, and its times in ms after the trigger."""
+
+    def after(stamp: float | None) -> float | None:
+        return None if stamp is None else round(1000 * (stamp - call.started), 1)
+
+    return {
+        "source": call.source,
+        "reason": reason,
+        "error": call.error,
+        "a_created_ms": after(call.a_created),
+        "b_answered_ms": after(call.b_answered),
+        "bridged_ms": after(call.bridged),
+        "ended": sorted(call.ended),
+    }
 
 
 def billing_records(
@@ -327,6 +370,8 @@ class Window:
         self.scrape: metrics.Snapshot | None = None
 
     def __enter__(self) -> Window:
+        self.round_trips: list[float] = []
+        self.prober = gevent.spawn(self._probe_switch)
         self.began = time.monotonic()
         self.controller = self.target.controller.usage()
         self.simulator = self.bench.simulator.usage()
@@ -335,17 +380,31 @@ class Window:
             self.scrape = metrics.scrape(self.target.metrics_url)
         return self
 
+    def _probe_switch(self) -> None:
+        """How promptly the switch answers a trivial API command meanwhile (every 100 ms)."""
+        while True:
+            sent = time.monotonic()
+            try:
+                self.bench.switch.esl.api("uptime")
+            except Exception:  # a diagnostic: never fail the step for it
+                return
+            self.round_trips.append(time.monotonic() - sent)
+            gevent.sleep(max(0.0, 0.1 - (time.monotonic() - sent)))
+
     def wait_calls(self, calls: list[Call], after_last: float) -> None:
         """Until every call completed (or failed in the load), at most `after_last` s more."""
         _wait(lambda: all(c.completed or c.error for c in calls), after_last)
 
     def __exit__(self, *exc: object) -> None:
+        self.prober.kill()
         result = self.result
+        result.switch_api_ms = percentiles(self.round_trips)
         seconds = max(time.monotonic() - self.began, 1e-6)
         result.elapsed = round(seconds, 2)
         result.controller_cpu_seconds = self.target.controller.usage().cpu - self.controller.cpu
         result.controller_cpu_percent = round(100 * result.controller_cpu_seconds / seconds, 1)
         simulator = self.bench.simulator.usage().cpu - self.simulator.cpu
+        result.simulator_cpu_seconds = round(simulator, 2)
         result.simulator_cpu_percent = round(100 * simulator / seconds, 1)
         result.load_cpu_percent = round(100 * (time.process_time() - self.load) / seconds, 1)
         if self.scrape is None or not self.target.metrics_url:

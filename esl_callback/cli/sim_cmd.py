@@ -11,7 +11,7 @@ import gevent
 from gevent.event import Event
 
 from esl_callback.simulator.config import ConfigError, SimConfig, load, parse_listen
-from esl_callback.simulator.core import Simulator
+from esl_callback.simulator.core import Simulator, tune_gc
 from esl_callback.simulator.dialplan import DialplanError
 
 CONFIG_HELP = "Simulator YAML (default: the built-in demo dialplan and phones)."
@@ -64,6 +64,7 @@ def sim(
         f"(speed {simulator.clock.speed:g}); Ctrl-C stops it"
     )
     sys.stdout.flush()
+    tune_gc()
     stop = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)

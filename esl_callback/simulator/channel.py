@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import gevent
@@ -92,6 +93,23 @@ EXTENDED_EVENTS = frozenset(
     }
 )
 
+_VARIABLE_NAMES: dict[str, str] = {}  # variable name -> "variable_<name>"
+
+
+@lru_cache(maxsize=64)
+def _codec_headers(codec: tuple[str, int, int]) -> tuple[tuple[str, str], ...]:
+    name, rate, bits = codec
+    return tuple(
+        header
+        for side in ("Read", "Write")
+        for header in (
+            (f"Channel-{side}-Codec-Name", name),
+            (f"Channel-{side}-Codec-Rate", str(rate)),
+            (f"Channel-{side}-Codec-Bit-Rate", str(bits)),
+        )
+    )
+
+
 # Why a blocking wait returned.
 TIMEOUT, DTMF, BREAK, DOWN, DONE = "timeout", "dtmf", "break", "down", "done"
 
@@ -157,6 +175,7 @@ class Channel:
         self._wake = gevent.event.Event()
         self.created = gevent.event.Event()
         self.changed = gevent.event.Event()
+        self.watchers: set[gevent.event.Event] = set()  # set on every change (ESL listeners)
         self.greenlet: gevent.Greenlet | None = None
 
     # -- variables ---------------------------------------------------------------------------
@@ -213,13 +232,7 @@ class Channel:
         if self.hangup_cause:
             out.append(("Hangup-Cause", self.hangup_cause))
         if self.codec:
-            name, rate, bits = self.codec
-            for side in ("Read", "Write"):
-                out += [
-                    (f"Channel-{side}-Codec-Name", name),
-                    (f"Channel-{side}-Codec-Rate", str(rate)),
-                    (f"Channel-{side}-Codec-Bit-Rate", str(bits)),
-                ]
+            out += _codec_headers(self.codec)
         out += self.profile.headers("Caller")
         if self.other_profile is not None and self.other_type:
             out.append(("Other-Type", self.other_type))
@@ -227,7 +240,16 @@ class Channel:
         return out
 
     def variable_headers(self) -> Headers:
-        return [(f"variable_{k}", v) for k, v in self.vars.items()]
+        names = _VARIABLE_NAMES
+        out = []
+        for k, v in self.vars.items():
+            name = names.get(k)
+            if name is None:
+                if len(names) > 10_000:
+                    names.clear()
+                name = names[k] = f"variable_{k}"
+            out.append((name, v))
+        return out
 
     def event_data(self, name: str) -> Headers:
         """switch_channel_event_set_data: basic data, plus variables for the listed events."""

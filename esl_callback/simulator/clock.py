@@ -7,6 +7,7 @@ clock, so a call that lasts 8 simulated seconds reports billsec 8 at any speed.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 import gevent
 
@@ -45,9 +46,19 @@ class SimClock:
 
 def local_stamp(epoch_us: int) -> str:
     """``2026-11-25 20:55:19`` in local time, as in Event-Date-Local and *_stamp variables."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_us // 1_000_000))
+    return _local_second(epoch_us // 1_000_000)
 
 
 def gmt_stamp(epoch_us: int) -> str:
     """``Wed, 25 Nov 2026 20:55:19 GMT`` as in Event-Date-GMT."""
-    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(epoch_us // 1_000_000))
+    return _gmt_second(epoch_us // 1_000_000)
+
+
+@lru_cache(maxsize=1024)  # every event has its stamps: the same second's, mostly
+def _local_second(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+
+
+@lru_cache(maxsize=1024)
+def _gmt_second(second: int) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))

@@ -3,8 +3,14 @@ application connected to a client), handled like mod_event_socket's listener thr
 
 The connection runs one greenlet: it reads a command, runs it to completion (``api`` blocks the
 connection, ``bgapi`` does not), writes the reply, and writes queued events whenever no command
-is waiting, at least every ``poll_ms`` of simulated time (FreeSWITCH polls the socket every
-20 ms, so events reach a listener up to 20 ms after they fire).
+is waiting, when its ``poll_ms`` poll of the socket times out (FreeSWITCH polls the socket for
+20 ms at a time, so events reach a listener up to 20 ms after they fire).
+
+The polls are not run one by one: an idle connection sleeps until a command, an event or a
+change of its channel comes, and then wakes up when the poll running at that moment would
+have timed out (polls follow each other every ``poll_ms`` from the last command on). So events
+are written at the same times as by a switch polling every 20 ms, and an idle connection costs
+nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import math
 import re
 import socket as pysocket
+import time
 import uuid as uuidlib
 from collections import deque
 from typing import TYPE_CHECKING
@@ -43,6 +50,7 @@ log = logging.getLogger(__name__)
 GOODBYE = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
 AUTH_TIMEOUT = 25.0
 MAX_PENDING_COMMANDS = 100
+OUTBOUND_CONNECT_HOLD = 0.5  # s: at most, events of a channel wait for its outbound connect
 
 MYEVENTS = frozenset(
     [
@@ -135,6 +143,28 @@ class EslConnection:
         self.resume = False
         self.closed = False
         self.closed_event = gevent.event.Event()
+        self.tick = sim.clock.real(sim.config.poll_ms / 1000.0)  # one poll, real seconds
+        self.poll_began = time.monotonic()
+        self.auth_deadline = sim.clock.now() + AUTH_TIMEOUT
+        self.hold_began: float | None = None  # events held back for an outbound connect
+        self._watch(session)
+
+    def _watch(self, ch: Channel | None) -> None:
+        """Be woken up when ``ch`` changes (hangup, states), to check it when a poll ends."""
+        if ch is not None:
+            ch.watchers.add(self.wakeup)
+
+    @property
+    def route(self) -> str | bool | None:
+        """The events this listener can want (see EventSink): none, one channel's, or any."""
+        if not self.events_on or self.killed:
+            return False
+        if self.myevents and self.session is not None:
+            return self.session.uuid
+        return None
+
+    def _rerouted(self) -> None:
+        self.sim.bus.reroute(self)
 
     # -- EventSink -----------------------------------------------------------------------------
 
@@ -194,6 +224,8 @@ class EslConnection:
                 self.kill()
             return
         self.lost = 0
+        if not self.queue:
+            self.wakeup.set()  # the poll running now writes it when it times out
         self.queue.append(event)
 
     def kill(self) -> None:
@@ -260,8 +292,8 @@ class EslConnection:
 
     def _loop(self) -> None:
         clock = self.sim.clock
-        tick = clock.real(self.sim.config.poll_ms / 1000.0)
-        auth_deadline = clock.now() + AUTH_TIMEOUT
+        tick = self.tick
+        self.poll_began = time.monotonic()
         while self.running:
             if self.commands:
                 command = self.commands.popleft()
@@ -269,25 +301,79 @@ class EslConnection:
                 self.handle(command)
                 if not self.commands and self.running:
                     self.flush()
+                self.poll_began = time.monotonic()  # the next poll starts now
                 continue
             if self.reader_done:
                 break
-            if not self.authed and clock.now() > auth_deadline:
+            if not self.authed and clock.now() > self.auth_deadline:
                 break
             self.wakeup.clear()
-            self.wakeup.wait(tick)
+            due = self._due()
+            if due is None:  # nothing to do when a poll ends: sleep until something happens
+                self.wakeup.wait()
+                continue
+            now = time.monotonic()
+            began = self.poll_began
+            polls = max(1, math.ceil((max(due, now) - began) / tick - 1e-9))
+            timeout = began + polls * tick  # when the poll running at `due` times out
+            if timeout > now and self.wakeup.wait(timeout - now):
+                if self.commands:  # the poll returns with the command: no events first
+                    continue
+                if time.monotonic() < timeout:  # something else happened: look again
+                    continue
+            self.poll_began = timeout
             if not self.commands:
                 self.flush()
                 self.session_checks()
 
+    def _due(self) -> float | None:
+        """When (monotonic seconds) a poll ending would have something to do; None: never."""
+        now = time.monotonic()
+        if self.queue and not self.killed:
+            if self.hold_began is not None and self._head_held():
+                return self.hold_began + OUTBOUND_CONNECT_HOLD  # or when the connect ends
+            return now
+        clock = self.sim.clock
+        if not self.authed:
+            return now + max(0.0, clock.real(self.auth_deadline - clock.now()))
+        ch = self.session
+        if ch is None:
+            return None
+        if self.handle_disco:
+            if self.linger_deadline is None:
+                return None
+            until = self.linger_deadline + 1 - clock.now()  # floor(now) > deadline
+            return now + max(0.0, clock.real(until))
+        if ch.down and (self.linger or ch.running_state >= CS_REPORTING):
+            return now
+        return None
+
+    def _held(self) -> set[str]:
+        """The channels whose events wait: a trigger reaches its socket before listeners
+        without a session hear of it (for OUTBOUND_CONNECT_HOLD at most)."""
+        connecting = self.sim.connecting() if self.session is None else set()
+        if connecting and (self.hold_began is None or not self.queue):
+            self.hold_began = time.monotonic()
+        if not connecting or time.monotonic() - self.hold_began >= OUTBOUND_CONNECT_HOLD:
+            self.hold_began = None
+            self.sim.connect_waiters.discard(self.wakeup)
+            return set()
+        self.sim.connect_waiters.add(self.wakeup)
+        return connecting
+
+    def _head_held(self) -> bool:
+        return bool(self.queue) and self.queue[0].unique_id in self._held()
+
     def flush(self) -> None:
-        """Write queued events (and the linger notice right after the session's hangup)."""
+        """Write queued events (and the linger notice right after the session's hangup), up
+        to the first one held back for an outbound connect."""
         if not self.queue or self.killed:
             return
-        if self.session is None:  # a trigger reaches its socket before inbound listeners
-            self.sim.wait_for_outbound_connects()
+        held = self._held()
         chunks: list[bytes] = []
         while self.queue:
+            if held and self.queue[0].unique_id in held:
+                break
             event = self.queue.popleft()
             chunks.append(event.message(self.format))
             if (
@@ -298,7 +384,11 @@ class EslConnection:
                 and event.unique_id == self.session.uuid
             ):
                 chunks.append(self._linger_notice())
-        self.send(b"".join(chunks))
+        if not self.queue:
+            self.hold_began = None
+            self.sim.connect_waiters.discard(self.wakeup)
+        if chunks:
+            self.send(b"".join(chunks))
 
     def _linger_notice(self) -> bytes:
         assert self.session is not None
@@ -338,6 +428,9 @@ class EslConnection:
 
     def _finish(self) -> None:
         self.sim.bus.unsubscribe(self)
+        self.sim.connect_waiters.discard(self.wakeup)
+        if self.session is not None:
+            self.session.watchers.discard(self.wakeup)
         self.queue.clear()
         if not self.killed:
             if self.session is not None:
@@ -382,6 +475,7 @@ class EslConnection:
             self.reply("-ERR command not found")
             return
         handler(command)
+        self._rerouted()
 
     def _unauthenticated(self, command: Command) -> None:
         line = command.line
@@ -495,6 +589,7 @@ class EslConnection:
                 self.reply("-ERR invalid uuid")
                 return
             self.session = ch
+            self._watch(ch)
         self.event_names |= MYEVENTS
         self.myevents = True
         self.events_on = True
@@ -502,6 +597,7 @@ class EslConnection:
             self.format = "xml"
         if "json" in line.lower():
             self.format = "json"
+        self._rerouted()
         self.reply("+OK Events Enabled")
 
     def _divert_events(self, command: Command) -> None:
@@ -654,6 +750,7 @@ class EslConnection:
             self.reply("-ERR no keywords supplied")
             return
         self.events_on = True
+        self._rerouted()
         self.reply(f"+OK event listener enabled {self.format}")
 
     def _nixevent(self, command: Command) -> None:
@@ -682,6 +779,7 @@ class EslConnection:
             self.reply("-ERR no keywords supplied")
             return
         self.events_on = True
+        self._rerouted()
         self.reply("+OK events nixed")
 
     def _noevents(self, command: Command) -> None:
@@ -691,6 +789,7 @@ class EslConnection:
             self.all_events = False
             self.event_names.clear()
             self.subclasses.clear()
+            self._rerouted()
             self.reply("+OK no longer listening for events")
         else:
             self.reply("-ERR not listening for events")

@@ -7,7 +7,9 @@ what ``sendmsg`` queues; in static mode the channel's own session runs the conne
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket as pysocket
 
 import gevent.socket
 
@@ -18,6 +20,23 @@ from esl_callback.simulator.connection import EslConnection
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+
+
+def _connect(host: str, port: int) -> gevent.socket.socket:
+    """A TCP connection; an IP address is connected to at once (no resolver thread)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return gevent.socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    family = pysocket.AF_INET6 if address.version == 6 else pysocket.AF_INET
+    sock = gevent.socket.socket(family, pysocket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT)
+    try:
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def socket_app(ch: Channel, arg: str) -> None:
@@ -37,10 +56,8 @@ def socket_app(ch: Channel, arg: str) -> None:
     flags = {a.lower() for a in argv[1:]}
     sim = ch.sim
     try:
-        with sim.outbound_connect():
-            sock = gevent.socket.create_connection(
-                (host, int(port_text or 8084)), timeout=CONNECT_TIMEOUT
-            )
+        with sim.outbound_connect(ch.uuid):
+            sock = _connect(host, int(port_text or 8084))
     except (OSError, ValueError) as exc:
         log.error("%s socket %s: %s", ch.uuid, target, exc)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import cache
 
 Headers = list[tuple[str, str]]
 
@@ -54,53 +55,52 @@ class CallerProfile:
 
     def clone(self) -> CallerProfile:
         """switch_caller_profile_clone (the timetable is copied, not shared)."""
-        return copy.deepcopy(self)
+        new = copy.copy(self)  # every other field is a string
+        new.times = copy.copy(self.times)
+        return new
 
     def headers(self, prefix: str) -> Headers:
         """The ``<prefix>-*`` headers; empty strings are left out like FreeSWITCH does."""
-        out: Headers = [
-            (f"{prefix}-Direction", self.direction),
-            (f"{prefix}-Logical-Direction", self.logical_direction),
-        ]
-        optional = (
-            ("Username", self.username),
-            ("Dialplan", self.dialplan),
-            ("Caller-ID-Name", self.caller_id_name),
-            ("Caller-ID-Number", self.caller_id_number),
-            ("Orig-Caller-ID-Name", self.orig_caller_id_name),
-            ("Orig-Caller-ID-Number", self.orig_caller_id_number),
-            ("Callee-ID-Name", self.callee_id_name),
-            ("Callee-ID-Number", self.callee_id_number),
-            ("Network-Addr", self.network_addr),
-            ("ANI", self.ani),
-            ("ANI-II", self.aniii),
-            ("Destination-Number", self.destination_number),
-            ("Unique-ID", self.uuid),
-            ("Source", self.source),
-            ("Transfer-Source", self.transfer_source),
-            ("Context", self.context),
-            ("RDNIS", self.rdnis),
-            ("Channel-Name", self.chan_name),
-            ("Profile-Index", self.profile_index),
+        direction, logical, optional, times, tail = _header_names(prefix)
+        out: Headers = [(direction, self.direction), (logical, self.logical_direction)]
+        values = (
+            self.username,
+            self.dialplan,
+            self.caller_id_name,
+            self.caller_id_number,
+            self.orig_caller_id_name,
+            self.orig_caller_id_number,
+            self.callee_id_name,
+            self.callee_id_number,
+            self.network_addr,
+            self.ani,
+            self.aniii,
+            self.destination_number,
+            self.uuid,
+            self.source,
+            self.transfer_source,
+            self.context,
+            self.rdnis,
+            self.chan_name,
+            self.profile_index,
         )
-        out += [(f"{prefix}-{name}", value) for name, value in optional if value]
+        out += [(name, value) for name, value in zip(optional, values, strict=True) if value]
         t = self.times
-        out += [
-            (f"{prefix}-Profile-Created-Time", str(t.profile_created)),
-            (f"{prefix}-Channel-Created-Time", str(t.created)),
-            (f"{prefix}-Channel-Answered-Time", str(t.answered)),
-            (f"{prefix}-Channel-Progress-Time", str(t.progress)),
-            (f"{prefix}-Channel-Progress-Media-Time", str(t.progress_media)),
-            (f"{prefix}-Channel-Hangup-Time", str(t.hungup)),
-            (f"{prefix}-Channel-Transfer-Time", str(t.transferred)),
-            (f"{prefix}-Channel-Resurrect-Time", str(t.resurrected)),
-            (f"{prefix}-Channel-Bridged-Time", str(t.bridged)),
-            (f"{prefix}-Channel-Last-Hold", str(t.last_hold)),
-            (f"{prefix}-Channel-Hold-Accum", str(t.hold_accum)),
-            (f"{prefix}-Screen-Bit", "true"),
-            (f"{prefix}-Privacy-Hide-Name", "false"),
-            (f"{prefix}-Privacy-Hide-Number", "false"),
-        ]
+        stamps = (
+            t.profile_created,
+            t.created,
+            t.answered,
+            t.progress,
+            t.progress_media,
+            t.hungup,
+            t.transferred,
+            t.resurrected,
+            t.bridged,
+            t.last_hold,
+            t.hold_accum,
+        )
+        out += [(name, str(value)) for name, value in zip(times, stamps, strict=True)]
+        out += tail
         return out
 
     def flip_cid(self) -> None:
@@ -112,3 +112,57 @@ class CallerProfile:
                 self.callee_id_number,
                 self.caller_id_number,
             )
+
+
+_OPTIONAL = (
+    "Username",
+    "Dialplan",
+    "Caller-ID-Name",
+    "Caller-ID-Number",
+    "Orig-Caller-ID-Name",
+    "Orig-Caller-ID-Number",
+    "Callee-ID-Name",
+    "Callee-ID-Number",
+    "Network-Addr",
+    "ANI",
+    "ANI-II",
+    "Destination-Number",
+    "Unique-ID",
+    "Source",
+    "Transfer-Source",
+    "Context",
+    "RDNIS",
+    "Channel-Name",
+    "Profile-Index",
+)
+_TIMES = (
+    "Profile-Created-Time",
+    "Channel-Created-Time",
+    "Channel-Answered-Time",
+    "Channel-Progress-Time",
+    "Channel-Progress-Media-Time",
+    "Channel-Hangup-Time",
+    "Channel-Transfer-Time",
+    "Channel-Resurrect-Time",
+    "Channel-Bridged-Time",
+    "Channel-Last-Hold",
+    "Channel-Hold-Accum",
+)
+
+
+@cache
+def _header_names(
+    prefix: str,
+) -> tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The header names of :meth:`CallerProfile.headers` for ``prefix``, built once."""
+    return (
+        f"{prefix}-Direction",
+        f"{prefix}-Logical-Direction",
+        tuple(f"{prefix}-{name}" for name in _OPTIONAL),
+        tuple(f"{prefix}-{name}" for name in _TIMES),
+        (
+            (f"{prefix}-Screen-Bit", "true"),
+            (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"),
+        ),
+    )
