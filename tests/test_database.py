@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+import gevent
 import peewee
 import pytest
 from playhouse.migrate import migrate
@@ -110,9 +111,29 @@ def test_two_accounts_cannot_share_a_pin(db: Database) -> None:
         accounts.create_account("bob", pin="4711")
 
 
-def test_run_executes_work_off_the_event_loop_and_returns_its_result(db: Database) -> None:
+def test_run_executes_a_unit_of_work_and_returns_its_result(db: Database) -> None:
     accounts.create_account("alice")
     assert db.run(lambda: Account.get(Account.name == "alice").name) == "alice"
+
+
+def test_units_of_work_of_two_greenlets_never_interleave(db: Database) -> None:
+    """Even a unit that yields inside its transaction finishes before another one starts."""
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL: under serve each greenlet has its own pooled connection")
+    steps: list[str] = []
+
+    def unit(name: str) -> None:
+        with database_proxy.atomic():
+            steps.append(f"{name} begins")
+            accounts.create_account(name)
+            gevent.sleep(0.01)  # e.g. a log handler that waits
+            steps.append(f"{name} ends")
+
+    gevent.joinall(
+        [gevent.spawn(db.run, unit, name) for name in ("alice", "bob")], raise_error=True
+    )
+    assert steps == ["alice begins", "alice ends", "bob begins", "bob ends"]
+    assert Account.select().count() == 2
 
 
 def test_an_unreachable_postgresql_server_is_reported_with_what_to_check() -> None:
