@@ -518,7 +518,8 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
             return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
         account_id = _account_of(leg.request_id)
         account = _locked_account(account_id) if account_id is not None else None
-        cost = _leg_cost(leg, hangup.billsec, rounding)
+        # A request that never had an account (a caller who failed the PIN) charges nobody.
+        cost = _leg_cost(leg, hangup.billsec, rounding) if account is not None else money(0)
         now = utcnow()
         closed = {
             "answered_at": hangup.answered_at or leg.answered_at,

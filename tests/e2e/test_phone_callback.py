@@ -174,7 +174,8 @@ def test_three_wrong_pins_end_the_call_and_count_towards_the_lockout(platform, a
     played = p.observer.played(CALLER)
     assert played.count("ivr/ivr-pin_or_extension_is-invalid.wav") == 3
     assert played[-1] == "voicemail/vm-abort.wav"
-    assert [leg.leg for leg in p.legs(request.id)] == ["a"]  # no destination was ever called
+    (leg_a,) = p.legs(request.id)  # no destination was ever called
+    assert (leg_a.leg, leg_a.billed, leg_a.cost) == ("a", True, 0)  # nobody to charge
 
     # Locked out: the next callback does not even ask for the PIN.
     p.trigger(CALLER, PIN_ACCESS)
