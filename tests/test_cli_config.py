@@ -11,6 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from esl_callback.cli.config_cmd import config, load_settings_or_exit
+from esl_callback.cli.web_cmd import web
 from esl_callback.config import Settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,3 +165,13 @@ def test_python_m_esl_callback_config_check_exit_codes(tmp_path: Path) -> None:
     )
     assert example.returncode == 0, example.stderr
     assert example.stdout.splitlines()[-1] == f"{ROOT / 'config.example.yaml'}: OK"
+
+
+def test_the_portal_run_alone_warns_only_about_what_it_uses(tmp_path: Path) -> None:
+    config_file = tmp_path / "portal.yaml"
+    config_file.write_text("web:\n  secret: short\n")  # FreeSWITCH keeps its default ClueCon
+    result = CliRunner().invoke(web, ["-c", str(config_file)])
+    assert result.exit_code == 1
+    assert "web.secret: only 5 characters" in result.output  # a warning about the portal
+    assert "web.controller_url: not set" in result.output  # why it cannot start
+    assert "ClueCon" not in result.output  # the switch is serve's business, not the portal's

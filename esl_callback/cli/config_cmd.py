@@ -22,15 +22,19 @@ def _report(path: str | None, error: ConfigError, *, err: bool) -> None:
     click.echo(f"{path or '(defaults)'}: {count} error{'s' if count != 1 else ''}", err=err)
 
 
-def _warn(settings: Settings, *, err: bool) -> list[str]:
-    warnings = config_warnings(settings)
+def _warn(settings: Settings, *, err: bool, sections: tuple[str, ...] = ()) -> list[str]:
+    """Print the configuration's warnings (only those of `sections`, when given)."""
+    warnings = [
+        w for w in config_warnings(settings) if not sections or w.split(".", 1)[0] in sections
+    ]
     for warning in warnings:
         click.echo(f"warning: {warning}", err=err)
     return warnings
 
 
-def load_settings_or_exit(path: str | None) -> Settings:
-    """Settings from ``path`` (None: defaults + environment), warnings printed to stderr.
+def load_settings_or_exit(path: str | None, sections: tuple[str, ...] = ()) -> Settings:
+    """Settings from ``path`` (None: defaults + environment), warnings printed to stderr (only
+    those about `sections`, for a command that uses only those).
 
     On a bad configuration, prints exactly what ``config check`` prints, to stderr, and exits 1.
     """
@@ -39,7 +43,7 @@ def load_settings_or_exit(path: str | None) -> Settings:
     except ConfigError as error:
         _report(path, error, err=True)
         sys.exit(1)
-    _warn(settings, err=True)
+    _warn(settings, err=True, sections=sections)
     return settings
 
 

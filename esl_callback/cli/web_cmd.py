@@ -31,7 +31,7 @@ from esl_callback.web.standalone import StandalonePortal, problems
 def web(config_path: str | None) -> None:
     """Run the web portal alone; calls go through the `esl-callback serve` at
     web.controller_url (same database and web.secret)."""
-    settings = load_settings_or_exit(config_path)
+    settings = load_settings_or_exit(config_path, sections=("web", "database"))
     found = problems(settings)
     if found:
         fail("; ".join(found))
