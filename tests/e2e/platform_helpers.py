@@ -6,6 +6,7 @@ the simulator's outbound socket connections to the controller, exactly as with F
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,21 @@ PIN_ACCESS = "18005550100"
 ANI_ACCESS = "18005550200"
 
 
+# Below Linux's ephemeral range (32768-60999): a port chosen here is not taken, between the
+# choice and the bind, by the local end of an outgoing connection or a server bound to port 0.
+LISTEN_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing listens on, for a server the test starts next."""
+    while True:
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def controller_settings(
