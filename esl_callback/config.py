@@ -1112,6 +1112,13 @@ def _is_unspecified(host: str) -> bool:
     return host in ("0.0.0.0", "::")
 
 
+def local_url(bind: str, port: int) -> str:
+    """The http:// address, from this machine, of a server listening on `bind`:`port`."""
+    host = "127.0.0.1" if bind == "" or _is_unspecified(bind) else bind
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from esl_callback import operator
+from esl_callback.config import local_url
 
 API = "/api/v1/operator"
 REQUEST_TIMEOUT_SECONDS = 15
@@ -155,6 +156,4 @@ def controller_url(settings: Any) -> str:
     web = settings.web
     if web.controller_url:
         return web.controller_url.rstrip("/")
-    host = "127.0.0.1" if web.bind in ("0.0.0.0", "::", "") else web.bind
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{web.port}"
+    return local_url(web.bind, web.port)

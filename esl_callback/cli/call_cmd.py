@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import click
 
 from esl_callback.callback.status import summary_line
-from esl_callback.cli.common import json_option
+from esl_callback.cli.common import config_option, json_option
 from esl_callback.config import ConfigError, Settings, load_config
 from esl_callback.operator_client import OperatorClient, Refused, Unreachable, controller_url
 
@@ -114,12 +114,8 @@ class Printer:
     show_default=True,
     help="Call the source first and then the destination, or both at once.",
 )
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="The configuration file `esl-callback serve` runs with (its web section says where).",
+@config_option(
+    "The configuration file `esl-callback serve` runs with (its web section says where)."
 )
 @json_option
 def call(

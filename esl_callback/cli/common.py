@@ -52,6 +52,11 @@ def _database_from_config(ctx: click.Context, _param: click.Parameter, path: str
     ctx.default_map = {**(ctx.default_map or {}), "database_url": settings.database.url}
 
 
+def config_option(help: str) -> Callable[[F], F]:
+    """`-c/--config FILE` (passed as `config_path`); `help` says what the command reads there."""
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help=help)
+
+
 def json_option(fn: F) -> F:
     """`--json`: machine-readable output."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)

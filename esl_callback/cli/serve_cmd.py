@@ -8,7 +8,7 @@ import click
 import gevent
 from gevent.event import Event
 
-from esl_callback.cli.common import fail
+from esl_callback.cli.common import config_option, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit
 from esl_callback.db import DatabaseError
 from esl_callback.logs import setup_logging
@@ -26,13 +26,7 @@ def run_until_signalled(service: Service) -> None:
 
 
 @click.command("serve")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Configuration file (default: built-in defaults and ESL_CALLBACK_* variables).",
-)
+@config_option("Configuration file (default: built-in defaults and ESL_CALLBACK_* variables).")
 def serve(config_path: str | None) -> None:
     """Run the controller: outbound socket server, FreeSWITCH connections, dialer, web portal."""
     settings = load_settings_or_exit(config_path)

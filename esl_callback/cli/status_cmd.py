@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from esl_callback import metrics
-from esl_callback.cli.common import fail
+from esl_callback.cli.common import config_option, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit
+from esl_callback.config import local_url
 
 P = metrics.PREFIX
 
@@ -21,9 +22,7 @@ def metrics_url(config_path: str | None) -> str:
     cfg = load_settings_or_exit(config_path).metrics
     if not cfg.enabled:
         fail("metrics.enabled is false in this configuration: there is nothing to read")
-    host = "127.0.0.1" if cfg.bind in ("0.0.0.0", "::", "") else cfg.bind
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{cfg.port}/metrics"
+    return f"{local_url(cfg.bind, cfg.port)}/metrics"
 
 
 def summary(before: metrics.Snapshot, after: metrics.Snapshot) -> dict[str, Any]:
@@ -117,13 +116,7 @@ def render(url: str, s: dict[str, Any]) -> str:
 
 
 @click.command("status")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="The controller's configuration file (its metrics section says where to look).",
-)
+@config_option("The controller's configuration file (its metrics section says where to look).")
 @click.option("--url", help="The /metrics URL instead (e.g. http://10.0.0.5:9464/metrics).")
 @click.option(
     "--interval",

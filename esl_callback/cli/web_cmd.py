@@ -13,7 +13,7 @@ import click
 import gevent
 from gevent.event import Event
 
-from esl_callback.cli.common import fail
+from esl_callback.cli.common import config_option, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit
 from esl_callback.db import DatabaseError
 from esl_callback.logs import setup_logging
@@ -21,13 +21,7 @@ from esl_callback.web.standalone import StandalonePortal, problems
 
 
 @click.command("web")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Configuration file: its web section (with web.controller_url) and database.",
-)
+@config_option("Configuration file: its web section (with web.controller_url) and database.")
 def web(config_path: str | None) -> None:
     """Run the web portal alone; calls go through the `esl-callback serve` at
     web.controller_url (same database and web.secret)."""
