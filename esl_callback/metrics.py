@@ -79,22 +79,11 @@ EVENT_LAG_SECONDS = Histogram(
 )
 
 
-class _Peak:
-    """The largest event backlog seen since start (events read but not yet handled)."""
-
-    value = 0
-
-
-PEAK_BACKLOG = _Peak()
-
-
-def observe_event(event: Any, queued: int) -> None:
-    """Note one event as it is dispatched; `queued` events of its node wait behind it."""
+def observe_event(event: Any) -> None:
+    """Note one event as it is dispatched: how long after the switch stamped it."""
     stamp = event.get("Event-Date-Timestamp")
     if stamp and stamp.isdigit():
         EVENT_LAG_SECONDS.observe(max(0.0, time.time() - int(stamp) / 1e6))
-    if queued > PEAK_BACKLOG.value:
-        PEAK_BACKLOG.value = queued
 
 
 def timed(histogram: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -167,7 +156,7 @@ class ServiceCollector:
         )
         backlog = GaugeMetricFamily(
             f"{PREFIX}_event_backlog",
-            "Events read from a node's ESL connection and not yet handled, per node.",
+            "Events a node has sent that are not read yet (estimated from the socket's buffer).",
             labels=["node"],
         )
         for node in service.nodes:
@@ -179,8 +168,9 @@ class ServiceCollector:
         yield backlog
         yield GaugeMetricFamily(
             f"{PREFIX}_event_backlog_peak",
-            "The largest event backlog seen since start (a node's queue or one call's events).",
-            value=max(PEAK_BACKLOG.value, router.peak_backlog),
+            "The largest event backlog seen since start (unread from a node, or queued for a "
+            "handler).",
+            value=max([router.peak_backlog, *(node.peak_backlog for node in service.nodes)]),
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_outbound_sessions",

@@ -7,6 +7,7 @@ gevent's monkey patching and stops it on SIGTERM/SIGINT.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -19,7 +20,7 @@ from esl_callback.callback.dialer import Dialer, event_variable
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
 from esl_callback.sms import SmsService
-from esl_callback.switch.connection import Backoff, InboundConnection
+from esl_callback.switch.connection import Backoff, CommandTimeout, InboundConnection
 from esl_callback.switch.outbound import OutboundChannel, OutboundServer
 from esl_callback.switch.router import EventRouter
 from esl_callback.web import create_app, serve_web
@@ -31,12 +32,12 @@ SUBSCRIBED_EVENTS = (
     "CHANNEL_PROGRESS",
     "CHANNEL_PROGRESS_MEDIA",
     "CHANNEL_ANSWER",
-    "CHANNEL_BRIDGE",
     "CHANNEL_HANGUP",
     "CHANNEL_HANGUP_COMPLETE",
     "BACKGROUND_JOB",
     "MESSAGE",  # SMS (mod_sms), see esl_callback/sms.py
 )
+TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
 
 
 def check_database(db: Database) -> None:
@@ -72,7 +73,6 @@ class Service:
             )
             for node in fs.nodes
         ]
-        self.nodes_by_name = {node.name: node for node in self.nodes}
         self.dialer = Dialer(self.db, settings, self.nodes, self.router)
         self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
         self.sms = SmsService(self.db, settings, self.dialer)
@@ -146,8 +146,7 @@ class Service:
 
     def dispatch_event(self, event: Any, node: str) -> None:
         """Every event from a node: measured, then routed to its call (never blocks)."""
-        connection = self.nodes_by_name.get(node)
-        metrics.observe_event(event, connection.queued_events() if connection else 0)
+        metrics.observe_event(event)
         self.router.dispatch(event, node)
 
     def on_node_connected(self, node: InboundConnection) -> None:
@@ -158,11 +157,19 @@ class Service:
         self.dialer.reconcile(node)
 
     def on_channel(self, channel: OutboundChannel) -> None:
-        """A channel reached our outbound server: a trigger call, or leg A of a callback."""
+        """A channel reached our outbound server: a trigger call, or leg A of a callback.
+
+        A trigger needs no events: it is refused with a `hangup` and the switch closes the
+        socket once the channel is down (a disconnect notice), which is awaited before `exit`
+        so the refusal is never cut short. Leg A's IVR needs its completions and its hangup;
+        no `linger`: the flow follows the legs on the inbound connection, so the switch may
+        close the socket as soon as leg A is down (no `exit` round trip per call).
+        """
         data: Any = channel.connect()
-        channel.myevents()
         if event_variable(data, "callback_request_id"):
-            channel.linger()
+            channel.myevents()
             self.dialer.handle_leg_session(channel, data)
         else:
             self.dialer.handle_trigger(channel, data)
+            with contextlib.suppress(CommandTimeout):
+                channel.wait_hangup(TRIGGER_CLOSE_SECONDS)

@@ -110,6 +110,7 @@ class LegState:
     hears_ringback: bool = False
     answered_at: datetime | None = None
     hung_up_by_us: bool = False  # the service ended it (uuid_kill, the IVR's hangup)
+    hung_up_by: str | None = None  # who ended it, as CHANNEL_HANGUP showed (see who_hung_up)
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,10 @@ def uepoch(value: str | None) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1e6, UTC).replace(tzinfo=None)
 
 
-def hangup_from_event(event: Any) -> billing.Hangup:
-    """A leg's hangup as billing needs it, from its CHANNEL_HANGUP_COMPLETE."""
+def hangup_from_event(event: Any, hung_up_by: str | None = None) -> billing.Hangup:
+    """A leg's hangup as billing needs it, from its CHANNEL_HANGUP_COMPLETE (who hung up:
+    the SIP disposition, else `hung_up_by`).
+    """
     billsec = event_variable(event, "billsec") or "0"
     return billing.Hangup(
         uuid=event.get("Unique-ID"),
@@ -159,7 +162,7 @@ def hangup_from_event(event: Any) -> billing.Hangup:
         billsec=int(billsec) if billsec.isdigit() else 0,
         answered_at=uepoch(event_variable(event, "answer_uepoch")),
         ended_at=uepoch(event_variable(event, "end_uepoch")),
-        hangup_by=event_variable(event, "sip_hangup_disposition"),
+        hangup_by=event_variable(event, "sip_hangup_disposition") or hung_up_by,
     )
 
 
@@ -440,9 +443,12 @@ class Dialer:
             raise FlowEnded(State.FAILED, "NO_ROUTE_DESTINATION", f"no route for {number}")
         return commands.dial_string(route.template, number, route.gateway or "")
 
-    def close_leg(self, event: Any) -> billing.LegBill | None:
-        """Close a leg's CDR and bill it (idempotent by UUID)."""
-        return self.db.run(billing.close_leg, hangup_from_event(event), self.settings.billing)
+    def close_leg(self, event: Any, hung_up_by: str | None = None) -> billing.LegBill | None:
+        """Close a leg's CDR and bill it (idempotent by UUID); `hung_up_by` when the event
+        does not say (no SIP disposition).
+        """
+        hangup = hangup_from_event(event, hung_up_by)
+        return self.db.run(billing.close_leg, hangup, self.settings.billing)
 
     def notify(self, request_id: int) -> None:
         """Tell listeners (live status for the web) that a request changed."""
@@ -471,6 +477,7 @@ class CallFlow:
         self.inbox: Queue[Inbox] = Queue()
         self.legs: dict[str, LegState] = {}  # the current leg of each role
         self.every_leg: dict[str, LegState] = {}  # all legs, retries included, by UUID
+        self.unsaved_marks: list[tuple[str, dict[str, Any]]] = []  # written by `save`
         self.session: Session | None = None
         self.account_id = plan.account_id
         self.authorisation: billing.Authorisation | None = None
@@ -478,7 +485,7 @@ class CallFlow:
         self.done = Event()
         self.greenlet: gevent.Greenlet | None = None
         self.key = str(plan.request_id)
-        dialer.router.register(self.key, self.deliver)
+        dialer.router.register(self.key, self.deliver, inline=True)
 
     # -- the flow -------------------------------------------------------------------------
 
@@ -514,8 +521,13 @@ class CallFlow:
             if self.account_id is not None:
                 # Each attempt holds money anew: the hold went with the last attempt's CDR.
                 self.authorise(self.plan.destination)
-            leg = self.originate("a", self.plan.source, self.leg_a_application())
-            self.advance(State.CALLING_SOURCE, attempts=attempt)
+            leg = self.originate(
+                "a",
+                self.plan.source,
+                self.leg_a_application(),
+                State.CALLING_SOURCE,
+                attempts=attempt,
+            )
             cause = self.wait_for_session(leg)
             if cause is None:
                 return
@@ -665,13 +677,23 @@ class CallFlow:
 
     def connect_destination(self, destination: str) -> str | None:
         """Originate leg B with ringback on A; bridge on answer. None when bridged, else cause."""
-        self.advance(State.CALLING_DESTINATION, destination=destination)
         leg_a = self.legs["a"]
         ringback = self.guard(
             self.session.execute_async, *commands.playback(self.settings.ivr.ringback)
         )
-        leg_b = self.originate("b", destination, commands.park_application())
-        self.wait(lambda _: leg_b.answered or leg_b.ended or leg_a.ended, self.ring_timeout())
+        leg_b = self.originate(
+            "b",
+            destination,
+            commands.park_application(),
+            State.CALLING_DESTINATION,
+            destination=destination,
+        )
+        # B's answer is written with the move to BRIDGED, any other outcome before going on.
+        self.wait(
+            lambda _: leg_b.answered or leg_b.ended or leg_a.ended, self.ring_timeout(), save=False
+        )
+        if not leg_b.answered or leg_a.ended:
+            self.save()
         if leg_a.ended:
             self.give_up(leg_b, "ORIGINATOR_CANCEL")
             raise FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", "while the destination rang")
@@ -685,8 +707,13 @@ class CallFlow:
     def run_simultaneous(self) -> None:
         """Call both numbers at once; bridge when both have answered."""
         self.authorise(self.plan.destination)
-        self.advance(State.CALLING_SOURCE, destination=self.plan.destination)
-        leg_a = self.originate("a", self.plan.source, commands.park_application())
+        leg_a = self.originate(
+            "a",
+            self.plan.source,
+            commands.park_application(),
+            State.CALLING_SOURCE,
+            destination=self.plan.destination,
+        )
         leg_b = self.originate("b", self.plan.destination or "", commands.park_application())
 
         def both_answered_or_one_failed(_: Inbox) -> bool:
@@ -710,13 +737,25 @@ class CallFlow:
 
     # -- legs -----------------------------------------------------------------------------
 
-    def originate(self, role: str, number: str, application: str) -> LegState:
-        """`bgapi originate` one leg, its CDR row stored first; its events come to the inbox."""
+    def originate(
+        self,
+        role: str,
+        number: str,
+        application: str,
+        state: State | None = None,
+        **fields: Any,
+    ) -> LegState:
+        """`bgapi originate` one leg, its CDR row stored first (with the move to `state`, if
+        given, setting `fields`); its events come to the inbox.
+        """
         node = self.plan.node
         leg = LegState(role, str(uuidlib.uuid4()), number, node.name)
         self.legs[role] = self.every_leg[leg.uuid] = leg
         self.dialer.router.bind(leg.uuid, self.key)
-        self.db.run(self.store_leg, leg)
+        if state is None:
+            self.save(lambda: self.store_leg(leg))
+        else:
+            self.advance(state, new_leg=leg, **fields)
         cfg = self.settings.callback
         variables = {
             "origination_uuid": leg.uuid,
@@ -773,6 +812,10 @@ class CallFlow:
             if warn_at:
                 sound = self.settings.ivr.low_balance_warning
                 self.api(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
+        self.unsaved_marks += [
+            (leg_a.uuid, {"state": "bridged"}),
+            (leg_b.uuid, {"state": "bridged"}),
+        ]
         self.advance(State.BRIDGED, max_duration=max_duration or None)
         metrics.SETUPS.inc()
 
@@ -828,23 +871,31 @@ class CallFlow:
         """Router callback: an event of one of our legs (from any greenlet)."""
         self.inbox.put(Inbox("event", uuid=event.get("Unique-ID") or "", event=event))
 
-    def wait(self, done: Callable[[Inbox | None], bool], timeout: float) -> Inbox | None:
+    def wait(
+        self, done: Callable[[Inbox | None], bool], timeout: float, save: bool = True
+    ) -> Inbox | None:
         """Apply inbox messages to the legs until `done(message)`; None after `timeout`.
 
         `done(None)` is asked first: a condition already true returns at once. A cancel (the
-        web's cancel button) ends the flow.
+        web's cancel button) ends the flow. What the legs did is written whenever the inbox is
+        empty, and before returning unless `save` is False (the caller's next state change
+        writes it).
         """
         if done(None):
             return None
         hub = gevent.get_hub()
         deadline = hub.loop.now() + timeout
         while (remaining := deadline - hub.loop.now()) > 0:
+            if self.unsaved_marks and self.inbox.empty():
+                self.save()  # nothing more to apply for now: what the legs did is written
             try:
                 message = self.inbox.get(timeout=remaining)
             except Empty:
                 return None
             self.apply(message)
             if done(message):
+                if save and self.unsaved_marks:
+                    self.save()
                 return message
             message = None  # an idle flow keeps no event alive (some KB per live call)
         return None
@@ -877,21 +928,20 @@ class CallFlow:
             self.note_answer(leg, uepoch(message.event.get("Caller-Channel-Answered-Time")))
         elif name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA") and not leg.answered:
             state = "early_media" if name == "CHANNEL_PROGRESS_MEDIA" else "ringing"
-            self.db.run(mark_leg, leg.uuid, state=state)
-        elif name == "CHANNEL_BRIDGE":
-            self.db.run(mark_leg, leg.uuid, state="bridged")
+            self.unsaved_marks.append((leg.uuid, {"state": state}))
         elif name == "CHANNEL_HANGUP":
             leg.cause = message.event.get("Hangup-Cause")
-            by = self.who_hung_up(leg, message.event)
+            leg.hung_up_by = self.who_hung_up(leg, message.event)  # in the order legs went down
             leg.ended = True
-            self.db.run(mark_leg, leg.uuid, state="hung_up", hangup_cause=leg.cause, hangup_by=by)
+            mark = {"state": "hung_up", "hangup_cause": leg.cause, "hangup_by": leg.hung_up_by}
+            self.unsaved_marks.append((leg.uuid, mark))
         elif name == "CHANNEL_HANGUP_COMPLETE":
             leg.ended = leg.closed = True
             leg.cause = leg.cause or message.event.get("Hangup-Cause")
-            self.dialer.close_leg(message.event)
-        else:
-            return
-        self.dialer.notify(self.plan.request_id)
+            # The CDR says all a mark would (its hangup_by from CHANNEL_HANGUP): none is left.
+            self.unsaved_marks = [m for m in self.unsaved_marks if m[0] != leg.uuid]
+            self.dialer.close_leg(message.event, leg.hung_up_by)
+            self.dialer.notify(self.plan.request_id)
 
     def all_closed(self) -> bool:
         """Every leg of the request hung up and its CDR closed."""
@@ -943,12 +993,12 @@ class CallFlow:
         }.get(auth.refusal, prompts.call_failed)
 
     def note_answer(self, leg: LegState, when: datetime | None) -> None:
-        """Record that a leg answered (once, whichever report comes first)."""
+        """Note that a leg answered (once, whichever report comes first)."""
         if leg.answered:
             return
         leg.answered = True
         leg.answered_at = when or utcnow()
-        self.db.run(mark_leg, leg.uuid, state="answered", answered_at=leg.answered_at)
+        self.unsaved_marks.append((leg.uuid, {"state": "answered", "answered_at": leg.answered_at}))
 
     def seconds_up(self, leg: LegState) -> int:
         """Whole seconds since the leg answered (rounded up)."""
@@ -964,13 +1014,38 @@ class CallFlow:
             return prompts.no_answer
         return prompts.call_failed
 
-    def advance(self, state: State, **fields: Any) -> None:
-        self.db.run(requests.advance, self.plan.request_id, state, **fields)
+    def advance(self, state: State, new_leg: LegState | None = None, **fields: Any) -> None:
+        """Move the request to `state` (setting `fields`), storing `new_leg`'s CDR row first."""
+
+        def store_and_move() -> None:
+            if new_leg is not None:
+                self.store_leg(new_leg)
+            requests.advance(self.plan.request_id, state, **fields)
+
+        self.save(store_and_move)
         self.state = state
+
+    def save(self, step: Callable[[], None] | None = None) -> None:
+        """Write what the legs did since the last save (answered, ringing, bridged) and `step`,
+        as one unit; then tell the status listeners. Marks wait for the next state change, or
+        until the flow has nothing more to apply: events that come together are one write.
+        """
+        marks, self.unsaved_marks = self.unsaved_marks, []
+        if not marks and step is None:
+            return
+
+        def unit() -> None:
+            mark_legs(marks)
+            if step is not None:
+                step()
+
+        self.db.run(unit)
         self.dialer.notify(self.plan.request_id)
 
     def finish(self, state: State, cause: str | None, detail: str = "") -> None:
         """End the request: legs hung up, their CDRs awaited, the hold released."""
+        if self.unsaved_marks:  # before the hangups, so they come after
+            self.save()
         for leg in self.every_leg.values():
             if not leg.ended:
                 self.hang_up(leg, "NORMAL_CLEARING")
@@ -1077,3 +1152,9 @@ def mark_leg(uuid: str, **fields: Any) -> None:
             ).where(Leg.uuid == s.uuid, Leg.billed == False)  # noqa: E712
         )
     statement.execute(uuid=uuid, **fields)
+
+
+def mark_legs(marks: list[tuple[str, dict[str, Any]]]) -> None:
+    """`mark_leg` for each (uuid, fields), in order."""
+    for uuid, fields in marks:
+        mark_leg(uuid, **fields)

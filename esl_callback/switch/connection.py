@@ -10,7 +10,9 @@ wrong:
   `Content-Length` closes the connection;
 - every command has a timeout (`CommandTimeout`); a switch that stays silent while a command waits
   is treated as dead and its connection closed, so the supervisor reconnects;
-- events are handed over by a greenlet of their own (the reader never runs handler code).
+- events are handed over by the reader itself, in wire order, so `deliver` must never block
+  (the controller's `EventRouter` queues each event for its call; an outbound channel completes
+  a waiting result): no second greenlet and queue per connection.
 
 `InboundConnection` supervises one node: a fresh greenswitch connection for every (re)connect,
 exponential backoff with jitter, one log line per backoff step saying what to check, `auth` or
@@ -27,9 +29,12 @@ and counted (`bad_events`), only a framing error closes the connection.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import random
 import re
+import sys
+import termios
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -47,6 +52,7 @@ log = logging.getLogger(__name__)
 
 EVENT_CONTENT_TYPES = frozenset({"text/event-plain", "text/event-json"})
 YIELD_EVERY = 64  # frames read in a row before the reader lets other greenlets run
+BACKLOG_SAMPLE = 16  # events between two looks at the unread backlog (a system call)
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(::[A-Za-z0-9_:.-]+)?")
 
 EventCallback = Callable[[Frame, str], None]
@@ -127,7 +133,7 @@ class FramedESL:
     _run: bool
     _commands_sent: list[gevent.event.AsyncResult]
     _auth_request_event: gevent.event.Event
-    _esl_event_queue: Any
+    _receive_events_greenlet: gevent.Greenlet | None
 
     def _setup_framing(
         self,
@@ -143,6 +149,8 @@ class FramedESL:
         self.close_reason = ""
         self.rejection = ""
         self.bad_events = 0
+        self.events_in = 0
+        self.event_bytes_in = 0  # their mean size turns unread bytes into events
         self._deliver = deliver
         self._last_frame_at = time.monotonic()
 
@@ -174,6 +182,20 @@ class FramedESL:
             self._connection_lost(reason)
             self.sock_file.close()
 
+    def start_event_handlers(self) -> None:
+        """One greenlet per connection: the reader, which also hands events over."""
+        self._receive_events_greenlet = gevent.spawn(self.receive_events)
+
+    def unread_bytes(self) -> int:
+        """Bytes the switch has sent that this side has not read yet (the socket's buffer)."""
+        if not self.connected:
+            return 0
+        try:
+            waiting = fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(waiting, sys.byteorder)
+
     def _handle_frame(self, frame: Frame) -> None:
         TRAFFIC.frames_in += 1
         kind = frame.content_type
@@ -189,9 +211,11 @@ class FramedESL:
                 self.bad_events += 1
                 log.error("%s: undecodable event dropped: %s", self.label, exc)
                 return
-            self._esl_event_queue.put(("event", event))
+            self.events_in += 1
+            self.event_bytes_in += len(frame.body)
+            self._safe_deliver("event", event)
         elif kind == "text/disconnect-notice":
-            self._esl_event_queue.put(("notice", frame))
+            self._safe_deliver("notice", frame)
             if frame.get("Content-Disposition") != "linger":  # FreeSWITCH closes right after it
                 self._connection_lost("disconnected by FreeSWITCH")
         elif kind == "auth/request":
@@ -199,16 +223,6 @@ class FramedESL:
         elif kind == "text/rude-rejection":
             self.rejection = frame.text.strip() or "rude rejection"
         # log/data and anything else we never asked for is ignored.
-
-    def process_events(self) -> None:
-        """Hand events over in wire order, from a greenlet that is not the reader."""
-        while True:
-            item = self._esl_event_queue.get()
-            if item is None:
-                self._safe_deliver("closed", None)
-                return
-            self._safe_deliver(*item)
-            item = None  # while it waits for the next one, keep no event alive (memory per call)
 
     def _safe_deliver(self, kind: str, frame: Frame | None) -> None:
         try:
@@ -278,7 +292,7 @@ class FramedESL:
         for waiting in pending:
             waiting.set_exception(error)
         self._auth_request_event.set()
-        self._esl_event_queue.put(None)
+        self._safe_deliver("closed", None)
         self.closed.set()
 
 
@@ -446,6 +460,7 @@ class InboundConnection:
         self.stable_after = stable_after
         self.job_ttl = job_ttl
         self.connections_made = 0
+        self.peak_backlog = 0  # the most events seen waiting unread, since start
         self._esl: _InboundESL | None = None
         self._jobs: dict[str, Job] = {}
         self._up = gevent.event.Event()
@@ -582,6 +597,8 @@ class InboundConnection:
             log.info("%s: disconnect notice from FreeSWITCH: %s", self.name, frame.text.strip())
         if kind != "event" or frame is None:
             return
+        if self._esl is not None and self._esl.events_in % BACKLOG_SAMPLE == 0:
+            self.queued_events()  # keeps peak_backlog
         if frame.get("Event-Name") == "BACKGROUND_JOB":
             job = self._jobs.pop(frame.get("Job-UUID") or "", None)
             if job is not None:
@@ -625,9 +642,15 @@ class InboundConnection:
         return len(self._jobs)
 
     def queued_events(self) -> int:
-        """Events read from the switch and not yet handed to `on_event` (the backlog)."""
+        """Events the switch has sent and we have not read yet (the backlog FreeSWITCH counts
+        towards its limit of 500), estimated from the bytes waiting in the socket's buffer.
+        """
         esl = self._esl
-        return esl._esl_event_queue.qsize() if esl is not None else 0
+        if esl is None or not esl.events_in:
+            return 0
+        backlog = round(esl.unread_bytes() * esl.events_in / esl.event_bytes_in)
+        self.peak_backlog = max(self.peak_backlog, backlog)
+        return backlog
 
     def _expire_jobs(self) -> None:
         now = time.monotonic()

@@ -236,14 +236,62 @@ def parse_headers(block: bytes, decode: bool = True) -> Headers:
     return headers
 
 
+class PlainEvent(Frame):
+    """A ``text/event-plain`` event whose header block is split and decoded only when read.
+
+    In the block FreeSWITCH writes, every value is percent-encoded: ``:``, space, CR and LF never
+    occur raw inside a value, so each line holds exactly one ``": "``, the one after its name.
+    `get` finds ``"\\nname: "`` in the lower-cased block and decodes that one value (an event has
+    50-200 headers and is asked for a handful). Only a block of that canonical shape is kept
+    this way (see `parse_event_plain`); iterating `headers` parses it all, once.
+    """
+
+    def __init__(self, block: str, body: bytes = b"") -> None:
+        self._block = "\n" + block
+        self._lowered: str | None = None
+        self._parsed: Headers | None = None
+        self.body = body
+
+    @property  # type: ignore[override]
+    def headers(self) -> Headers:
+        if self._parsed is None:
+            self._parsed = parse_headers(self._block.encode("utf-8", "surrogateescape"))
+        return self._parsed
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        lowered = self._lowered
+        if lowered is None:
+            lowered = self._lowered = self._block.lower()
+        at = lowered.find(f"\n{name.lower()}: ")
+        if at < 0:
+            return default
+        start = at + len(name) + 3
+        end = lowered.find("\n", start)
+        value = self._block[start:] if end < 0 else self._block[start:end]
+        return url_decode(value) if "%" in value else value
+
+
+def _is_canonical(block: str) -> bool:
+    """A block `PlainEvent` can read lazily: ASCII, LF-separated, one ``": "`` per line."""
+    return (
+        block.isascii()
+        and "\r" not in block
+        and not block.endswith("\n")
+        and block.count(": ") == block.count("\n") + 1
+    )
+
+
 def parse_event_plain(body: bytes) -> Frame:
     """Parse the body of a ``text/event-plain`` message into a decoded event.
 
     The event's own body (BACKGROUND_JOB output, a CUSTOM event's body) follows an inner
-    ``Content-Length`` and an empty line.
+    ``Content-Length`` and an empty line. A header block in FreeSWITCH's canonical shape is
+    read lazily (`PlainEvent`); any other is split and decoded at once (`parse_headers`), which
+    raises FrameError for a line without a colon.
     """
     block, sep, rest = body.partition(b"\n\n")
-    event = Frame(parse_headers(block))
+    text = block.decode("utf-8", "surrogateescape")
+    event = PlainEvent(text) if _is_canonical(text) else Frame(parse_headers(block))
     if sep:
         length = (event.get("Content-Length") or "").strip()
         event.body = rest[: int(length)] if length.isdigit() else rest

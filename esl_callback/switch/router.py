@@ -8,7 +8,9 @@ Event-Subclass of a CUSTOM event), or are counted and dropped.
 
 Each call (and each event name) has its own lane: a queue drained by a greenlet of its own, which
 exists only while the lane has work. Events of one call are handled one after the other in
-arrival order; a slow handler only delays its own call. `dispatch` never blocks.
+arrival order; a slow handler only delays its own call. `dispatch` never blocks. A call whose
+handler only queues the event for its own greenlet (the dialer's flows) is registered `inline`:
+its handler runs within `dispatch`, without a lane.
 """
 
 from __future__ import annotations
@@ -30,14 +32,20 @@ ROUTE_VARIABLES = ("variable_callback_request_id",)
 class _Lane:
     """Events for one handler, handled in order by one greenlet at a time."""
 
-    def __init__(self, label: str, handler: Handler, router: EventRouter) -> None:
+    def __init__(
+        self, label: str, handler: Handler, router: EventRouter, inline: bool = False
+    ) -> None:
         self.label = label
         self.handler = handler
+        self.inline = inline
         self.router = router
         self.queue: deque[tuple[Frame, str]] = deque()
         self.worker: gevent.Greenlet | None = None
 
     def push(self, event: Frame, node: str) -> None:
+        if self.inline:
+            self._handle(event, node)
+            return
         self.queue.append((event, node))
         if len(self.queue) > self.router.peak_backlog:
             self.router.peak_backlog = len(self.queue)
@@ -51,20 +59,22 @@ class _Lane:
     def _drain(self) -> None:
         try:
             while self.queue:
-                event, node = self.queue.popleft()
-                try:
-                    self.handler(event, node)
-                except Exception:
-                    self.router.handler_errors += 1
-                    log.exception(
-                        "handler of %s failed on %s for channel %s (node %s)",
-                        self.label,
-                        event.get("Event-Name"),
-                        event.get("Unique-ID"),
-                        node,
-                    )
+                self._handle(*self.queue.popleft())
         finally:
             self.worker = None
+
+    def _handle(self, event: Frame, node: str) -> None:
+        try:
+            self.handler(event, node)
+        except Exception:
+            self.router.handler_errors += 1
+            log.exception(
+                "handler of %s failed on %s for channel %s (node %s)",
+                self.label,
+                event.get("Event-Name"),
+                event.get("Unique-ID"),
+                node,
+            )
 
 
 class EventRouter:
@@ -83,13 +93,16 @@ class EventRouter:
 
     # -- registration ----------------------------------------------------------------------
 
-    def register(self, key: str, handler: Handler) -> None:
-        """Route the events of call `key` to `handler(event, node)` (replacing an earlier one)."""
+    def register(self, key: str, handler: Handler, inline: bool = False) -> None:
+        """Route the events of call `key` to `handler(event, node)` (replacing an earlier one).
+
+        `inline`: the handler never blocks and runs within `dispatch` (no lane, no greenlet).
+        """
         lane = self._calls.get(key)
         if lane is None:
-            self._calls[key] = _Lane(f"call {key}", handler, self)
+            self._calls[key] = _Lane(f"call {key}", handler, self, inline)
         else:
-            lane.handler = handler
+            lane.handler, lane.inline = handler, inline
         self._bound_by_call.setdefault(key, set())
 
     def unregister(self, key: str) -> None:

@@ -268,3 +268,22 @@ def test_events_of_every_node_reach_one_router_with_their_node_name(lab: SwitchL
         assert {node for node, leg in seen} == {"fs1", "fs2"}
     finally:
         second.stop()
+
+
+def test_the_backlog_counts_events_sent_but_not_read_yet(lab: SwitchLab) -> None:
+    release = gevent.event.Event()
+
+    def stalls_the_reader(event: Frame, node: str) -> None:
+        release.wait()  # stands for a reader that falls behind the switch
+
+    watcher = lab.connect(["CHANNEL_CREATE"], on_event=stalls_the_reader)
+    caller = lab.connect(["BACKGROUND_JOB"])
+    assert watcher.wait_connected(5) and caller.wait_connected(5)
+    assert watcher.queued_events() == 0
+    for n in range(30):
+        park_leg(caller, PARKS, str(n))
+    # The first CHANNEL_CREATE is being handled; the others wait unread in the socket.
+    wait_until(lambda: watcher.queued_events() >= 20)
+    assert watcher.peak_backlog >= 20
+    release.set()
+    wait_until(lambda: watcher.queued_events() == 0)

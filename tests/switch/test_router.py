@@ -140,3 +140,22 @@ def test_unregistering_a_call_forgets_its_bindings() -> None:
     assert router.dropped == 1
     with pytest.raises(KeyError):
         router.bind("uuid-5", "5")
+
+
+def test_an_inline_call_is_handled_within_dispatch_and_its_errors_are_counted() -> None:
+    router = EventRouter()
+    seen: list[str] = []
+
+    def handler(ev: Frame, node: str) -> None:
+        if ev.get("Event-Name") == "CHANNEL_PROGRESS":
+            raise RuntimeError("handler bug")
+        seen.append(ev.get("Event-Name") or "")
+
+    router.register("8", handler, inline=True)
+    router.bind("uuid-8", "8")
+    router.dispatch(event("CHANNEL_ANSWER", "uuid-8"), "fs1")
+    assert seen == ["CHANNEL_ANSWER"]  # no greenlet had to run
+    router.dispatch(event("CHANNEL_PROGRESS", "uuid-8"), "fs1")
+    router.dispatch(event("CHANNEL_HANGUP", "uuid-8"), "fs1")
+    assert seen == ["CHANNEL_ANSWER", "CHANNEL_HANGUP"]
+    assert router.handler_errors == 1 and router.idle()
