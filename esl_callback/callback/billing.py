@@ -385,7 +385,8 @@ def authorise(
         rate_a=rate_a,
         rate_b=rate_b,
     )
-    log.info(
+    log.log(
+        logging.DEBUG if result.allowed else logging.INFO,  # refusals are what an operator reads
         "request %s: %s -> %s %s: %s",
         request_id,
         leg_a_number,

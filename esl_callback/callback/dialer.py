@@ -35,7 +35,7 @@ from esl_callback.callback import billing, causes, requests, triggers
 from esl_callback.callback.ivr import CODE_VARIABLE, DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
 from esl_callback.callback.status import ROLES
-from esl_callback.db import Database, utcnow
+from esl_callback.db import Database, database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
 from esl_callback.statements import Statement
 from esl_callback.switch import commands
@@ -1035,9 +1035,10 @@ class CallFlow:
             return
 
         def unit() -> None:
-            mark_legs(marks)
-            if step is not None:
-                step()
+            with database_proxy.atomic():  # one commit
+                mark_legs(marks)
+                if step is not None:
+                    step()
 
         self.db.run(unit)
         self.dialer.notify(self.plan.request_id)

@@ -119,12 +119,12 @@ class OutboundChannel:
         """Receive this channel's completions and hangup: all `execute` and `gone` need.
 
         FreeSWITCH filters out its other events (DTMF, CHANNEL_STATE, CHANNEL_EXECUTE,
-        PLAYBACK_*: some 30 per callback that would be sent, parsed and thrown away).
+        PLAYBACK_*: some 30 per callback that would be sent, parsed and thrown away). The three
+        commands go in one write (one round trip).
         """
-        expect_ok(self._send("myevents"), "myevents")
-        for name in NEEDED_EVENTS:
-            command = f"filter Event-Name {name}"
-            expect_ok(self._send(command), command)
+        subscription = ["myevents", *(f"filter Event-Name {name}" for name in NEEDED_EVENTS)]
+        for command, reply in zip(subscription, self._send_all(subscription), strict=True):
+            expect_ok(reply, command)
 
     def linger(self, seconds: int | None = None) -> None:
         """Keep the socket open after hangup (forever without `seconds`: call `exit()`)."""
@@ -193,8 +193,11 @@ class OutboundChannel:
     # -- internals -------------------------------------------------------------------------
 
     def _send(self, message: str, timeout: float | None = None) -> Frame:
+        return self._send_all([message], timeout)[0]
+
+    def _send_all(self, messages: list[str], timeout: float | None = None) -> list[Frame]:
         try:
-            return self._session.send(message, timeout)
+            return self._session.send_all(messages, timeout)
         except ChannelGone:
             raise
         except NotConnected as exc:
@@ -223,7 +226,7 @@ class OutboundChannel:
         """Fail every waiting execution, except that `hangup` gets the CHANNEL_HANGUP event."""
         if not self._gone:
             self._gone = f"channel {self.uuid or self.peer}: {reason}"
-            log.info("%s", self._gone)
+            log.debug("%s", self._gone)  # the flow logs what it means for the call
         pending, self._executions = self._executions, {}
         for execution in pending.values():
             if hangup is not None and execution.app == "hangup":
