@@ -11,6 +11,7 @@ from gevent.event import Event
 from esl_callback.cli.common import config_option, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit
 from esl_callback.db import DatabaseError
+from esl_callback.gctuning import tune_gc
 from esl_callback.logs import setup_logging
 from esl_callback.service import Service
 
@@ -42,6 +43,7 @@ def serve(config_path: str | None) -> None:
             f"cannot listen ({exc.strerror}) on the outbound port {out.bind}:{out.port} or the "
             f"web port {web.bind}:{web.port}; is another serve running?"
         )
+    tune_gc()
     run_until_signalled(service)
 
 

@@ -10,8 +10,9 @@ import click
 import gevent
 from gevent.event import Event
 
+from esl_callback.gctuning import tune_gc
 from esl_callback.simulator.config import ConfigError, SimConfig, load, parse_listen
-from esl_callback.simulator.core import Simulator, tune_gc
+from esl_callback.simulator.core import Simulator
 from esl_callback.simulator.dialplan import DialplanError
 
 CONFIG_HELP = "Simulator YAML (default: the built-in demo dialplan and phones)."

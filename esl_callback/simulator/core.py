@@ -9,7 +9,6 @@ sim.stop()
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import logging
 import math
@@ -39,19 +38,6 @@ SCHEDULER_LAG = 0.2
 # `show channels` reads FreeSWITCH's core database, which the switch updates asynchronously:
 # a channel 23 ms old was not listed yet in a capture.
 DB_LAG = 0.5
-
-
-def tune_gc() -> None:
-    """Garbage collection for a simulator process of its own, under load.
-
-    Every call leaves reference cycles (linked legs, sessions and their sockets) that only the
-    collector frees; with the default thresholds a busy simulator spends a fifth of its time
-    collecting, mostly going over the same long-lived objects. Collect less often (every
-    10,000 allocations, not 700) and leave the objects that exist at startup out of it.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 @dataclass

@@ -265,8 +265,9 @@ class FramedESL:
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
-            waiting = next(
-                data for data, reply in zip(commands, replies, strict=True) if not reply.ready()
+            waiting = next(  # (the last reply may have come as the timer fired)
+                (data for data, reply in zip(commands, replies, strict=True) if not reply.ready()),
+                commands[-1],
             )
             if not written or self._last_frame_at < sent_at:
                 self._connection_lost(f"no answer from FreeSWITCH for {limit:g} s")
