@@ -657,7 +657,7 @@ class InboundConnection:
         towards its limit of 500), estimated from the bytes waiting in the socket's buffer.
         """
         esl = self._esl
-        if esl is None or not esl.events_in:
+        if esl is None or not esl.event_bytes_in:  # (an event message may have no body)
             return 0
         backlog = round(esl.unread_bytes() * esl.events_in / esl.event_bytes_in)
         self.peak_backlog = max(self.peak_backlog, backlog)

@@ -116,3 +116,16 @@ def test_userauth_sends_user_at_domain_and_password_and_then_subscribes(
         "userauth controller@default:s3cret",
         "event plain CHANNEL_CREATE",
     ]
+
+
+def test_an_event_message_without_a_body_leaves_the_backlog_measurable(
+    replay_peer: ReplayPeer,
+) -> None:
+    replay_peer.payloads.append(b"Content-Length: 0\nContent-Type: text/event-plain\n\n")
+    seen: list[Frame] = []
+    conn = connect(replay_peer, seen)
+    try:
+        wait_until(lambda: seen)
+        assert conn.queued_events() == 0
+    finally:
+        conn.stop()
