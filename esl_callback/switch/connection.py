@@ -153,6 +153,10 @@ class FramedESL:
         self.event_bytes_in = 0  # their mean size turns unread bytes into events
         self._deliver = deliver
         self._last_frame_at = time.monotonic()
+        # greenswitch's event queue and handler table stay unused (the reader hands events
+        # over); dropped, they no longer cost every channel's socket a few KB.
+        self._esl_event_queue = None
+        self.event_handlers = {}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -167,6 +171,7 @@ class FramedESL:
                     break
                 self._last_frame_at = time.monotonic()
                 self._handle_frame(frame)
+                del frame  # not kept alive (5 KB a channel) while the next one is awaited
                 frames += 1
                 if frames % YIELD_EVERY == 0:
                     gevent.sleep(0)  # while data keeps coming, reads never block: let others run

@@ -11,6 +11,7 @@ afterwards, so a decoded ``%0A`` inside a value can never forge a header of its 
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.parse
 from collections.abc import Iterable
@@ -128,16 +129,16 @@ def url_decode(value: str) -> str:
     return urllib.parse.unquote_to_bytes(value).decode("utf-8", "replace")
 
 
-def _split_header_line(line: str) -> tuple[str, str]:
-    name, sep, value = line.partition(":")
-    if not sep:
-        raise FrameError(f"header line without ':': {line[:80]!r}")
-    return name, value.lstrip(" ")
+def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> bytes | None:
+    """Read header lines up to the empty line: their bytes, each line with its line break.
 
-
-def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> list[str] | None:
-    """Read header lines up to the empty line. None on EOF before any byte."""
-    lines: list[str] = []
+    None on EOF before any byte. Empty lines before a message are skipped, like FreeSWITCH does.
+    """
+    buffered = fileobj.peek(1) if isinstance(fileobj, io.BufferedReader) else b""
+    end = buffered.find(b"\n\n")
+    if 0 < end < max_line and buffered[0] != 0x0A and b"\r" not in buffered[:end]:
+        return fileobj.read(end + 2)[:-1]  # the whole block is buffered: no line by line
+    lines: list[bytes] = []
     total = 0
     while True:
         raw = fileobj.readline(max_line + 1)
@@ -152,16 +153,15 @@ def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> list
             raise FrameError(f"header block longer than {max_header_block} bytes")
         if not raw.endswith(b"\n"):
             raise FrameError("connection closed in the middle of a header line")
-        line = raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
-        if not line:
+        if raw == b"\n" or raw == b"\r\n":
             if lines:
-                return lines
-            continue  # FreeSWITCH skips empty lines before a message
-        lines.append(line)
+                return b"".join(lines)
+            continue
+        lines.append(raw)
 
 
-def _content_length(headers: Headers, max_body: int) -> int:
-    value = Frame(headers).get("Content-Length")
+def _content_length(frame: Frame, max_body: int) -> int:
+    value = frame.get("Content-Length")
     if value is None:
         return 0
     text = value.strip()
@@ -193,12 +193,12 @@ def read_frame(
     Header values are returned as sent (outer headers are not encoded, except in the outbound
     ``connect`` reply: use :meth:`Frame.decoded` there).
     """
-    lines = _read_block(fileobj, max_line, max_header_block)
-    if lines is None:
+    block = _read_block(fileobj, max_line, max_header_block)
+    if block is None:
         return None
-    headers = [_split_header_line(line) for line in lines]
-    body = _read_body(fileobj, _content_length(headers, max_body))
-    return Frame(headers, body)
+    frame = _header_block(block, decode=False)
+    frame.body = _read_body(fileobj, _content_length(frame, max_body))
+    return frame
 
 
 def read_command(
@@ -211,12 +211,21 @@ def read_command(
 
     Like FreeSWITCH, header lines without a colon are ignored.
     """
-    lines = _read_block(fileobj, max_line, max_header_block)
-    if lines is None:
+    block = _read_block(fileobj, max_line, max_header_block)
+    if block is None:
         return None
+    text = block.decode("utf-8", "surrogateescape")
+    lines = [line.rstrip("\r") for line in text.split("\n")[:-1]]
     headers = [_split_header_line(line) for line in lines[1:] if ":" in line]
-    body = _read_body(fileobj, _content_length(headers, max_body))
+    body = _read_body(fileobj, _content_length(Frame(headers), max_body))
     return Command(lines[0], headers, body, "\n".join(lines) + "\n\n")
+
+
+def _split_header_line(line: str) -> tuple[str, str]:
+    name, sep, value = line.partition(":")
+    if not sep:
+        raise FrameError(f"header line without ':': {line[:80]!r}")
+    return name, value.lstrip(" ")
 
 
 def parse_headers(block: bytes, decode: bool = True) -> Headers:
@@ -228,34 +237,35 @@ def parse_headers(block: bytes, decode: bool = True) -> Headers:
             line = line.rstrip("\r")
         if not line:
             continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise FrameError(f"header line without ':': {line[:80]!r}")
-        value = value.lstrip(" ")
+        name, value = _split_header_line(line)
         headers.append((name, url_decode(value) if decode and "%" in value else value))
     return headers
 
 
-class PlainEvent(Frame):
-    """A ``text/event-plain`` event whose header block is split and decoded only when read.
+class LazyFrame(Frame):
+    """A frame whose header block is split (and decoded) only when read.
 
-    In the block FreeSWITCH writes, every value is percent-encoded: ``:``, space, CR and LF never
-    occur raw inside a value, so each line holds exactly one ``": "``, the one after its name.
-    `get` finds ``"\\nname: "`` in the lower-cased block and decodes that one value (an event has
-    50-200 headers and is asked for a handful). Only a block of that canonical shape is kept
-    this way (see `parse_event_plain`); iterating `headers` parses it all, once.
+    FreeSWITCH percent-encodes the values of an event-plain block and of the outbound
+    ``connect`` reply: ``:``, space, CR and LF never occur raw inside a value, so each line
+    holds exactly one ``": "``, the one after its name. `get` finds ``"\\nname: "`` in the
+    lower-cased block and returns that one value, URL-decoded when `decode` (a message has
+    50-200 headers and is asked for a handful; one string is kept instead of hundreds). Only a
+    block of that canonical shape is kept this way (see `_header_block`); iterating `headers`
+    parses it all, once.
     """
 
-    def __init__(self, block: str, body: bytes = b"") -> None:
+    def __init__(self, block: str, body: bytes = b"", decode: bool = True) -> None:
         self._block = "\n" + block
         self._lowered: str | None = None
         self._parsed: Headers | None = None
+        self.decode = decode
         self.body = body
 
     @property  # type: ignore[override]
     def headers(self) -> Headers:
         if self._parsed is None:
-            self._parsed = parse_headers(self._block.encode("utf-8", "surrogateescape"))
+            block = self._block.encode("utf-8", "surrogateescape")
+            self._parsed = parse_headers(block, self.decode)
         return self._parsed
 
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -268,11 +278,18 @@ class PlainEvent(Frame):
         start = at + len(name) + 3
         end = lowered.find("\n", start)
         value = self._block[start:] if end < 0 else self._block[start:end]
-        return url_decode(value) if "%" in value else value
+        return url_decode(value) if self.decode and "%" in value else value
+
+    def decoded(self) -> Frame:
+        if self.decode:
+            return self
+        copy = LazyFrame("", self.body)
+        copy._block, copy._lowered = self._block, self._lowered  # the same strings, shared
+        return copy
 
 
 def _is_canonical(block: str) -> bool:
-    """A block `PlainEvent` can read lazily: ASCII, LF-separated, one ``": "`` per line."""
+    """A block `LazyFrame` can read: ASCII, LF-separated, one ``": "`` per line."""
     return (
         block.isascii()
         and "\r" not in block
@@ -281,17 +298,26 @@ def _is_canonical(block: str) -> bool:
     )
 
 
+def _header_block(block: bytes, decode: bool) -> Frame:
+    """A header block (without its empty line) as a frame: lazy if canonical, else parsed.
+
+    Parsing at once raises FrameError for a line without a colon.
+    """
+    text = block.decode("utf-8", "surrogateescape").removesuffix("\n")
+    if _is_canonical(text):
+        return LazyFrame(text, decode=decode)
+    return Frame(parse_headers(block, decode))
+
+
 def parse_event_plain(body: bytes) -> Frame:
     """Parse the body of a ``text/event-plain`` message into a decoded event.
 
     The event's own body (BACKGROUND_JOB output, a CUSTOM event's body) follows an inner
     ``Content-Length`` and an empty line. A header block in FreeSWITCH's canonical shape is
-    read lazily (`PlainEvent`); any other is split and decoded at once (`parse_headers`), which
-    raises FrameError for a line without a colon.
+    read lazily (`LazyFrame`); any other is split and decoded at once.
     """
     block, sep, rest = body.partition(b"\n\n")
-    text = block.decode("utf-8", "surrogateescape")
-    event = PlainEvent(text) if _is_canonical(text) else Frame(parse_headers(block))
+    event = _header_block(block, decode=True)
     if sep:
         length = (event.get("Content-Length") or "").strip()
         event.body = rest[: int(length)] if length.isdigit() else rest

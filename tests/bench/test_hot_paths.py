@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,10 @@ import pytest
 from esl_callback.switch.protocol import (
     Frame,
     FrameError,
-    PlainEvent,
+    LazyFrame,
     parse_event_plain,
     parse_headers,
+    read_frame,
 )
 
 # A CHANNEL_CREATE recorded on FreeSWITCH 1.10 (tests/fixtures/freeswitch-wire/README.txt)
@@ -19,6 +21,21 @@ from esl_callback.switch.protocol import (
 RECORDED = (
     Path(__file__).parent.parent / "fixtures/freeswitch-wire/event-plain-forged-display-name.raw"
 ).read_bytes()
+
+
+FIXTURES = Path(__file__).parent.parent / "fixtures/freeswitch-wire"
+
+
+def recorded_connect_reply() -> bytes:
+    """The reply to `connect` on an outbound socket, as FreeSWITCH 1.10 sent it."""
+    lines = (FIXTURES / "outbound-socket-ivr.txt").read_bytes().split(b"\n")
+    start = next(i for i, line in enumerate(lines) if b"FreeSWITCH sent 3601 bytes" in line)
+    block = b""
+    for line in lines[start + 1 :]:
+        if not line.startswith(b"<<< "):
+            break
+        block += line[4:] + b"\n"
+    return block
 
 
 def test_header_lookup_is_case_insensitive_and_the_first_value_wins() -> None:
@@ -63,7 +80,7 @@ def recorded_event_body() -> bytes:
 def test_a_recorded_event_is_read_lazily_and_every_header_reads_as_a_full_parse_does() -> None:
     body = recorded_event_body()
     lazy = parse_event_plain(body)
-    assert isinstance(lazy, PlainEvent)
+    assert isinstance(lazy, LazyFrame)
     eager = Frame(parse_headers(body.partition(b"\n\n")[0]))
     assert len(eager.headers) > 100
     for name, _ in eager.headers:
@@ -75,7 +92,7 @@ def test_a_recorded_event_is_read_lazily_and_every_header_reads_as_a_full_parse_
 
 def test_a_lazily_read_event_cannot_be_given_a_header_by_a_caller() -> None:
     event = parse_event_plain(recorded_event_body())
-    assert isinstance(event, PlainEvent)
+    assert isinstance(event, LazyFrame)
     name = "Bob\nUnique-ID: forged-uuid\nCaller-Destination-Number: 999"
     assert event.get("Caller-Caller-ID-Name") == name
     assert event.get("Unique-ID") == "fa2fd882-aaa2-4668-b942-81f2a26350e5"
@@ -84,6 +101,45 @@ def test_a_lazily_read_event_cannot_be_given_a_header_by_a_caller() -> None:
 
 def test_a_block_not_in_freeswitch_shape_is_parsed_at_once() -> None:
     crlf = parse_event_plain(b"Event-Name: DTMF\r\nDTMF-Digit: 5\r\n\r\n")
-    assert not isinstance(crlf, PlainEvent) and crlf.get("dtmf-digit") == "5"
+    assert not isinstance(crlf, LazyFrame) and crlf.get("dtmf-digit") == "5"
     with pytest.raises(FrameError, match="without ':'"):
         parse_event_plain(b"Event-Name: DTMF\ngarbage\n\n")
+
+
+def test_the_recorded_connect_reply_is_kept_as_one_string_and_reads_as_a_full_parse_does() -> None:
+    raw = recorded_connect_reply()
+    assert len(raw) == 3601
+    frame = read_frame(io.BufferedReader(io.BytesIO(raw)))
+    assert isinstance(frame, LazyFrame)
+    eager = Frame(parse_headers(raw, decode=False))
+    assert len(eager.headers) > 90
+    assert frame.headers == eager.headers  # values as sent, still encoded
+    assert frame.get("FreeSWITCH-IPv6") == "fd00%3A%3A2"
+    data, decoded = frame.decoded(), Frame(parse_headers(raw))
+    for name, _ in decoded.headers:
+        assert data.get(name) == decoded.get(name), name
+    assert data.headers == decoded.headers
+    assert data.get("FreeSWITCH-IPv6") == "fd00::2"
+    assert data.get("Content-Type") == "command/reply"
+
+
+def test_a_frame_read_line_by_line_equals_one_taken_whole_from_the_buffer() -> None:
+    raw = recorded_connect_reply() + b"Content-Type: api/response\nContent-Length: 2\n\nok"
+    for buffer_size in (8192, 64):  # the block fits the read buffer, or it does not
+        stream = io.BufferedReader(io.BytesIO(b"\n" + raw), buffer_size=buffer_size)
+        first, second = read_frame(stream), read_frame(stream)
+        assert first.headers == parse_headers(recorded_connect_reply(), decode=False)
+        assert (second.content_type, second.body) == ("api/response", b"ok")
+        assert read_frame(stream) is None
+
+
+def test_an_outer_frame_not_in_freeswitch_shape_is_parsed_at_once_with_its_body() -> None:
+    bgapi = b"Content-Type: command/reply\nReply-Text: +OK Job-UUID: 7f4d\nJob-UUID: 7f4d\n\n"
+    frame = read_frame(io.BufferedReader(io.BytesIO(bgapi)))
+    assert not isinstance(frame, LazyFrame)
+    assert frame.get("Reply-Text") == "+OK Job-UUID: 7f4d"
+    crlf = b"Content-Type: api/response\r\nContent-Length: 3\r\n\r\n+OKnext"
+    frame = read_frame(io.BufferedReader(io.BytesIO(crlf)))
+    assert (frame.content_type, frame.body) == ("api/response", b"+OK")
+    with pytest.raises(FrameError, match="without ':'"):
+        read_frame(io.BufferedReader(io.BytesIO(b"Content-Type: command/reply\ngarbage\n\n")))
