@@ -136,7 +136,8 @@ def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> byte
     """
     buffered = fileobj.peek(1) if isinstance(fileobj, io.BufferedReader) else b""
     end = buffered.find(b"\n\n")
-    if 0 < end < max_line and buffered[0] != 0x0A and b"\r" not in buffered[:end]:
+    whole = 0 < end < min(max_line, max_header_block) and buffered[0] != 0x0A
+    if whole and b"\r" not in buffered[:end]:
         return fileobj.read(end + 2)[:-1]  # the whole block is buffered: no line by line
     lines: list[bytes] = []
     total = 0
