@@ -154,7 +154,7 @@ def _read_block(fileobj: BinaryIO, max_line: int, max_header_block: int) -> byte
             raise FrameError(f"header block longer than {max_header_block} bytes")
         if not raw.endswith(b"\n"):
             raise FrameError("connection closed in the middle of a header line")
-        if raw == b"\n" or raw == b"\r\n":
+        if not raw.rstrip(b"\r\n"):
             if lines:
                 return b"".join(lines)
             continue
