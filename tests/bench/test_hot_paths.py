@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+from wire_replay import load_steps
 
 from esl_callback.switch.protocol import (
     Frame,
@@ -23,19 +24,9 @@ RECORDED = (
 ).read_bytes()
 
 
-FIXTURES = Path(__file__).parent.parent / "fixtures/freeswitch-wire"
-
-
 def recorded_connect_reply() -> bytes:
     """The reply to `connect` on an outbound socket, as FreeSWITCH 1.10 sent it."""
-    lines = (FIXTURES / "outbound-socket-ivr.txt").read_bytes().split(b"\n")
-    start = next(i for i, line in enumerate(lines) if b"FreeSWITCH sent 3601 bytes" in line)
-    block = b""
-    for line in lines[start + 1 :]:
-        if not line.startswith(b"<<< "):
-            break
-        block += line[4:] + b"\n"
-    return block
+    return next(s.data for s in load_steps("outbound-socket-ivr.txt") if s.kind == "recv")
 
 
 def test_header_lookup_is_case_insensitive_and_the_first_value_wins() -> None:
