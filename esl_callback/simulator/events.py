@@ -237,9 +237,14 @@ class Identity:
 
 
 class Event:
-    """A fired event; its two wire forms are built once and shared by all listeners."""
+    """A fired event; its two wire forms are built once and shared by all listeners.
 
-    __slots__ = ("_json", "_plain", "body", "headers", "name", "subclass", "unique_id")
+    The channel data after the core headers (``rest``) is built when first needed: a listener
+    whose filters are on the core headers (``filter Event-Name ...``, as our leg A sockets
+    use) rejects an event without it. `EventBus.fire` builds it before the event is delivered.
+    """
+
+    __slots__ = ("_headers", "_json", "_plain", "_rest", "body", "name", "subclass", "unique_id")
 
     def __init__(
         self,
@@ -248,18 +253,39 @@ class Event:
         body: str | None = None,
         subclass: str | None = None,
         unique_id: str | None = None,
+        rest: Callable[[], Iterable[tuple[str, str]]] | None = None,
     ) -> None:
         self.name = name
-        self.headers = headers
+        self._headers = headers
+        self._rest = rest
         self.body = body
         self.subclass = subclass
         self.unique_id = unique_id
         self._plain: bytes | None = None
         self._json: bytes | None = None
 
+    @property
+    def headers(self) -> Headers:
+        """All headers, in wire order."""
+        self.complete()
+        return self._headers
+
+    def complete(self) -> None:
+        """Build the headers after the core ones, if not yet done."""
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            self._headers += rest()
+
     def get(self, name: str) -> str | None:
         """The first value of a header (exact name)."""
-        for key, value in self.headers:
+        built = self._headers
+        for key, value in built:
+            if key == name:
+                return value
+        if self._rest is None:
+            return None
+        start = len(built)
+        for key, value in self.headers[start:]:
             if key == name:
                 return value
         return None
@@ -393,16 +419,19 @@ class EventBus:
         unique_id: str | None = None,
         calling: tuple[str, str, int] | None = None,
     ) -> Event | None:
-        """Fire an event. ``build`` is only called when a listener wants the event."""
+        """Fire an event. ``build`` (the headers after the core ones) is only called when a
+        listener takes the event; None when none does."""
         sequence = next(self._sequence)
         sinks = [s for s in self._candidates(unique_id) if s.wants(name, subclass, unique_id)]
         if not sinks:
             return None
         headers = list(lead)
         headers += self.core_headers(name, calling or CALLING[name], sequence, self.clock.now_us())
-        headers += build()
-        event = Event(name, headers, body, subclass, unique_id)
-        for sink in sinks:
-            if sink.accepts(event):
-                sink.deliver(event)
+        event = Event(name, headers, body, subclass, unique_id, rest=build)
+        takers = [sink for sink in sinks if sink.accepts(event)]
+        if not takers:
+            return None
+        event.complete()  # the channel's data as it is now, not when a listener reads it
+        for sink in takers:
+            sink.deliver(event)
         return event

@@ -309,7 +309,14 @@ class FramedESL:
             waiting.set_exception(error)
         self._auth_request_event.set()
         self._safe_deliver("closed", None)
+        # That was the last delivery. Letting go of the receiver (which holds this connection)
+        # lets reference counting free both now, not a full garbage collection later.
+        self._deliver = _nothing_after_close
         self.closed.set()
+
+
+def _nothing_after_close(kind: str, frame: Frame | None) -> None:
+    """Where a closed connection's deliveries go: a frame still in its buffer is dropped."""
 
 
 class _InboundESL(FramedESL, InboundESL):

@@ -3,7 +3,9 @@ socket-controlled channel, sched_hangup, ordering of api/bgapi, linger, timing."
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 import gevent
@@ -13,6 +15,7 @@ from sim_client import EslClient, channel, named
 from sim_setup import sim_config
 
 from esl_callback.simulator import Simulator
+from esl_callback.simulator.core import DB_LAG
 
 ANSWERED_PHONE = "{ignore_early_media=true}loopback/15550001001/phones"
 TRIGGER = "{origination_caller_id_number=15550001001}loopback/18005550100/access &park()"
@@ -179,6 +182,29 @@ def test_without_linger_the_session_closes_at_the_hangup(make_sim, sessions) -> 
     assert names[-1] == "CHANNEL_HANGUP_COMPLETE"  # it closes once the channel is reported
     (notice,) = [f for f in session.other if f.content_type == "text/disconnect-notice"]
     assert notice.get("Content-Disposition") == "disconnect"
+
+
+def test_a_finished_call_is_freed_without_the_garbage_collector(make_sim, sessions) -> None:
+    """No reference cycles: a busy switch must not wait for full collections to free calls."""
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
+    session = accepted.get(timeout=5)
+    session.connect()
+    channel_a = sim.channels[leg]
+    left = [weakref.ref(channel_a), weakref.ref(channel_a.loopback_peer)]
+    left.append(weakref.ref(channel_a.outbound))
+    del channel_a
+    gc.disable()
+    try:
+        sim.api(f"uuid_kill {leg}")
+        sim.wait_gone(leg)
+        assert session.closed.wait(5)
+        gevent.sleep(sim.clock.real(DB_LAG) + 0.1)  # `show channels` lists the channels no more
+        assert sim.listed_channels() == []
+        assert [ref() for ref in left] == [None, None, None]
+    finally:
+        gc.enable()
 
 
 def test_dtmf_crosses_the_loopback_pair(sim: Simulator, client) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +124,26 @@ def test_executing_hangup_returns_the_channel_hangup_event(lab: SwitchLab) -> No
     event = results["4"].get(timeout=5)
     assert (event.get("Event-Name"), event.get("Unique-ID")) == ("CHANNEL_HANGUP", leg)
     assert event.get("Hangup-Cause") == "USER_BUSY"
+
+
+def test_a_finished_session_is_freed_without_the_garbage_collector(lab: SwitchLab) -> None:
+    """No reference cycle between a channel and its connection: thousands of calls must not
+    wait for full garbage collections (each a pause of every call) to be freed."""
+    channels: list[weakref.ref[OutboundChannel]] = []
+
+    def ivr(channel: OutboundChannel) -> None:
+        channels.append(weakref.ref(channel))
+        channel.myevents()
+        channel.execute("hangup", "NORMAL_CLEARING", timeout=5)
+
+    gc.disable()
+    try:
+        results = start_ivr(lab, {"5": ivr})
+        lab.leg_a(inbound(lab), PARKS, "5")
+        results["5"].get(timeout=5)
+        wait_until(lambda: channels[0]() is None, timeout=2)
+    finally:
+        gc.enable()
 
 
 def test_a_failing_session_does_not_affect_another(
