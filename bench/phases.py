@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 P = metrics.PREFIX
 IDLE_SECONDS = 2.0  # s: how long the held calls are left alone to measure the switch's CPU
 SETUP_LIMIT = 1.0  # s: a step whose p99 trigger-to-originate exceeds this is falling behind
+IDLE_TIMEOUT = 120.0  # s: how long a failed step may leave the switch and controller busy
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Bench:
         self.settle(target, calls, result)
         if result.failed:  # what the controller left behind must not burden the next step
             self.switch.hang_up_all()
-            gevent.sleep(2)
+            self.wait_idle(target)
         if target.web is not None:
             result.http_response_ms = percentiles(target.web.response_seconds)
             target.web.response_seconds.clear()
@@ -254,6 +255,16 @@ class Bench:
             "probe": probe.as_json(),
         }
 
+    def wait_idle(self, target: Target, timeout: float = IDLE_TIMEOUT) -> None:
+        """Until the switch has no channel and the controller follows no request: an overloaded
+        step leaves both catching up for a while, and the next step must not inherit that."""
+
+        began = time.monotonic()
+        if _wait(lambda: idle(self.switch.esl, target.metrics_url), timeout):
+            log.info("%s: idle again after %.1f s", target.name, time.monotonic() - began)
+        else:
+            log.warning("%s: still busy %g s after a failed step; going on", target.name, timeout)
+
     # -- what became of the calls -----------------------------------------------------------
 
     def settle(self, target: Target, calls: list[Call], result: Step) -> None:
@@ -271,6 +282,13 @@ class Bench:
         result.failures = dict(failures.most_common(8))
         result.setup_ms = percentiles([s for c in calls if (s := c.setup_seconds) is not None])
         result.bridge_ms = percentiles([s for c in calls if (s := c.bridge_seconds) is not None])
+
+
+def idle(switch: Any, metrics_url: str | None) -> bool:
+    """The switch has no channel, and the controller (if it has /metrics) follows no request."""
+    if switch.api("show channels count").split() != ["0", "total."]:
+        return False
+    return not metrics_url or metrics.scrape(metrics_url).total(f"{P}_requests_live") == 0
 
 
 def failure_reason(call: Call, records: dict[str, tuple[str, str, int]] | None) -> str | None:

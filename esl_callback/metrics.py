@@ -109,18 +109,26 @@ def instrument(service: Any) -> None:
     service.db.run = timed(DATABASE_SECONDS, service.db.run)
     for node in service.nodes:
         node.api = _timed_command(node.api, "api")
+        node.api_all = _timed_command(node.api_all, "api", together=True)
         node.bgapi = _timed_command(node.bgapi, "bgapi")
     COLLECTOR.service = service
 
 
-def _timed_command(send: Callable[..., Any], kind: str) -> Callable[..., Any]:
-    def call(command: str, *args: Any, **kwargs: Any) -> Any:
+def _timed_command(
+    send: Callable[..., Any], kind: str, together: bool = False
+) -> Callable[..., Any]:
+    """`send` observing each command's latency, labelled by its verb. With `together`, `send`
+    takes a list of commands sent at once; each is observed with the time the group took (its
+    reply arrived within it)."""
+
+    def call(sent: Any, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return send(command, *args, **kwargs)
+            return send(sent, *args, **kwargs)
         finally:
-            child = COMMAND_SECONDS.labels(f"{kind} {command_name(command)}")
-            child.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            for command in sent if together else [sent]:
+                COMMAND_SECONDS.labels(f"{kind} {command_name(command)}").observe(took)
 
     return call
 

@@ -62,6 +62,8 @@ class Node(Protocol):
 
     def api(self, command: str, timeout: float | None = None) -> str: ...
 
+    def api_all(self, commands: list[str], timeout: float | None = None) -> list[str]: ...
+
     def bgapi(self, command: str) -> Job: ...
 
 
@@ -802,16 +804,19 @@ class CallFlow:
 
     def bridge(self, leg_a: LegState, leg_b: LegState) -> None:
         """`uuid_bridge` A and B, then schedule the hangup at what the balance pays for."""
-        reply = self.api(commands.uuid_bridge(leg_a.uuid, leg_b.uuid))
-        if not reply.startswith("+OK"):
-            raise FlowEnded(State.FAILED, "BRIDGE_FAILED", reply.strip())
+        # One round trip: the hangup and the warning are scheduled with the bridge (if it
+        # fails, the flow ends and hangs leg A up anyway).
+        sent = [commands.uuid_bridge(leg_a.uuid, leg_b.uuid)]
         max_duration = self.authorisation.max_duration if self.authorisation else 0
         if max_duration:
-            self.api(commands.sched_hangup(max_duration, leg_a.uuid))
+            sent.append(commands.sched_hangup(max_duration, leg_a.uuid))
             warn_at = billing.warning_offset(max_duration, self.settings.billing)
             if warn_at:
                 sound = self.settings.ivr.low_balance_warning
-                self.api(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
+                sent.append(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
+        reply = self.api_all(sent)[0]
+        if not reply.startswith("+OK"):
+            raise FlowEnded(State.FAILED, "BRIDGE_FAILED", reply.strip())
         self.unsaved_marks += [
             (leg_a.uuid, {"state": "bridged"}),
             (leg_b.uuid, {"state": "bridged"}),
@@ -856,11 +861,15 @@ class CallFlow:
         return ROLES[(partner or leg).role]
 
     def api(self, command: str) -> str:
+        return self.api_all([command])[0]
+
+    def api_all(self, sent: list[str]) -> list[str]:
+        """The outputs of `api` commands sent together; `-ERR ...` for each if they failed."""
         try:
-            return self.plan.node.api(command)
+            return self.plan.node.api_all(sent)
         except Exception as exc:
-            log.warning("request %s: %r failed: %s", self.plan.request_id, command, exc)
-            return f"-ERR {exc}"
+            log.warning("request %s: %r failed: %s", self.plan.request_id, sent, exc)
+            return [f"-ERR {exc}"] * len(sent)
 
     def ring_timeout(self) -> float:
         return self.settings.callback.originate_timeout_seconds + GRACE_SECONDS

@@ -11,11 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gevent
 from bench_helpers import ROOT
+from sim_setup import sim_config
 
 from bench import report
-from bench.phases import percentiles
+from bench.phases import idle, percentiles
 from esl_callback import metrics
+from esl_callback.simulator import Simulator
+from esl_callback.simulator.core import DB_LAG
+from esl_callback.switch.connection import InboundConnection
 
 TARGETS = ["esl-callback (phone)", "esl-callback (web API)", "plain greenswitch (phone)"]
 
@@ -64,6 +69,27 @@ def test_a_miniature_bench_run_completes_every_callback_of_every_target(tmp_path
     }
     assert "| Highest rate sustained, zero failures (callbacks/s) |" in run.stdout
     assert str(output) in run.stdout
+
+
+def test_after_a_failed_step_the_switch_is_idle_only_once_its_last_channel_is_gone() -> None:
+    sim = Simulator(sim_config(), speed=20).start()
+    switch = InboundConnection(
+        host=sim.host, port=sim.port, password="ClueCon", events=["CHANNEL_ANSWER"]
+    )
+    try:
+        assert switch.start().wait_connected(5)
+        assert idle(switch, None)
+        uuid = sim.place_call("15550009999", "15550001001", "phones")
+        sim.wait_for(uuid, lambda channel: channel.answered)
+        gevent.sleep(sim.clock.real(DB_LAG) + 0.1)  # `show channels` lists it now
+        assert not idle(switch, None)
+        sim.api(f"uuid_kill {uuid}")
+        sim.wait_gone(uuid)
+        gevent.sleep(sim.clock.real(DB_LAG) + 0.1)
+        assert idle(switch, None)
+    finally:
+        switch.stop()
+        sim.stop()
 
 
 def test_percentiles_are_nearest_rank_in_milliseconds() -> None:

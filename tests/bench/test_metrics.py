@@ -12,16 +12,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import gevent
 import pytest
 import yaml
 from bench_helpers import Running
+from sim_setup import sim_config
 
 from bench import plan
 from bench.load import Call, Switch
 from bench.processes import esl_callback_command, free_port
 from esl_callback import metrics
+from esl_callback.simulator import Simulator
+from esl_callback.switch.connection import InboundConnection
 
 P = metrics.PREFIX
 
@@ -76,9 +80,12 @@ def test_a_completed_callback_is_counted_with_its_commands_and_database_calls(
     assert after.total(started, mode="two_stage") == before.total(started, mode="two_stage") + 1
     assert after.total(f"{P}_node_connected", node="sim") == 1
     assert after.total(f"{P}_requests_live") == 0
-    commands = after.by_label(f"{P}_esl_command_seconds_count", "command")
-    assert commands["bgapi originate"] >= 2  # leg A and leg B
-    assert commands["api uuid_bridge"] >= 1
+    count = f"{P}_esl_command_seconds_count"
+    earlier = before.by_label(count, "command")
+    sent = {name: n - earlier.get(name, 0) for name, n in after.by_label(count, "command").items()}
+    assert sent["bgapi originate"] == 2  # leg A and leg B
+    # The bridge and the hangup at the paid duration go in one write, each counted once.
+    assert sent["api uuid_bridge"] == sent["api sched_hangup"] == 1
     for name in (f"{P}_database_seconds_count", f"{P}_events_total"):
         assert after.total(name) > before.total(name), name
     # Leg A's socket session gets only completions and its hangup: without the filters every
@@ -87,6 +94,27 @@ def test_a_completed_callback_is_counted_with_its_commands_and_database_calls(
     assert 40 < after.total(messages) - before.total(messages) <= 70
     assert after.quantile(f"{P}_event_lag_seconds", 0.5) is not None
     assert after.total("process_resident_memory_bytes") > 0
+
+
+def test_each_api_command_is_timed_once_whether_sent_alone_or_with_others() -> None:
+    sim = Simulator(sim_config(), speed=20).start()
+    node = InboundConnection(host=sim.host, port=sim.port, password="ClueCon", events=["API"])
+
+    def sent(command: str) -> float:
+        name, labels = f"{P}_esl_command_seconds_count", {"command": command}
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    try:
+        assert node.start().wait_connected(5)
+        metrics.instrument(SimpleNamespace(db=SimpleNamespace(run=None), nodes=[node]))
+        metrics.COLLECTOR.service = None  # no Service to describe: only the node is timed
+        version, uptime = sent("api version"), sent("api uptime")
+        node.api("version")
+        node.api_all(["version", "uptime"])
+        assert (sent("api version") - version, sent("api uptime") - uptime) == (2, 1)
+    finally:
+        node.stop()
+        sim.stop()
 
 
 def test_a_bridged_call_shows_as_live_request_and_two_legs_up(

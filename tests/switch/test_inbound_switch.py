@@ -17,6 +17,7 @@ from switch_lab import PARKS, PASSWORD, RINGS, SwitchLab, wait_until
 
 from esl_callback.simulator import Simulator
 from esl_callback.switch import commands
+from esl_callback.switch.commands import UnsafeCommand
 from esl_callback.switch.connection import CommandTimeout, InboundConnection
 from esl_callback.switch.protocol import Frame
 from esl_callback.switch.router import EventRouter
@@ -200,6 +201,27 @@ def test_a_command_without_a_reply_in_time_raises_command_timeout(lab: SwitchLab
     # fresh one made, which answers.
     wait_until(lambda: conn.connections_made == 2 and conn.connected)
     assert conn.api("version").startswith("FreeSWITCH Version 1.10")
+
+
+def test_api_commands_sent_together_answer_in_order(lab: SwitchLab) -> None:
+    conn = lab.connect(["CHANNEL_ANSWER"])
+    assert conn.wait_connected(5)
+    leg = park_leg(conn, PARKS, "8")
+    wait_until(lambda: conn.api(f"uuid_exists {leg}") == "true")
+    outputs = conn.api_all([f"uuid_exists {leg}", "no_such_command", f"uuid_kill {leg}"])
+    assert outputs == ["true", "-ERR no_such_command Command not found!\n", "+OK\n"]
+    wait_until(lambda: conn.api(f"uuid_exists {leg}") == "false")
+
+
+def test_one_unsafe_command_among_several_sends_none_of_them(lab: SwitchLab) -> None:
+    conn = lab.connect(["CHANNEL_ANSWER"])
+    assert conn.wait_connected(5)
+    leg = park_leg(conn, PARKS, "9")
+    wait_until(lambda: conn.api(f"uuid_exists {leg}") == "true")
+    with pytest.raises(UnsafeCommand):
+        conn.api_all([f"uuid_kill {leg}", "version\n\nsendevent CUSTOM"])
+    gevent.sleep(0.3)
+    assert conn.api(f"uuid_exists {leg}") == "true"
 
 
 def test_a_slow_handler_of_one_call_does_not_stall_another_call(lab: SwitchLab) -> None:
