@@ -175,7 +175,9 @@ def _bridge_loop(a: Channel, bridge: Bridge) -> None:
         bridge.ended = True
         bridge.started.set()
         b.wake()
-        bridge.b_left.wait()
+        if not b.down or b.running_state == CS_EXCHANGE_MEDIA:
+            bridge.b_left.wait()  # B is in the bridge, or will be: it leaves seeing it ended
+        # else B hung up before it took the bridge: it never comes (nothing to wait for)
         bridge.torn_down.set()
         a.bridge = None
         return

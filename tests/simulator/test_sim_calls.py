@@ -82,6 +82,22 @@ def test_uuid_bridge_completes_the_socket_app_and_the_session_follows(make_sim, 
     assert session.closed.wait(5)
 
 
+def test_a_destination_hanging_up_as_it_is_bridged_does_not_leave_the_caller_stuck(
+    sim: Simulator,
+) -> None:
+    """B goes before it could take the bridge (the bridge came late, B's phone hung up): the
+    bridge ends at once and A carries on (its `&park()` is over, so it hangs up), not left
+    waiting for B forever."""
+    leg_a = sim.api(f"originate {ANSWERED_PHONE} &park()").split()[1]
+    leg_b = sim.api("originate {ignore_early_media=true}loopback/15550002001/phones &park()")
+    leg_b = leg_b.split()[1]
+    # No yield between the two: B is down before its session could take the bridge.
+    assert sim.api(f"uuid_bridge {leg_a} {leg_b}") == f"+OK {leg_b}\n"
+    assert sim.api(f"uuid_kill {leg_b}") == "+OK\n"
+    sim.wait_gone(leg_b)
+    sim.wait_gone(leg_a, timeout=5)
+
+
 def test_sched_hangup_hits_the_named_leg_only(sim: Simulator, client) -> None:
     watcher = client()
     watcher.command("event plain CHANNEL_HANGUP")
