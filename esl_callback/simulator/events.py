@@ -240,8 +240,8 @@ class Event:
     """A fired event; its two wire forms are built once and shared by all listeners.
 
     The channel data after the core headers (``rest``) is built when first needed: a listener
-    whose filters are on the core headers (``filter Event-Name ...``, as our leg A sockets
-    use) rejects an event without it. `EventBus.fire` builds it before the event is delivered.
+    whose filters are on the core headers (``filter Event-Name ...``) rejects an event without
+    it. `EventBus.fire` builds it before the event is delivered.
     """
 
     __slots__ = ("_headers", "_json", "_plain", "_rest", "body", "name", "subclass", "unique_id")

@@ -39,6 +39,17 @@ def sessions(outbound_server) -> Iterator[tuple[str, gevent.queue.Queue]]:
         conn.close()
 
 
+def socket_leg(make_sim, sessions) -> tuple[Simulator, str, EslClient]:
+    """A simulator whose answered phone is handed to our socket server: the leg's uuid and its
+    session, connected."""
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
+    session = accepted.get(timeout=5)
+    session.connect()
+    return sim, leg, session
+
+
 def test_trigger_reaches_the_socket_ringing_before_inbound_sees_it(make_sim, sessions) -> None:
     address, accepted = sessions
     sim = make_sim(outbound=address)
@@ -168,11 +179,7 @@ def test_bgapi_does_not_block_the_connection(sim: Simulator, client) -> None:
 
 
 def test_linger_keeps_the_session_until_after_the_hangup(make_sim, sessions) -> None:
-    address, accepted = sessions
-    sim = make_sim(outbound=address)
-    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
-    session = accepted.get(timeout=5)
-    session.connect()
+    sim, leg, session = socket_leg(make_sim, sessions)
     assert session.command("linger 1").get("Reply-Text") == "+OK will linger 1 seconds"
     session.command("myevents")
     sim.api(f"uuid_kill {leg}")
@@ -185,11 +192,7 @@ def test_linger_keeps_the_session_until_after_the_hangup(make_sim, sessions) -> 
 
 
 def test_without_linger_the_session_closes_at_the_hangup(make_sim, sessions) -> None:
-    address, accepted = sessions
-    sim = make_sim(outbound=address)
-    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
-    session = accepted.get(timeout=5)
-    session.connect()
+    sim, leg, session = socket_leg(make_sim, sessions)
     session.command("myevents")
     sim.api(f"uuid_kill {leg}")
     assert session.closed.wait(5)
@@ -202,11 +205,7 @@ def test_without_linger_the_session_closes_at_the_hangup(make_sim, sessions) -> 
 
 def test_a_finished_call_is_freed_without_the_garbage_collector(make_sim, sessions) -> None:
     """No reference cycles: a busy switch must not wait for full collections to free calls."""
-    address, accepted = sessions
-    sim = make_sim(outbound=address)
-    leg = sim.api(f"originate {ANSWERED_PHONE} &socket('{address} async full')").split()[1]
-    session = accepted.get(timeout=5)
-    session.connect()
+    sim, leg, session = socket_leg(make_sim, sessions)
     channel_a = sim.channels[leg]
     left = [weakref.ref(channel_a), weakref.ref(channel_a.loopback_peer)]
     left.append(weakref.ref(channel_a.outbound))
