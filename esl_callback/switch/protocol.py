@@ -11,6 +11,7 @@ afterwards, so a decoded ``%0A`` inside a value can never forge a header of its 
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import urllib.parse
@@ -284,9 +285,9 @@ class LazyFrame(Frame):
     def decoded(self) -> Frame:
         if self.decode:
             return self
-        copy = LazyFrame("", self.body)
-        copy._block, copy._lowered = self._block, self._lowered  # the same strings, shared
-        return copy
+        twin = copy.copy(self)  # the same block strings, shared; its headers parsed anew
+        twin.decode, twin._parsed = True, None
+        return twin
 
 
 def _is_canonical(block: str) -> bool:
