@@ -191,7 +191,7 @@ class ServiceCollector:
             labels=["fate"],
         )
         events.add_metric(["dispatched"], router.dispatched)
-        events.add_metric(["dropped"], router.dropped)
+        events.add_metric(["dropped"], router.dropped.total())
         yield events
         messages = CounterMetricFamily(
             f"{PREFIX}_esl_messages",

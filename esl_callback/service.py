@@ -37,6 +37,14 @@ SUBSCRIBED_EVENTS = (
     "BACKGROUND_JOB",
     "MESSAGE",  # SMS (mod_sms), see esl_callback/sms.py
 )
+# Of those, FreeSWITCH sends only our own calls' channel events (every leg we originate carries
+# callback_request_id), job results and SMS: a switch that also carries other traffic does not
+# make us read and drop its events, nor fall behind on them.
+EVENT_FILTERS = (
+    ("variable_callback_request_id", "/^[0-9]+$/"),
+    ("Event-Name", "BACKGROUND_JOB"),
+    ("Event-Name", "MESSAGE"),
+)
 TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
 
 
@@ -65,6 +73,7 @@ class Service:
             InboundConnection(
                 node,
                 events=SUBSCRIBED_EVENTS,
+                filters=EVENT_FILTERS,
                 on_event=self.dispatch_event,
                 on_connected=self.on_node_connected,
                 command_timeout=node.command_timeout_seconds,
@@ -93,6 +102,7 @@ class Service:
     def start(self) -> Service:
         """Check the database, recover what a previous run left, connect, listen."""
         self.check_database()
+        self.db.checkpoint_in_background()
         if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
             make_psycopg2_cooperative()
         abandoned = self.db.run(dialer_module.abandon_requests_without_legs)

@@ -22,6 +22,9 @@ _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _VAR_VALUE = re.compile(r"[A-Za-z0-9 _.:@+/#*-]{0,128}")
 _APP_NAME = re.compile(r"[a-z_]{1,32}")
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}")
+_HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
+# A filter value: a word, or a regular expression between slashes; no whitespace.
+_FILTER_VALUE = re.compile(r"[A-Za-z0-9_:.-]{1,128}|/[^\s/]{1,126}/")
 # Sound files and tone streams as FreeSWITCH names them; no whitespace, quotes or line breaks.
 _SOUND = re.compile(r"[A-Za-z0-9_./:%(),;=+$@{}-]{1,512}")
 _TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
@@ -61,6 +64,16 @@ def check_host_port(value: str) -> str:
     if not isinstance(value, str) or not _HOST_PORT.fullmatch(value):
         raise UnsafeCommand(f"not a host:port address: {value!r}")
     return value
+
+
+def event_filter(header: str, value: str) -> str:
+    """`filter <header> <value>`: a listener with filters is sent only the events one of them
+    passes: `header` equal to `value` (any case), or matching it when it is `/regex/`."""
+    if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
+        raise UnsafeCommand(f"not an event header name: {header!r}")
+    if not isinstance(value, str) or not _FILTER_VALUE.fullmatch(value):
+        raise UnsafeCommand(f"not a filter value: {value!r}")
+    return f"filter {header} {value}"
 
 
 def format_variables(variables: Mapping[str, object]) -> str:

@@ -44,7 +44,7 @@ import gevent
 import gevent.event
 from greenswitch.esl import InboundESL
 
-from esl_callback.switch import protocol
+from esl_callback.switch import commands, protocol
 from esl_callback.switch.commands import UnsafeCommand
 from esl_callback.switch.protocol import Frame
 
@@ -426,7 +426,7 @@ def _what_to_check(exc: BaseException, esl: _InboundESL) -> str:
             "(event_socket.conf.xml listen-ip/listen-port)"
         )
     if isinstance(exc, CommandFailed):
-        return "check the event names of the subscription"
+        return "check the event names and filters of the subscription"
     return (
         "check host/port, that the host is reachable (routing, firewall) and that "
         "apply-inbound-acl in event_socket.conf.xml lets this controller in"
@@ -438,7 +438,9 @@ class InboundConnection:
 
     Give either `node` (an object with name, host, port, password, user) or the plain values.
     `on_event(event, node_name)` receives every subscribed event (decoded, in wire order, from
-    one greenlet per connection: hand it to an `EventRouter`, which never blocks).
+    one greenlet per connection: hand it to an `EventRouter`, which never blocks). With
+    `filters` ((header, value) pairs, see `commands.event_filter`) the switch sends only the
+    subscribed events that one of them passes.
     `on_connected(connection)` runs in its own greenlet after every successful (re)connect and
     subscription: the place to reconcile with the switch.
     """
@@ -453,6 +455,7 @@ class InboundConnection:
         password: str | None = None,
         user: str | None = None,
         events: Iterable[str] = (),
+        filters: Iterable[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
         on_connected: Callable[[InboundConnection], None] | None = None,
         event_format: str = "plain",
@@ -475,6 +478,7 @@ class InboundConnection:
         self._password = password
         self._user = user or None
         self.subscription = self._subscription(event_format, events)
+        self.filters = [commands.event_filter(header, value) for header, value in filters]
         self._on_event = on_event
         self._on_connected = on_connected
         self.command_timeout = command_timeout
@@ -598,14 +602,22 @@ class InboundConnection:
                 NotConnected(f"no auth/request within {self.connect_timeout:g} s"),
             ):
                 esl.connect()
-            expect_ok(esl.send(self.subscription), self.subscription)
+            setup = [self.subscription, *self.filters]
+            for command, reply in zip(setup, esl.send_all(setup), strict=True):
+                expect_ok(reply, command)
         except BaseException:
             esl.close(timeout=0)
             raise
         self._esl = esl
         self.connections_made += 1
         self._up.set()
-        log.info("%s: connected to %s:%d, %s", self.name, self.host, self.port, self.subscription)
+        log.info(
+            "%s: connected to %s:%d, %s",
+            self.name,
+            self.host,
+            self.port,
+            "; ".join([self.subscription, *self.filters]),
+        )
         if self._on_connected is not None:
             gevent.spawn(self._run_on_connected, self._on_connected)
 

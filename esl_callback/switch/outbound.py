@@ -27,7 +27,7 @@ import gevent.pool
 from gevent.server import StreamServer
 from greenswitch.esl import OutboundSession
 
-from esl_callback.switch.commands import UnsafeCommand
+from esl_callback.switch.commands import UnsafeCommand, event_filter
 from esl_callback.switch.connection import (
     CommandTimeout,
     FramedESL,
@@ -122,7 +122,10 @@ class OutboundChannel:
         PLAYBACK_*: some 30 per callback that would be sent, parsed and thrown away). The three
         commands go in one write (one round trip).
         """
-        subscription = ["myevents", *(f"filter Event-Name {name}" for name in NEEDED_EVENTS)]
+        subscription = [
+            "myevents",
+            *(event_filter("Event-Name", name) for name in NEEDED_EVENTS),
+        ]
         for command, reply in zip(subscription, self._send_all(subscription), strict=True):
             expect_ok(reply, command)
 

@@ -16,7 +16,7 @@ its handler runs within `dispatch`, without a lane.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 
 import gevent
@@ -87,7 +87,7 @@ class EventRouter:
         self._bindings: dict[str, str] = {}
         self._bound_by_call: dict[str, set[str]] = {}
         self.dispatched = 0
-        self.dropped = 0
+        self.dropped: Counter[str] = Counter()  # by Event-Name
         self.handler_errors = 0
         self.peak_backlog = 0  # the longest any lane's queue has been
 
@@ -154,10 +154,10 @@ class EventRouter:
                 lane = self._names.get(event.get("Event-Subclass") or "")
             lane = lane or self._names.get(name)
         if lane is None:
-            self.dropped += 1
+            self.dropped[name] += 1
             log.debug(
                 "no handler for %s of channel %s (node %s): dropped",
-                event.get("Event-Name"),
+                name,
                 event.get("Unique-ID"),
                 node,
             )

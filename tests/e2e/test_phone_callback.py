@@ -81,6 +81,9 @@ def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform
     assert billing.audit(alice).balanced
     # The destination phone hung up; its hangup ended the bridged caller's leg too.
     assert (leg_a.hangup_by, leg_b.hangup_by) == ("destination", "destination")
+    # The switch sent the controller only its own legs' events, not the trigger call's: all it
+    # dropped were job results that came after their call had ended.
+    assert set(p.service.router.dropped) <= {"BACKGROUND_JOB"}
 
 
 def test_caller_id_callback_calls_the_caller_back_without_asking_a_pin(platform, alice) -> None:

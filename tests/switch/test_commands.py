@@ -127,3 +127,29 @@ def test_chat_flattens_line_breaks_so_a_reply_cannot_inject_a_command() -> None:
         commands.chat("4930100", "a|b", "hi")
     with pytest.raises(UnsafeCommand, match="must not contain"):
         commands.chat("4930100", "4917011", "a|text/html|x")
+
+
+def test_event_filters_take_a_word_or_a_slashed_regular_expression() -> None:
+    assert (
+        commands.event_filter("Event-Name", "BACKGROUND_JOB") == "filter Event-Name BACKGROUND_JOB"
+    )
+    assert (
+        commands.event_filter("variable_callback_request_id", "/^[0-9]+$/")
+        == "filter variable_callback_request_id /^[0-9]+$/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("Event-Name", "A\nevent plain ALL"),
+        ("Event-Name", "two words"),
+        ("Event-Name", ""),
+        ("Event Name", "X"),
+        ("Unique-ID\napi", "X"),
+        ("Event-Name", "/a b/"),
+    ],
+)
+def test_event_filters_cannot_carry_a_second_command(header: str, value: str) -> None:
+    with pytest.raises(UnsafeCommand):
+        commands.event_filter(header, value)

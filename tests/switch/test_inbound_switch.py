@@ -309,3 +309,23 @@ def test_the_backlog_counts_events_sent_but_not_read_yet(lab: SwitchLab) -> None
     assert watcher.peak_backlog >= 20
     release.set()
     wait_until(lambda: watcher.queued_events() == 0)
+
+
+def test_with_filters_the_switch_sends_only_the_events_they_pass(lab: SwitchLab) -> None:
+    """Our calls' legs carry callback_request_id; another call on the same switch is not sent."""
+    seen: list[Frame] = []
+    conn = lab.connect(
+        ["CHANNEL_CREATE", "BACKGROUND_JOB"],
+        filters=[("variable_callback_request_id", "/^[0-9]+$/"), ("Event-Name", "BACKGROUND_JOB")],
+        on_event=lambda event, node: seen.append(event),
+    )
+    assert conn.wait_connected(5)
+    other = str(uuid.uuid4())
+    other_job = conn.bgapi(f"originate {{origination_uuid={other}}}loopback/{PARKS}/phones &park()")
+    ours = park_leg(conn, PARKS, "42")
+    wait_until(lambda: len({e.get("Job-UUID") for e in seen} - {None}) == 2)
+    created = [e.get("Unique-ID") for e in seen if e.get("Event-Name") == "CHANNEL_CREATE"]
+    assert ours in created
+    assert other not in created
+    assert all(e.get("variable_callback_request_id") == "42" for e in seen if e.get("Unique-ID"))
+    assert other_job.wait(5).startswith("+OK")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import gevent
 import gevent.event
 import pytest
@@ -83,7 +85,7 @@ def test_an_unbound_channel_is_routed_by_our_request_variable_and_then_bound() -
     settle(router)
 
     assert seen == [("CHANNEL_CREATE", "leg-a"), ("CHANNEL_ANSWER", "leg-a")]
-    assert router.dropped == 1
+    assert router.dropped == Counter(CHANNEL_CREATE=1)
 
 
 def test_a_background_job_reaches_the_call_its_job_uuid_is_bound_to() -> None:
@@ -107,7 +109,7 @@ def test_unclaimed_events_go_to_the_handler_of_their_name_or_custom_subclass() -
     router.dispatch(event("CHANNEL_CREATE", "stranger"))
     settle(router)
     assert seen == ["message:CALL 4930", "register"]
-    assert (router.dispatched, router.dropped) == (2, 2)
+    assert (router.dispatched, router.dropped.total()) == (2, 2)
 
 
 def test_a_failing_handler_is_logged_and_the_next_event_still_runs(
@@ -137,7 +139,7 @@ def test_unregistering_a_call_forgets_its_bindings() -> None:
     router.bind("uuid-5", "5")
     router.unregister("5")
     router.dispatch(event("CHANNEL_HANGUP", "uuid-5", variable_callback_request_id="5"))
-    assert router.dropped == 1
+    assert router.dropped == Counter(CHANNEL_HANGUP=1)
     with pytest.raises(KeyError):
         router.bind("uuid-5", "5")
 
