@@ -138,7 +138,10 @@ class Run:
         if self.args.postgres:
             self.postgres = ThrowawayPostgres()
             return self.postgres.url
-        return f"sqlite:///{self.directory / 'bench.db'}"
+        path = self.directory / "bench.db"
+        if path.exists():  # its accounts and calls would clash with this run's
+            raise SystemExit(f"{path} is from an earlier run: give a new --directory")
+        return f"sqlite:///{path}"
 
     def write(self, name: str, data: dict[str, Any]) -> Path:
         path = self.directory / name

@@ -71,6 +71,22 @@ def test_a_miniature_bench_run_completes_every_callback_of_every_target(tmp_path
     assert str(output) in run.stdout
 
 
+def test_a_directory_with_an_earlier_runs_database_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bench.db").write_bytes(b"")
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench"), "--quick", f"--directory={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "bench.db is from an earlier run: give a new --directory" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.db"]
+
+
 def test_after_a_failed_step_the_switch_is_idle_only_once_its_last_channel_is_gone() -> None:
     sim = Simulator(sim_config(), speed=20).start()
     switch = InboundConnection(
