@@ -8,7 +8,8 @@ one line per status change (`status.summary_line`), read from the same live stat
 portal shows; Ctrl-C hangs up both legs.
 
 Exit codes: 0 the callback completed; 1 it failed, was busy, not answered or cancelled;
-2 refused or not started (usage, unknown account, bad number, serve not reachable).
+2 refused or not started (usage, unknown account, bad number, serve not reachable, or billing
+refused it before anything was dialed: no rate, balance too low, account disabled).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 import click
 
+from esl_callback.callback.billing import Refusal
 from esl_callback.callback.status import summary_line
 from esl_callback.cli.common import config_option, json_option
 from esl_callback.config import ConfigError, Settings, load_config
@@ -171,7 +173,17 @@ def call(
         sys.exit(EXIT_REFUSED)
     if as_json:
         click.echo(json.dumps(last, indent=2, sort_keys=True))
-    sys.exit(EXIT_COMPLETED if last["state"] == "completed" else EXIT_NOT_COMPLETED)
+    sys.exit(exit_code(last))
+
+
+def exit_code(final: dict[str, Any]) -> int:
+    """0 completed; 2 refused by billing before anything was dialed; else 1."""
+    if final["state"] == "completed":
+        return EXIT_COMPLETED
+    nothing_dialed = all(leg["status"] == "not_called" for leg in final["legs"])
+    if final["failure_cause"] in set(Refusal) and nothing_dialed:
+        return EXIT_REFUSED
+    return EXIT_NOT_COMPLETED
 
 
 def explain(exc: Refused, url: str) -> str:

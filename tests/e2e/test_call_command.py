@@ -302,3 +302,18 @@ def test_the_operator_endpoint_refuses_wrong_stale_replayed_and_user_credentials
 
     assert p.requests() == []
     assert p.sim.stats.since_startup == 0
+
+
+def test_a_callback_billing_refuses_exits_2_saying_why_and_nothing_is_dialed(
+    platform, alice, tmp_path
+) -> None:
+    p, config = start_serve(platform, tmp_path)
+
+    result = run_call(config, SOURCE, "4930123456", "--account", "alice")
+
+    assert result.returncode == 2, result.stderr
+    assert "failed (no price for this destination)" in result.stdout
+    (request,) = p.requests()
+    assert (request.state, request.failure_cause) == ("failed", "no_rate_destination")
+    assert p.sim.stats.since_startup == 0  # no channel was ever created
+    assert balance() == Decimal("10")
