@@ -266,7 +266,10 @@ class FramedESL:
             self.sock.sendall("".join(f"{data}\n\n" for data in commands).encode("utf-8"))
             written = True
             TRAFFIC.frames_out += len(commands)
-            return [reply.get() for reply in replies]
+            frames = [reply.get() for reply in replies]
+            if None in frames:  # the connection was lost first (see _connection_lost)
+                raise NotConnected(f"{self.label}: connection lost ({self.close_reason})")
+            return frames
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
@@ -303,10 +306,11 @@ class FramedESL:
             with contextlib.suppress(OSError):
                 sock.shutdown(2)  # wakes the reader even while a makefile() holds the socket
             sock.close()
-        error = NotConnected(f"{self.label}: connection lost ({reason})")
+        # Waiting commands get None and raise a NotConnected of their own: an exception kept in
+        # their result and raised from the frame holding it would be a reference cycle.
         pending, self._commands_sent[:] = list(self._commands_sent), []
         for waiting in pending:
-            waiting.set_exception(error)
+            waiting.set(None)
         self._auth_request_event.set()
         self._safe_deliver("closed", None)
         # That was the last delivery. Letting go of the receiver (which holds this connection)

@@ -70,19 +70,32 @@ class Execution:
         self.app = app
         self.arg = arg
         self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._gone = ""
 
     @property
     def done(self) -> bool:
         return self._result.ready()
 
+    def complete(self, event: Frame) -> None:
+        self._result.set(event)
+
+    def fail(self, gone: str) -> None:
+        """The channel is gone: `wait` raises ChannelGone(gone), a new one each time (an
+        exception kept in the result would hold the frames it was raised through)."""
+        self._gone = gone
+        self._result.set(None)
+
     def wait(self, timeout: float | None = None) -> Frame:
         """The CHANNEL_EXECUTE_COMPLETE event; ChannelGone if the channel hung up first."""
         try:
-            return self._result.get(timeout=timeout)
+            event = self._result.get(timeout=timeout)
         except gevent.Timeout:
             raise CommandTimeout(
                 f"{self.app} ({self.uuid}) did not complete within {timeout:g} s"
             ) from None
+        if event is None:
+            raise ChannelGone(self._gone)
+        return event
 
 
 class OutboundChannel:
@@ -220,7 +233,7 @@ class OutboundChannel:
             if name == "CHANNEL_EXECUTE_COMPLETE":
                 execution = self._executions.pop(frame.get("Application-UUID") or "", None)
                 if execution is not None:
-                    execution._result.set(frame)
+                    execution.complete(frame)
             elif name == "CHANNEL_HANGUP" and frame.get("Unique-ID") == self.uuid:
                 self.hangup_event = frame
                 self._mark_gone(f"hung up ({frame.get('Hangup-Cause')})", frame)
@@ -233,9 +246,9 @@ class OutboundChannel:
         pending, self._executions = self._executions, {}
         for execution in pending.values():
             if hangup is not None and execution.app == "hangup":
-                execution._result.set(hangup)
+                execution.complete(hangup)
             else:
-                execution._result.set_exception(ChannelGone(self._gone))
+                execution.fail(self._gone)
         self._ended.set()
 
 

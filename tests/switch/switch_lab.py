@@ -7,8 +7,10 @@ context hands calls to our `OutboundServer` (`socket 127.0.0.1:<port> async full
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -23,6 +25,24 @@ PASSWORD = "lab-Secret-42"
 PARKS = "15550001001"  # answers after 0.2 s, then stays up
 HANGS_UP = "15550001003"  # answers after 0.2 s, hangs up 1 s later
 RINGS = "15550002003"  # rings forever
+
+
+@contextlib.contextmanager
+def cycles_of(kind: type) -> Iterator[list[str]]:
+    """What objects of `kind` the block left in reference cycles: with the collector off they
+    are not freed, and a collection at the end finds them (listed by repr)."""
+    found: list[str] = []
+    gc.collect()
+    gc.disable()
+    try:
+        yield found
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        found += [repr(o) for o in gc.garbage if isinstance(o, kind)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gevent
 import pytest
 from greenswitch.esl import InboundESL
+from switch_lab import cycles_of
 from wire_peer import WIRE, ReplayPeer
 
-from esl_callback.switch.connection import Backoff, InboundConnection
+from esl_callback.switch.connection import Backoff, ESLError, InboundConnection
 from esl_callback.switch.protocol import Frame
 
 FORGED = (WIRE / "event-plain-forged-display-name.raw").read_bytes()
@@ -129,3 +130,17 @@ def test_an_event_message_without_a_body_leaves_the_backlog_measurable(
         assert conn.queued_events() == 0
     finally:
         conn.stop()
+
+
+def test_an_exit_the_switch_answers_by_closing_leaves_no_reference_cycle(
+    replay_peer: ReplayPeer,
+) -> None:
+    """Calls end with an `exit` racing the switch's own close: the NotConnected it raises (and
+    `close` swallows) must be freed at once, not wait for a garbage collection (a pause of
+    every call)."""
+    replay_peer.hang_up_on.add("exit")
+    conn = connect(replay_peer, [])
+    with cycles_of(ESLError) as left:
+        conn.stop()
+    assert replay_peer.commands[-1] == "exit"
+    assert left == []

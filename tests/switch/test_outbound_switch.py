@@ -13,7 +13,7 @@ import gevent
 import gevent.event
 import gevent.socket
 import pytest
-from switch_lab import HANGS_UP, PARKS, SwitchLab, wait_until
+from switch_lab import HANGS_UP, PARKS, SwitchLab, cycles_of, wait_until
 
 from esl_callback.switch.connection import InboundConnection
 from esl_callback.switch.outbound import ChannelGone, Execution, OutboundChannel
@@ -144,6 +144,24 @@ def test_a_finished_session_is_freed_without_the_garbage_collector(lab: SwitchLa
         wait_until(lambda: channels[0]() is None, timeout=2)
     finally:
         gc.enable()
+
+
+def test_a_playback_cut_short_by_a_hangup_leaves_no_reference_cycle(lab: SwitchLab) -> None:
+    """ChannelGone, raised to the IVR when the caller hangs up, is freed at once."""
+
+    def ivr(channel: OutboundChannel) -> str:
+        channel.myevents()
+        try:
+            channel.execute("playback", "silence_stream://10000", timeout=5)
+        except ChannelGone as gone:
+            return str(gone)
+        return "played"
+
+    with cycles_of(ChannelGone) as left:
+        results = start_ivr(lab, {"7": ivr})
+        lab.leg_a(inbound(lab), HANGS_UP, "7")
+        assert "hung up" in results["7"].get(timeout=5)
+    assert left == []
 
 
 def test_a_failing_session_does_not_affect_another(

@@ -24,6 +24,7 @@ class ReplayPeer:
 
     def __init__(self) -> None:
         self.users: set[str] = set()  # "user@domain:password" accepted by userauth
+        self.hang_up_on: set[str] = set()  # commands (first word) answered by closing the socket
         self.payloads: list[bytes] = []
         self.commands: list[str] = []
         self.connections = 0
@@ -46,6 +47,8 @@ class ReplayPeer:
             while (command := protocol.read_command(reader)) is not None:
                 self.commands.append(command.line)
                 verb = command.line.split(" ", 1)[0]
+                if verb in self.hang_up_on:
+                    break
                 if verb == "auth" or (verb == "userauth" and command.line[9:] in self.users):
                     sock.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
                 elif verb == "userauth":
