@@ -6,8 +6,7 @@
   units never interleave on the shared connection: this process is a single writer, and
   BEGIN IMMEDIATE makes balance reservations atomic against other processes (the CLI). A
   process that holds the write lock for long (another writer, a checkpoint on a slow disk)
-  pauses this one for that long, up to `busy_timeout`. `serve` moves WAL checkpoints off the
-  call path (`WalCheckpointer`).
+  pauses this one for that long, up to `busy_timeout`.
 * `postgresql://user:pass@host:port/db`: a connection pool; psycopg2 is made gevent-cooperative
   with psycogreen when the process runs under gevent, so `Database.run` executes inline and a slow
   query only parks its own greenlet.
@@ -20,14 +19,12 @@ the latest version in one step; an older one is brought forward by the migration
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
-import gevent
 import peewee
 from gevent.lock import RLock
 from playhouse.migrate import SchemaMigrator, migrate
@@ -135,7 +132,6 @@ class Database:
         self.peewee = open_peewee(url, pool_size)
         self.is_sqlite = isinstance(self.peewee, peewee.SqliteDatabase)
         self._sqlite_lock = RLock()
-        self.checkpointer: WalCheckpointer | None = None
         database_proxy.initialize(self.peewee)
 
     @property
@@ -173,23 +169,8 @@ class Database:
         finally:
             self.close()
 
-    def checkpoint_in_background(self, interval: float = 1.0) -> None:
-        """SQLite: commits only append to the WAL; a thread checkpoints it (`WalCheckpointer`).
-
-        For the long-running controller; other processes (the CLI) keep SQLite's automatic
-        checkpoints. Nothing to do on PostgreSQL.
-        """
-        if not self.is_sqlite or self.checkpointer is not None:
-            return
-        with self._sqlite_lock:
-            self.peewee.pragma("wal_autocheckpoint", 0, permanent=True)
-        self.checkpointer = WalCheckpointer(self.peewee.database, interval).start()
-
     def close(self) -> None:
         """Close the connections this object opened (SQLite's, this thread's, the pool's)."""
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-            self.checkpointer = None
         if not self.peewee.is_closed():
             self.peewee.close()
         if isinstance(self.peewee, PooledPostgresqlDatabase):
@@ -237,56 +218,6 @@ class Database:
                 done.append(f"applied {step.version}: {step.description}")
                 current = step.version
         return done or [f"schema is up to date (version {current})"]
-
-
-class WalCheckpointer:
-    """Checkpoints an SQLite WAL every `interval` seconds on a thread of its own.
-
-    SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1000 pages: it
-    copies the WAL into the database file and syncs it, on the hub, pausing every call of the
-    process (5-13 ms on this machine's disk about once a second at 100 callbacks/s, sometimes
-    over 100 ms). Here a thread of gevent's pool runs `PRAGMA wal_checkpoint(PASSIVE)` on its
-    own connection instead; SQLite releases the GIL while it works and a passive checkpoint
-    waits for no writer, so commits go on meanwhile. A page written many times within the
-    interval is copied once, and the next commit after a complete checkpoint starts the WAL
-    over, so the file stays at about `interval` seconds of writes.
-    """
-
-    def __init__(self, path: str, interval: float) -> None:
-        self.path = path
-        self.interval = interval
-        self.checkpoints = 0  # completed: every frame of the WAL copied to the database
-        self._connection: sqlite3.Connection | None = None
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> WalCheckpointer:
-        self._greenlet = gevent.spawn(self._run)
-        return self
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill()
-            self._greenlet = None
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _run(self) -> None:
-        pool = gevent.get_hub().threadpool
-        while True:
-            gevent.sleep(self.interval)
-            try:
-                pool.apply(self.checkpoint)
-            except sqlite3.Error as exc:
-                log.warning("WAL checkpoint of %s failed, will retry: %s", self.path, exc)
-
-    def checkpoint(self) -> None:
-        """One passive checkpoint (runs on a pool thread)."""
-        if self._connection is None:
-            self._connection = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
-        busy, frames, copied = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if not busy and frames == copied:
-            self.checkpoints += 1
 
 
 def utcnow() -> datetime:

@@ -102,7 +102,6 @@ class Service:
     def start(self) -> Service:
         """Check the database, recover what a previous run left, connect, listen."""
         self.check_database()
-        self.db.checkpoint_in_background()
         if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
             make_psycopg2_cooperative()
         abandoned = self.db.run(dialer_module.abandon_requests_without_legs)

@@ -153,37 +153,3 @@ def test_an_unreachable_postgresql_server_is_reported_with_what_to_check() -> No
 def test_bad_database_urls_are_explained(url: str, message: str) -> None:
     with pytest.raises(DatabaseError, match=message):
         Database(url)
-
-
-def test_the_controller_checkpoints_the_wal_on_a_thread_so_commits_never_do(tmp_path) -> None:
-    """With `checkpoint_in_background` a commit only appends to the WAL (no checkpoint pauses
-    the calls); the checkpointer thread copies it to the database, so the WAL is started over
-    instead of growing with every write."""
-    database = Database(f"sqlite:///{tmp_path / 'controller.db'}")
-    database.init()
-    database.checkpoint_in_background(interval=0.05)
-    wal = tmp_path / "controller.db-wal"
-
-    def write_a_megabyte() -> None:
-        with database_proxy.atomic():
-            for _ in range(250):
-                database_proxy.execute_sql("INSERT INTO scratch VALUES (randomblob(4000))")
-
-    try:
-        autocheckpoint = database.run(
-            lambda: database_proxy.execute_sql("PRAGMA wal_autocheckpoint").fetchone()
-        )
-        assert autocheckpoint == (0,)
-        database.run(database_proxy.execute_sql, "CREATE TABLE scratch (data BLOB)")
-        sizes = []
-        for _ in range(12):
-            database.run(write_a_megabyte)
-            gevent.sleep(0.15)
-            sizes.append(wal.stat().st_size)
-        assert database.checkpointer is not None and database.checkpointer.checkpoints >= 1
-        assert max(sizes) < 4_000_000, sizes  # 12 MB written: without checkpoints, 12 MB of WAL
-        assert database.run(
-            lambda: database_proxy.execute_sql("SELECT count(*) FROM scratch").fetchone()
-        ) == (3000,)
-    finally:
-        database.close()
