@@ -117,6 +117,12 @@ def expect_ok(frame: Frame, command: str) -> str:
     return text
 
 
+def expect_all_ok(frames: list[Frame], commands: list[str]) -> None:
+    """CommandFailed for the first of commands sent together whose reply is not `+OK`."""
+    for frame, command in zip(frames, commands, strict=True):
+        expect_ok(frame, command)
+
+
 class FramedESL:
     """Overrides for greenswitch's `ESLProtocol`: framing, parsing, timeouts, event hand-over.
 
@@ -267,7 +273,7 @@ class FramedESL:
             written = True
             TRAFFIC.frames_out += len(commands)
             frames = [reply.get() for reply in replies]
-            if None in frames:  # the connection was lost first (see _connection_lost)
+            if any(frame is None for frame in frames):  # lost first (see _connection_lost)
                 raise NotConnected(f"{self.label}: connection lost ({self.close_reason})")
             return frames
         except gevent.Timeout as exc:
@@ -607,8 +613,7 @@ class InboundConnection:
             ):
                 esl.connect()
             setup = [self.subscription, *self.filters]
-            for command, reply in zip(setup, esl.send_all(setup), strict=True):
-                expect_ok(reply, command)
+            expect_all_ok(esl.send_all(setup), setup)
         except BaseException:
             esl.close(timeout=0)
             raise

@@ -32,6 +32,7 @@ from esl_callback.switch.connection import (
     CommandTimeout,
     FramedESL,
     NotConnected,
+    expect_all_ok,
     expect_ok,
     reply_text,
     single_line,
@@ -139,8 +140,7 @@ class OutboundChannel:
             "myevents",
             *(event_filter("Event-Name", name) for name in NEEDED_EVENTS),
         ]
-        for command, reply in zip(subscription, self._send_all(subscription), strict=True):
-            expect_ok(reply, command)
+        expect_all_ok(self._send_all(subscription), subscription)
 
     def linger(self, seconds: int | None = None) -> None:
         """Keep the socket open after hangup (forever without `seconds`: call `exit()`)."""

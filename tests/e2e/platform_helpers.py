@@ -218,14 +218,18 @@ def start_platform(
     speed: float = 1.0,
     nodes: int = 1,
     web: dict[str, Any] | None = None,
+    trigger_port: Callable[[int], int] | None = None,
     **callback: Any,
 ) -> Platform:
     """Simulators (one per FreeSWITCH node) and a controller connected to all of them.
 
     `web`: the controller's web section, e.g. to run the portal as serve does.
+    `trigger_port(outbound_port)`: the port the simulators' dialplan hands trigger calls to
+    instead of the controller's (a relay in front of it); callback legs still go straight.
     """
     outbound_port = free_port()
-    sims = [Simulator(simulator_config(outbound_port, phones, speed)).start() for _ in range(nodes)]
+    dialplan_port = trigger_port(outbound_port) if trigger_port else outbound_port
+    sims = [Simulator(simulator_config(dialplan_port, phones, speed)).start() for _ in range(nodes)]
     ports = [s.port for s in sims]
     settings = controller_settings(database_url, ports, outbound_port, web, **callback)
     service = Service(settings).start()

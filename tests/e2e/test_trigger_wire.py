@@ -12,25 +12,17 @@ import contextlib
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gevent
+import gevent.event
 import gevent.socket
 import pytest
 from gevent.server import StreamServer
-from platform_helpers import (
-    ACCESS_CONTEXT,
-    PIN_ACCESS,
-    controller_settings,
-    free_port,
-    simulator_config,
-    standard_rates,
-)
+from platform_helpers import PIN_ACCESS
 
 from esl_callback import accounts
-from esl_callback.db import Database
-from esl_callback.service import Service
-from esl_callback.simulator.core import Simulator
 
 RECORDED = (
     Path(__file__).resolve().parent.parent
@@ -41,12 +33,21 @@ RECORDED = (
 CALLER = "15550001001"
 
 
+@dataclass
+class Relayed:
+    """One relayed connection: what each side sent, and whether both sides are closed."""
+
+    switch: bytearray = field(default_factory=bytearray)
+    controller: bytearray = field(default_factory=bytearray)
+    closed: gevent.event.Event = field(default_factory=gevent.event.Event)
+
+
 class Relay:
     """Forwards each TCP connection to `target_port`, keeping what each side sent."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.sessions: list[dict[str, bytearray]] = []
+        self.sessions: list[Relayed] = []
         self.server = StreamServer(("127.0.0.1", 0), self._relay)
         self.server.start()
 
@@ -56,16 +57,16 @@ class Relay:
 
     def _relay(self, switch_side: socket.socket, _address: object) -> None:
         controller_side = gevent.socket.create_connection(("127.0.0.1", self.target_port))
-        sent = {"switch": bytearray(), "controller": bytearray(), "closed": bytearray()}
-        self.sessions.append(sent)
+        relayed = Relayed()
+        self.sessions.append(relayed)
         gevent.joinall(
             [
-                gevent.spawn(_pump, switch_side, controller_side, sent["switch"]),
-                gevent.spawn(_pump, controller_side, switch_side, sent["controller"]),
+                gevent.spawn(_pump, switch_side, controller_side, relayed.switch),
+                gevent.spawn(_pump, controller_side, switch_side, relayed.controller),
             ]
         )
-        sent["closed"] += b"yes"
         controller_side.close()
+        relayed.closed.set()
 
 
 def _pump(source: socket.socket, sink: socket.socket, into: bytearray) -> None:
@@ -84,35 +85,33 @@ def recorded_commands() -> list[str]:
 
 
 @pytest.fixture
-def relayed(db: Database) -> Iterator[tuple[Simulator, Relay]]:
-    """Simulator -> relay -> controller for trigger calls (callback legs go straight)."""
-    standard_rates()
-    accounts.create_account("alice", pin="4711", default_callback_number=CALLER)
-    accounts.add_access_number(PIN_ACCESS, "pin")
-    controller_port = free_port()
-    relay = Relay(controller_port)
-    sim = Simulator(simulator_config(relay.port, {CALLER: {"answer_after": 30}}, 1.0)).start()
-    service = Service(controller_settings(db.url, [sim.port], controller_port)).start()
-    try:
-        assert service.nodes[0].wait_connected(5)
-        yield sim, relay
-    finally:
-        service.stop(timeout=0)
-        sim.stop()
-        relay.server.stop(timeout=1)
+def relay() -> Iterator[list[Relay]]:
+    """Relays the platform puts in front of the controller (see `trigger_port`)."""
+    relays: list[Relay] = []
+    yield relays
+    for started in relays:
+        started.server.stop(timeout=1)
 
 
 def test_a_trigger_is_refused_with_connect_and_one_hangup_as_freeswitch_took_them(
-    relayed: tuple[Simulator, Relay],
+    platform, relay: list[Relay]
 ) -> None:
-    sim, relay = relayed
-    sim.place_call(CALLER, PIN_ACCESS, ACCESS_CONTEXT)
-    with gevent.Timeout(10, AssertionError("the trigger socket was not closed")):
-        while not (relay.sessions and relay.sessions[0]["closed"]):
-            gevent.sleep(0.05)
+    accounts.create_account("alice", pin="4711", default_callback_number=CALLER)
+    accounts.add_access_number(PIN_ACCESS, "pin")
 
-    (session,) = relay.sessions
-    sent = session["controller"].decode()
+    def relay_to(controller_port: int) -> int:
+        relay.append(Relay(controller_port))
+        return relay[-1].port
+
+    p = platform({CALLER: {"answer_after": 30}}, trigger_port=relay_to)
+    p.trigger(CALLER, PIN_ACCESS)
+    with gevent.Timeout(10, AssertionError("the trigger socket was not closed")):
+        while not relay[0].sessions:
+            gevent.sleep(0.05)
+        relay[0].sessions[0].closed.wait()
+
+    (session,) = relay[0].sessions
+    sent = session.controller.decode()
     assert sent.endswith("\n\n") and "\r" not in sent
     commands = [
         re.sub(r"(?m)^Event-UUID: [0-9a-f-]{36}$", "Event-UUID: *", c)
@@ -127,4 +126,4 @@ def test_a_trigger_is_refused_with_connect_and_one_hangup_as_freeswitch_took_the
     recorded = [c for c in recorded_commands() if c != "myevents"]
     assert [c.removesuffix("\nEvent-UUID: *") for c in commands] == recorded
     # The switch saw the refusal and closed the socket itself: a disconnect notice.
-    assert b"Content-Type: text/disconnect-notice" in session["switch"]
+    assert b"Content-Type: text/disconnect-notice" in session.switch
