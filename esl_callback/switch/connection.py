@@ -377,6 +377,7 @@ class Job:
         self.command = command
         self.created = time.monotonic()
         self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._failure: ESLError | None = None
 
     @property
     def done(self) -> bool:
@@ -385,17 +386,33 @@ class Job:
     @property
     def event(self) -> Frame | None:
         """The BACKGROUND_JOB event, once it arrived."""
-        return self._result.value if self._result.successful() else None
+        return self._result.value
+
+    def complete(self, event: Frame) -> None:
+        """The job's BACKGROUND_JOB arrived."""
+        self._result.set(event)
+
+    def give_up(self, failure: ESLError) -> None:
+        """No result will come: `wait` raises a fresh exception like `failure`.
+
+        Waiters get None and raise an exception of their own: one kept in the result and raised
+        again would hold its traceback's frames, and through them the job (a reference cycle).
+        """
+        self._failure = failure
+        self._result.set(None)
 
     def wait(self, timeout: float | None = None) -> str:
         """The job's output (`+OK <uuid>\\n`, `-ERR USER_BUSY\\n`); CommandTimeout if late."""
         try:
-            event: Frame = self._result.get(timeout=timeout)
+            event: Frame | None = self._result.get(timeout=timeout)
         except gevent.Timeout:
             raise CommandTimeout(
                 f"no BACKGROUND_JOB for {_describe(self.command)!r} (job {self.uuid}) "
                 f"within {timeout:g} s"
             ) from None
+        if event is None:
+            failure = self._failure
+            raise type(failure)(*failure.args)
         return event.text
 
     @property
@@ -548,7 +565,7 @@ class InboundConnection:
             self._supervisor.kill()
         error = NotConnected(f"{self.name}: connection stopped")
         for job in self._jobs.values():
-            job._result.set_exception(error)
+            job.give_up(error)
         self._jobs.clear()
 
     def _supervise(self) -> None:
@@ -646,7 +663,7 @@ class InboundConnection:
         if frame.get("Event-Name") == "BACKGROUND_JOB":
             job = self._jobs.pop(frame.get("Job-UUID") or "", None)
             if job is not None:
-                job._result.set(frame)
+                job.complete(frame)
         if self._on_event is not None:
             self._on_event(frame, self.name)
 
@@ -711,10 +728,13 @@ class InboundConnection:
         return backlog
 
     def _expire_jobs(self) -> None:
-        now = time.monotonic()
-        for job_uuid, job in list(self._jobs.items()):
-            if now - job.created > self.job_ttl:
-                del self._jobs[job_uuid]
-                job._result.set_exception(
-                    CommandTimeout(f"{self.name}: job {job_uuid} got no result in {self.job_ttl} s")
-                )
+        """Give up the jobs older than `job_ttl`: the oldest come first in `_jobs`."""
+        oldest = time.monotonic() - self.job_ttl
+        while self._jobs:
+            job = next(iter(self._jobs.values()))
+            if job.created >= oldest:
+                return
+            del self._jobs[job.uuid]
+            job.give_up(
+                CommandTimeout(f"{self.name}: job {job.uuid} got no result in {self.job_ttl} s")
+            )

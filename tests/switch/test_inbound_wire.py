@@ -8,7 +8,13 @@ from greenswitch.esl import InboundESL
 from switch_lab import cycles_of
 from wire_peer import WIRE, ReplayPeer
 
-from esl_callback.switch.connection import Backoff, ESLError, InboundConnection
+from esl_callback.switch.connection import (
+    Backoff,
+    CommandTimeout,
+    ESLError,
+    InboundConnection,
+    NotConnected,
+)
 from esl_callback.switch.protocol import Frame
 
 FORGED = (WIRE / "event-plain-forged-display-name.raw").read_bytes()
@@ -143,4 +149,38 @@ def test_an_exit_the_switch_answers_by_closing_leaves_no_reference_cycle(
     with cycles_of(ESLError) as left:
         conn.stop()
     assert replay_peer.commands[-1] == "exit"
+    assert left == []
+
+
+def test_a_job_whose_result_never_comes_is_given_up_after_its_ttl_without_a_cycle(
+    replay_peer: ReplayPeer,
+) -> None:
+    conn = connect(replay_peer, [])
+    conn.job_ttl = 0.05
+    try:
+        with cycles_of(ESLError) as left:
+            lost = conn.bgapi("originate loopback/1 &park()")
+            gevent.sleep(0.1)
+            young = conn.bgapi("status")  # each bgapi first gives up the jobs past their ttl
+            with pytest.raises(CommandTimeout, match=f"job {lost.uuid} got no result in 0.05 s"):
+                lost.wait(1)
+            assert lost.done and lost.event is None and not lost.ok
+            assert conn.pending_jobs() == 1 and not young.done
+            del lost  # unreachable now: freed at once unless it is in a cycle
+        assert left == []
+    finally:
+        conn.stop()
+
+
+def test_stopping_fails_the_jobs_still_waiting_without_a_cycle(replay_peer: ReplayPeer) -> None:
+    conn = connect(replay_peer, [])
+    job = conn.bgapi("originate loopback/1 &park()")
+    with cycles_of(ESLError) as left:
+        conn.stop()
+        with pytest.raises(NotConnected, match="connection stopped"):
+            job.wait(1)
+        with pytest.raises(NotConnected):  # a second waiter gets an exception of its own
+            job.wait(1)
+        del job  # unreachable now: freed at once unless it is in a cycle
+    assert conn.pending_jobs() == 0
     assert left == []

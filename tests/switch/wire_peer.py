@@ -59,6 +59,13 @@ class ReplayPeer:
                         b"Content-Type: command/reply\n"
                         b"Reply-Text: +OK event listener enabled plain\n\n" + payload
                     )
+                elif verb == "bgapi":  # accepted; its BACKGROUND_JOB never comes
+                    job_uuid = dict(command.headers)["Job-UUID"]
+                    sock.sendall(
+                        b"Content-Type: command/reply\n"
+                        b"Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n"
+                        % (job_uuid.encode(), job_uuid.encode())
+                    )
                 elif verb == "exit":
                     sock.sendall(b"Content-Type: command/reply\nReply-Text: +OK bye\n\n")
                     break
