@@ -974,18 +974,19 @@ class CallFlow:
             head_start = self.settings.callback.originate_timeout_seconds + self.seconds_up(leg_a)
 
         def authorise_and_rate_leg_a() -> billing.Authorisation:
-            auth = billing.authorise(
-                self.account_id,
-                self.plan.request_id,
-                self.plan.source,
-                destination,
-                self.settings.billing,
-                leg_a_head_start=head_start,
-                max_seconds=self.settings.billing.max_call_seconds,
-            )
-            if auth.allowed and leg_a is not None:
-                billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)
-            return auth
+            with database_proxy.atomic():  # one commit: the hold and leg A's rate together
+                auth = billing.authorise(
+                    self.account_id,
+                    self.plan.request_id,
+                    self.plan.source,
+                    destination,
+                    self.settings.billing,
+                    leg_a_head_start=head_start,
+                    max_seconds=self.settings.billing.max_call_seconds,
+                )
+                if auth.allowed and leg_a is not None:
+                    billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)
+                return auth
 
         auth = self.db.run(authorise_and_rate_leg_a)
         if auth.allowed:
@@ -1104,9 +1105,10 @@ def abandon_requests_without_legs() -> int:
 
 
 def end_request(request_id: int, state: State, cause: str | None, detail: str | None) -> None:
-    """Release what the request holds and move it to its final state."""
-    billing.release_reservations(request_id)
-    requests.finish(request_id, state, failure_cause=cause, failure_detail=detail)
+    """Release what the request holds and move it to its final state, in one transaction."""
+    with database_proxy.atomic():
+        billing.release_reservations(request_id)
+        requests.finish(request_id, state, failure_cause=cause, failure_detail=detail)
 
 
 def parse_channels(reply: str) -> set[str]:

@@ -13,11 +13,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the `bench` package of scripts/bench
 
+from ports import free_port  # noqa: E402
+
 from bench import plan  # noqa: E402
 from bench.processes import (  # noqa: E402
     Process,
     esl_callback_command,
-    free_port,
     simulator_command,
     start,
     wait_listening,

@@ -18,11 +18,12 @@ import gevent
 import pytest
 import yaml
 from bench_helpers import Running
+from ports import free_port
 from sim_setup import sim_config
 
 from bench import plan
 from bench.load import Call, Switch
-from bench.processes import esl_callback_command, free_port
+from bench.processes import esl_callback_command
 from esl_callback import metrics
 from esl_callback.simulator import Simulator
 from esl_callback.switch.connection import InboundConnection

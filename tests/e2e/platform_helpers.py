@@ -6,14 +6,13 @@ the simulator's outbound socket connections to the controller, exactly as with F
 
 from __future__ import annotations
 
-import random
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import gevent
+from ports import free_port
 
 from esl_callback.callback import billing, requests
 from esl_callback.callback.rating import RateRow, RateSnapshot
@@ -27,23 +26,6 @@ from esl_callback.switch.connection import InboundConnection
 ACCESS_CONTEXT = "access"
 PIN_ACCESS = "18005550100"
 ANI_ACCESS = "18005550200"
-
-
-# Below Linux's ephemeral range (32768-60999): a port chosen here is not taken, between the
-# choice and the bind, by the local end of an outgoing connection or a server bound to port 0.
-LISTEN_PORTS = range(20000, 32000)
-
-
-def free_port() -> int:
-    """A port nothing listens on, for a server the test starts next."""
-    while True:
-        port = random.choice(LISTEN_PORTS)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def controller_settings(

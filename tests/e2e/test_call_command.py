@@ -25,7 +25,8 @@ from typing import Any
 import gevent
 import pytest
 from gevent import subprocess
-from platform_helpers import Platform, free_port
+from platform_helpers import Platform
+from ports import free_port
 
 from esl_callback import accounts, operator
 from esl_callback.callback import billing

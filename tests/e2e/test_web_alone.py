@@ -27,7 +27,8 @@ import gevent
 import gevent.socket
 import pytest
 from gevent import subprocess
-from platform_helpers import Platform, free_port
+from platform_helpers import Platform
+from ports import free_port
 
 from esl_callback import accounts
 from esl_callback.callback import billing

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket as pysocket
-
 import gevent
 import gevent.event
 import greenswitch
 import pytest
+from ports import free_port
 
 from esl_callback.simulator import Simulator
-
-
-def free_port() -> int:
-    with pysocket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_inbound_api_events_and_bgapi(sim: Simulator) -> None:

@@ -16,7 +16,6 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,6 +29,9 @@ from esl_callback.config import settings_from_mapping  # noqa: E402
 from esl_callback.db import Database  # noqa: E402
 from esl_callback.web import create_app, serve_web  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for `ports`
+from ports import free_port  # noqa: E402
+
 PASSWORD = "portal password"
 SOURCE = "15550001001"  # alice's phone: answers after 1 s and stays on the line
 ANSWERS = "15550002001"  # answers after 2 s, talks 5 s, hangs up
@@ -42,12 +44,6 @@ PHONES = {
     BUSY: {"busy": True},
     SILENT: {"no_answer": True},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def seed(url: str) -> None:

@@ -29,7 +29,8 @@ from flask.testing import FlaskClient
 # The end-to-end platform helpers live with the end-to-end tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
-from platform_helpers import free_port, simulator_config
+from platform_helpers import simulator_config
+from ports import free_port
 
 from esl_callback.callback import billing, requests, status
 from esl_callback.callback.rating import RateRow, RateSnapshot
