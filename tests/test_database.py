@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import gevent
 import peewee
+import psycopg2
 import pytest
 from playhouse.migrate import migrate
 
@@ -153,3 +154,45 @@ def test_an_unreachable_postgresql_server_is_reported_with_what_to_check() -> No
 def test_bad_database_urls_are_explained(url: str, message: str) -> None:
     with pytest.raises(DatabaseError, match=message):
         Database(url)
+
+
+def last_statement(url: str, pid: int) -> str:
+    """What the server's backend `pid` ran last, as another session sees it."""
+    with psycopg2.connect(url) as admin, admin.cursor() as cur:
+        cur.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,))
+        return cur.fetchone()[0]
+
+
+def backend_pid(database: Database) -> int:
+    return database.run(lambda: database.peewee.connection().get_backend_pid())
+
+
+def test_a_pooled_connection_used_moments_ago_is_handed_out_without_a_ping(
+    postgres_server: str,
+) -> None:
+    database = Database(postgres_server)
+    try:
+        database.run(lambda: database.peewee.execute_sql("SELECT 'last work'"))
+        pid = backend_pid(database)
+        database.run(lambda: None)  # taken from the pool and given back at once
+        assert last_statement(postgres_server, pid) == "SELECT 'last work'"
+
+        database.peewee.ALIVE_BYPASS_SECONDS = 0  # now every connection has idled too long
+        database.run(lambda: None)
+        assert last_statement(postgres_server, pid) == "SELECT 1"
+    finally:
+        database.close()
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced(postgres_server: str) -> None:
+    database = Database(postgres_server)
+    database.peewee.ALIVE_BYPASS_SECONDS = 0.05
+    try:
+        dropped = backend_pid(database)
+        with psycopg2.connect(postgres_server) as admin, admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (dropped,))
+        gevent.sleep(0.1)
+        assert database.run(lambda: database.peewee.execute_sql("SELECT 2").fetchone()) == (2,)
+        assert backend_pid(database) != dropped
+    finally:
+        database.close()
