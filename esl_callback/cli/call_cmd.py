@@ -146,6 +146,13 @@ def call(
         unreachable(exc)
     except Refused as exc:
         refuse(explain(exc, url))
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted before esl-callback serve at {url} answered: the callback may have "
+            "started; see `esl-callback requests --live`",
+            err=True,
+        )
+        sys.exit(130)
     show(first)
     request_id = first["id"]
     try:

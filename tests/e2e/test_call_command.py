@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import urllib.error
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.socket
 import pytest
 from gevent import subprocess
 from platform_helpers import Platform
@@ -189,6 +191,41 @@ def test_ctrl_c_hangs_up_both_legs_and_exits_1(platform, alice, tmp_path) -> Non
     assert out.splitlines()[-1].startswith(f"request {p.wait_request().id}: cancelled")
     assert p.wait_request().state == "cancelled"
     p.wait_idle()
+
+
+def test_ctrl_c_before_serve_answers_says_the_callback_may_have_started(tmp_path) -> None:
+    """A serve that takes the request and has not answered yet: the command cannot know
+    whether the callback started, and says where to look."""
+    port = free_port()
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    process = subprocess.Popen(
+        command(write_config(tmp_path, port), SOURCE, FRIEND, "--account", "alice"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=cli_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        with gevent.Timeout(20, AssertionError("the command never connected")):
+            taken, _ = listener.accept()
+            while b"\r\n\r\n" not in taken.recv(65536, socket.MSG_PEEK):  # the whole POST
+                gevent.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        listener.close()
+
+    assert process.returncode == 130, out + err
+    assert out == ""
+    assert (
+        f"interrupted before esl-callback serve at http://127.0.0.1:{port} answered: "
+        "the callback may have started; see `esl-callback requests --live`"
+    ) in err
+    assert "Traceback" not in err
 
 
 # -- refusals: exit 2, nothing dialed -------------------------------------------------------
