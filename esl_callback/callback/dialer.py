@@ -656,26 +656,15 @@ class CallFlow:
             pin = self.guard(
                 ivr.collect, prompts.enter_pin, PIN_VARIABLE, min_digits=4, max_digits=12
             )
-            account_id = self.db.run(self.accept_pin, pin, caller_key) if pin else None
+            account_id = (
+                self.db.run(accept_pin, self.plan.request_id, pin, caller_key) if pin else None
+            )
             if account_id is not None:
                 return account_id
             self.guard(ivr.play, prompts.invalid_pin)
         self.guard(ivr.play, prompts.locked_out)
         self.hang_up_caller(ivr, "CALL_REJECTED")
         raise FlowEnded(State.FAILED, "PIN_REJECTED", f"no valid PIN from {self.plan.source}")
-
-    def accept_pin(self, pin: str, caller_key: str) -> int | None:
-        """The active account whose PIN this is, now billing the request (failures cleared);
-        or None, with the failure counted against the caller and the PIN's account.
-        """
-        account = accounts.find_account_by_pin(pin)
-        if account is not None and account.is_active:
-            lockout.clear("pin", caller_key, f"account:{account.id}")
-            _BIND_ACCOUNT.execute(id=self.plan.request_id, account=account.id)
-            return account.id
-        keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
-        lockout.record_failure("pin", *keys)
-        return None
 
     def connect_destination(self, destination: str) -> str | None:
         """Originate leg B with ringback on A; bridge on answer. None when bridged, else cause."""
@@ -1102,6 +1091,22 @@ def abandon_requests_without_legs() -> int:
         requests.finish(request_id, State.FAILED, failure_cause="CONTROLLER_RESTARTED")
         billing.release_reservations(request_id)
     return len(stale)
+
+
+def accept_pin(request_id: int, pin: str, caller_key: str) -> int | None:
+    """The active account whose PIN this is, now billing the request (its failures and the
+    caller's cleared); or None, with the failure counted against the caller and the PIN's
+    account. One transaction.
+    """
+    with database_proxy.atomic():
+        account = accounts.find_account_by_pin(pin)
+        if account is not None and account.is_active:
+            lockout.clear("pin", caller_key, f"account:{account.id}")
+            _BIND_ACCOUNT.execute(id=request_id, account=account.id)
+            return account.id
+        keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
+        lockout.record_failure("pin", *keys)
+        return None
 
 
 def end_request(request_id: int, state: State, cause: str | None, detail: str | None) -> None:

@@ -53,6 +53,7 @@ def controller_settings(
             "outbound": {"port": outbound_port},
             "database": {"url": database_url},
             "web": web or {"enabled": False},
+            "metrics": {"port": free_port()},  # not serve's 9464: a controller may run there
             "callback": {
                 "delay_seconds": 0.2,
                 "leg_a_retries": 0,
