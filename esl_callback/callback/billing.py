@@ -4,6 +4,9 @@ Plain synchronous functions on the models, with no ESL in them; the controller c
 `Database.run`. Every function that changes money runs in one transaction that first locks the
 account row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the BEGIN IMMEDIATE transaction is
 already the only writer), so two callbacks authorised at the same moment never spend the same money.
+The call path's functions (`authorise`, `open_leg`, `close_leg`, `release_reservations`) join a
+transaction their caller has open (`transaction()`, not `atomic()`: no savepoint, which on
+PostgreSQL would cost two round trips); an error in them rolls the caller's whole unit back.
 
 The money of one callback request:
 
@@ -342,7 +345,7 @@ def authorise(
             raise numbers.InvalidNumber(f"{what}: expected E.164 digits, got {digits!r}")
     rounding = rounding_mode(settings.rounding)
     request_id = _id(request)
-    with database_proxy.atomic():
+    with database_proxy.transaction():
         locked = _locked_account(_id(account))
         if _account_of(request_id) != locked.id:
             raise BillingError(f"request {request_id} does not belong to account {locked.name}")
@@ -425,7 +428,7 @@ def _refusal(
 
 def release_reservations(request: CallbackRequest | int) -> int:
     """Release what a request holds (when it ends); returns how many holds were released."""
-    with database_proxy.atomic():
+    with database_proxy.transaction():
         return _release(_id(request))
 
 
@@ -459,7 +462,7 @@ def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None
         raise BillingError(f"request {authorisation.request_id}: authorised without destination")
     rate = authorisation.rate_a if leg == "a" else authorisation.rate_b
     fields = {"charged": authorisation.charge_leg_a if leg == "a" else True, **_rate_fields(rate)}
-    with database_proxy.atomic():
+    with database_proxy.transaction():
         existing = _LEG_BY_UUID.object(Leg, uuid=uuid)
         if existing is None:
             return record_leg(authorisation.request_id, leg, uuid, node, number, **fields)
@@ -507,7 +510,7 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
     returns None.
     """
     rounding = rounding_mode(settings.rounding)
-    with database_proxy.atomic():
+    with database_proxy.transaction():
         leg = _LEG_BY_UUID_LOCKED.object(Leg, uuid=hangup.uuid)
         if leg is None:
             log.warning(

@@ -12,6 +12,7 @@ from billing_helpers import SETTINGS, rate, set_rates
 
 from esl_callback.callback import billing
 from esl_callback.callback.billing import BillingError, Hangup
+from esl_callback.db import database_proxy
 from esl_callback.models import Account, Leg, Reservation
 
 LEG_A = "4930111"
@@ -180,4 +181,19 @@ def test_a_refused_authorisation_opens_no_leg(rates, account, request_for) -> No
     leg_a_only = dataclasses.replace(refused, refusal=None, destination=None)
     with pytest.raises(BillingError, match="without destination"):
         billing.open_leg(leg_a_only, "b", "b-x")
+    assert Leg.select().count() == 0
+
+
+def test_inside_a_callers_transaction_an_error_undoes_the_whole_unit(
+    rates, account, request_for
+) -> None:
+    """The call path authorises and opens leg A in one transaction: a leg that cannot be
+    opened takes the hold back with it (billing joins the caller's transaction)."""
+    owner = account("alice")
+    request = request_for(owner)
+    with pytest.raises(BillingError, match="leg must be one of"), database_proxy.atomic():
+        auth = billing.authorise(owner, request, LEG_A, DEST, SETTINGS)
+        assert auth.allowed and live_holds(owner) == 1
+        billing.open_leg(auth, "c", "c-1")
+    assert live_holds(owner) == 0
     assert Leg.select().count() == 0

@@ -25,7 +25,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
 
 
 def statements_of(database: Database, unit: Callable[[], object]) -> list[str]:
-    """The first word of each BEGIN, write and COMMIT that `unit` sends to SQLite."""
+    """The first word of each transaction statement and write that `unit` sends to SQLite."""
     seen: list[str] = []
     database.peewee.connection().set_trace_callback(seen.append)
     try:
@@ -33,7 +33,8 @@ def statements_of(database: Database, unit: Callable[[], object]) -> list[str]:
     finally:
         database.peewee.connection().set_trace_callback(None)
     words = [s.split()[0] for s in seen]
-    return [w for w in words if w in ("BEGIN", "INSERT", "UPDATE", "DELETE", "COMMIT")]
+    kept = ("BEGIN", "SAVEPOINT", "RELEASE", "INSERT", "UPDATE", "DELETE", "COMMIT")
+    return [w for w in words if w in kept]
 
 
 def bridged_request_with_a_hold() -> CallbackRequest:
