@@ -95,6 +95,20 @@ def run_call(config: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def start_call(config: Path, *args: str) -> subprocess.Popen:
+    """Start the command in the background, for a test to press Ctrl-C (SIGINT) in it."""
+    return subprocess.Popen(
+        command(config, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=cli_env(),
+        # A shell without job control starts background children with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def index_of(lines: list[str], *words: str, start: int = 0) -> int:
     """The first line from `start` containing all `words`."""
     for i in range(start, len(lines)):
@@ -168,16 +182,7 @@ def test_a_busy_destination_is_reported_and_exits_1(platform, alice, tmp_path) -
 
 def test_ctrl_c_hangs_up_both_legs_and_exits_1(platform, alice, tmp_path) -> None:
     p, config = start_serve(platform, tmp_path)
-    process = subprocess.Popen(
-        command(config, SOURCE, SILENT, "--account", "alice"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=cli_env(),
-        # A shell without job control starts background children with SIGINT ignored.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_call(config, SOURCE, SILENT, "--account", "alice")
     seen = []
     with gevent.Timeout(20, AssertionError(f"the destination never rang: {seen}")):
         while not seen or f"destination {SILENT}: ringing" not in seen[-1]:
@@ -200,15 +205,7 @@ def test_ctrl_c_before_serve_answers_says_the_callback_may_have_started(tmp_path
     listener = gevent.socket.socket()
     listener.bind(("127.0.0.1", port))
     listener.listen()
-    process = subprocess.Popen(
-        command(write_config(tmp_path, port), SOURCE, FRIEND, "--account", "alice"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=cli_env(),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_call(write_config(tmp_path, port), SOURCE, FRIEND, "--account", "alice")
     try:
         with gevent.Timeout(20, AssertionError("the command never connected")):
             taken, _ = listener.accept()
