@@ -369,13 +369,16 @@ class NodeSettings(Protocol):
     user: str | None
 
 
-class Job:
-    """A `bgapi` command; its result arrives later in the BACKGROUND_JOB with the same Job-UUID."""
+class Awaited:
+    """A frame the switch sends later (a job's result, an application's completion), or the
+    failure that ends the wait for it.
 
-    def __init__(self, job_uuid: str, command: str) -> None:
-        self.uuid = job_uuid
-        self.command = command
-        self.created = time.monotonic()
+    Each waiter of a failure raises a fresh exception like it: one kept in the result and raised
+    again would hold its traceback's frames, and through them whoever holds this (a reference
+    cycle, left to the garbage collector).
+    """
+
+    def __init__(self) -> None:
         self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
         self._failure: ESLError | None = None
 
@@ -383,37 +386,50 @@ class Job:
     def done(self) -> bool:
         return self._result.ready()
 
+    def complete(self, frame: Frame) -> None:
+        """The frame arrived."""
+        self._result.set(frame)
+
+    def give_up(self, failure: ESLError) -> None:
+        """No frame will come: waiters raise an exception like `failure`."""
+        self._failure = failure
+        self._result.set(None)
+
+    def _wait_frame(self, timeout: float | None, late: Callable[[], str]) -> Frame:
+        """The frame; or the failure; or CommandTimeout(late()) after `timeout` seconds."""
+        try:
+            frame: Frame | None = self._result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise CommandTimeout(late()) from None
+        if frame is None:
+            failure = self._failure
+            raise type(failure)(*failure.args)
+        return frame
+
+
+class Job(Awaited):
+    """A `bgapi` command; its result arrives later in the BACKGROUND_JOB with the same Job-UUID."""
+
+    def __init__(self, job_uuid: str, command: str) -> None:
+        super().__init__()
+        self.uuid = job_uuid
+        self.command = command
+        self.created = time.monotonic()
+
     @property
     def event(self) -> Frame | None:
         """The BACKGROUND_JOB event, once it arrived."""
         return self._result.value
 
-    def complete(self, event: Frame) -> None:
-        """The job's BACKGROUND_JOB arrived."""
-        self._result.set(event)
-
-    def give_up(self, failure: ESLError) -> None:
-        """No result will come: `wait` raises a fresh exception like `failure`.
-
-        Waiters get None and raise an exception of their own: one kept in the result and raised
-        again would hold its traceback's frames, and through them the job (a reference cycle).
-        """
-        self._failure = failure
-        self._result.set(None)
-
     def wait(self, timeout: float | None = None) -> str:
         """The job's output (`+OK <uuid>\\n`, `-ERR USER_BUSY\\n`); CommandTimeout if late."""
-        try:
-            event: Frame | None = self._result.get(timeout=timeout)
-        except gevent.Timeout:
-            raise CommandTimeout(
+        return self._wait_frame(
+            timeout,
+            lambda: (
                 f"no BACKGROUND_JOB for {_describe(self.command)!r} (job {self.uuid}) "
                 f"within {timeout:g} s"
-            ) from None
-        if event is None:
-            failure = self._failure
-            raise type(failure)(*failure.args)
-        return event.text
+            ),
+        ).text
 
     @property
     def ok(self) -> bool:

@@ -29,6 +29,7 @@ from greenswitch.esl import OutboundSession
 
 from esl_callback.switch.commands import UnsafeCommand, event_filter
 from esl_callback.switch.connection import (
+    Awaited,
     CommandTimeout,
     FramedESL,
     NotConnected,
@@ -63,40 +64,20 @@ class _OutboundSession(FramedESL, OutboundSession):
         self._setup_framing(f"outbound {address[0]}:{address[1]}", deliver, command_timeout)
 
 
-class Execution:
+class Execution(Awaited):
     """One `sendmsg execute`; completes with the CHANNEL_EXECUTE_COMPLETE carrying its UUID."""
 
     def __init__(self, event_uuid: str, app: str, arg: str) -> None:
+        super().__init__()
         self.uuid = event_uuid
         self.app = app
         self.arg = arg
-        self._result: gevent.event.AsyncResult = gevent.event.AsyncResult()
-        self._gone = ""
-
-    @property
-    def done(self) -> bool:
-        return self._result.ready()
-
-    def complete(self, event: Frame) -> None:
-        self._result.set(event)
-
-    def fail(self, gone: str) -> None:
-        """The channel is gone: `wait` raises ChannelGone(gone), a new one each time (an
-        exception kept in the result would hold the frames it was raised through)."""
-        self._gone = gone
-        self._result.set(None)
 
     def wait(self, timeout: float | None = None) -> Frame:
         """The CHANNEL_EXECUTE_COMPLETE event; ChannelGone if the channel hung up first."""
-        try:
-            event = self._result.get(timeout=timeout)
-        except gevent.Timeout:
-            raise CommandTimeout(
-                f"{self.app} ({self.uuid}) did not complete within {timeout:g} s"
-            ) from None
-        if event is None:
-            raise ChannelGone(self._gone)
-        return event
+        return self._wait_frame(
+            timeout, lambda: f"{self.app} ({self.uuid}) did not complete within {timeout:g} s"
+        )
 
 
 class OutboundChannel:
@@ -248,7 +229,7 @@ class OutboundChannel:
             if hangup is not None and execution.app == "hangup":
                 execution.complete(hangup)
             else:
-                execution.fail(self._gone)
+                execution.give_up(ChannelGone(self._gone))
         self._ended.set()
 
 
