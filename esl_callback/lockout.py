@@ -12,7 +12,7 @@ from peewee import fn
 
 from esl_callback.db import utcnow
 from esl_callback.models import AuthFailure
-from esl_callback.statements import Insert, Statement
+from esl_callback.statements import Insert, ListStatement, Statement
 
 _INSERT = Insert(AuthFailure)
 _COUNT = Statement(
@@ -20,8 +20,10 @@ _COUNT = Statement(
         AuthFailure.kind == s.kind, AuthFailure.key == s.key, AuthFailure.created_at >= s.since
     )
 )
-_CLEAR = Statement(
-    lambda s: AuthFailure.delete().where(AuthFailure.kind == s.kind, AuthFailure.key == s.key)
+_CLEAR = ListStatement(
+    lambda s, keys: AuthFailure.delete().where(
+        AuthFailure.kind == s.kind, AuthFailure.key.in_(keys)
+    )
 )
 
 
@@ -46,5 +48,4 @@ def is_locked(kind: str, keys: tuple[str, ...], limit: int, window_seconds: int)
 
 def clear(kind: str, *keys: str) -> None:
     """Forget the failures of keys after a success."""
-    for key in keys:
-        _CLEAR.execute(kind=kind, key=key)
+    _CLEAR.execute(list(keys), kind=kind)

@@ -134,6 +134,37 @@ class Statement:
         return self._for_database().sql
 
 
+class ListStatement:
+    """A statement over a list of values (`IN (...)`), compiled once per length of the list:
+
+        CLEAR = ListStatement(lambda s, keys: Failure.delete().where(Failure.key.in_(keys)))
+        CLEAR.execute(["cid:4930123", "account:7"])
+
+    `build` gets the slots and one slot per item (converted by the compared field).
+    """
+
+    def __init__(self, build: Callable[[Slots, list[Slot]], peewee.Query]) -> None:
+        self.build = build
+        self._by_length: dict[int, Statement] = {}
+
+    def _bound(self, items: list[Any], values: dict[str, Any]) -> tuple[Statement, dict[str, Any]]:
+        names = [f"_item{i}" for i in range(len(items))]
+        statement = self._by_length.get(len(items))
+        if statement is None:
+            statement = self._by_length[len(items)] = Statement(
+                lambda s: self.build(s, [getattr(s, name) for name in names])
+            )
+        return statement, {**values, **dict(zip(names, items, strict=True))}
+
+    def execute(self, items: list[Any], **values: Any) -> Any:
+        statement, bound = self._bound(items, values)
+        return statement.execute(**bound)
+
+    def object(self, model: type[M], items: list[Any], **values: Any) -> M | None:
+        statement, bound = self._bound(items, values)
+        return statement.object(model, **bound)
+
+
 def _bind(param: Any, values: dict[str, Any]) -> Any:
     if not isinstance(param, _Marker):
         return param
@@ -161,16 +192,41 @@ class Insert:
         query = self.model.insert({field: slots(field) for field in self.fields})
         return query.returning(self.model._meta.primary_key) if _returns_ids() else query
 
-    def create(self, **values: Any) -> Any:
-        """Store a new row; the instance, with its id, as `Model.create` would return it."""
+    def _row(self, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """A new instance from `values` (defaults filled in) and its column values by name."""
         instance = self.model(**values)
         data = instance.__data__
-        cursor = self.statement.execute(
-            **{field.name: data.get(field.name) for field in self.fields}
-        )
+        return instance, {field.name: data.get(field.name) for field in self.fields}
+
+    def create(self, **values: Any) -> Any:
+        """Store a new row; the instance, with its id, as `Model.create` would return it."""
+        instance, row = self._row(values)
+        cursor = self.statement.execute(**row)
         instance._pk = cursor.fetchone()[0] if _returns_ids() else cursor.lastrowid
         instance._dirty.clear()
         return instance
+
+
+class Upsert(Insert):
+    """INSERT ... ON CONFLICT of a whole model row, compiled once.
+
+    `on_conflict` adds the conflict clause to the query (`query.on_conflict(...)`); `store`
+    returns the row as stored, whether inserted or updated, in one statement (RETURNING, which
+    SQLite has since 3.35), or None when the clause left an existing row alone.
+    """
+
+    def __init__(self, model: type[M], on_conflict: Callable[[peewee.Insert], peewee.Insert]):
+        self.on_conflict = on_conflict
+        super().__init__(model)
+
+    def _build(self, slots: Slots) -> peewee.Query:
+        query = self.on_conflict(self.model.insert({f: slots(f) for f in self.fields}))
+        return query.returning(*self.model._meta.sorted_fields)
+
+    def store(self, **values: Any) -> Any:
+        """Insert the row, or apply the conflict clause to the one there; the row, or None."""
+        _, row = self._row(values)
+        return self.statement.object(self.model, **row)
 
 
 def _returns_ids() -> bool:

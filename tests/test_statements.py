@@ -7,12 +7,13 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from peewee import EXCLUDED
 
 from esl_callback import accounts
 from esl_callback.callback import requests
 from esl_callback.db import Database
 from esl_callback.models import Account, Leg
-from esl_callback.statements import Insert, Statement
+from esl_callback.statements import Insert, ListStatement, Statement, Upsert
 
 
 @pytest.fixture
@@ -90,3 +91,42 @@ def test_an_insert_fills_defaults_per_row_and_returns_the_new_id(db: Database) -
     assert stored["carol"].balance == Decimal("2.5")
     # Callable defaults are evaluated for each row, not frozen into the compiled statement.
     assert stored["bob"].created_at < stored["carol"].created_at
+
+
+def test_a_list_statement_binds_lists_of_any_length_each_compiled_once(db: Database) -> None:
+    for name in ("bob", "carol", "dave"):
+        accounts.create_account(name)
+    builds = []
+
+    def build(s, names):
+        builds.append(len(names))
+        return Account.select().where(Account.name.in_(names), Account.status == s.status)
+
+    named = ListStatement(build)
+    assert named.object(Account, ["bob"], status="active").name == "bob"
+    assert named.object(Account, ["nobody", "carol"], status="active").name == "carol"
+    assert named.object(Account, ["carol", "dave"], status="disabled") is None
+    assert builds == [1, 2]  # one compiled statement per length
+
+
+def test_an_upsert_returns_the_row_inserted_or_updated_and_none_when_left_alone(
+    leg: Leg,
+) -> None:
+    rate_once = Upsert(
+        Leg,
+        lambda query: query.on_conflict(
+            conflict_target=[Leg.uuid],
+            update={Leg.rate_prefix: EXCLUDED.rate_prefix},
+            where=Leg.rate_prefix.is_null(),
+        ),
+    )
+    row = {"request": leg.request_id, "leg": "a", "uuid": "leg-1", "number": "4930111"}
+    new = rate_once.store(**{**row, "leg": "b", "uuid": "leg-2", "rate_prefix": "1"})
+    assert (new.uuid, new.rate_prefix, new.state) == ("leg-2", "1", "dialing")
+    assert new.id == Leg.get(Leg.uuid == "leg-2").id
+
+    updated = rate_once.store(**row, rate_prefix="49")
+    assert (updated.id, updated.rate_prefix) == (leg.id, "49")
+
+    assert rate_once.store(**row, rate_prefix="4") is None
+    assert Leg.get_by_id(leg.id).rate_prefix == "49"

@@ -31,10 +31,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import peewee
-from peewee import chunked, fn
+from peewee import EXCLUDED, chunked, fn
 
 from esl_callback import numbers
 from esl_callback.callback.rating import (
@@ -51,7 +51,7 @@ from esl_callback.callback.rating import (
 )
 from esl_callback.db import database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg, Payment, Rate, Reservation
-from esl_callback.statements import Insert, Statement
+from esl_callback.statements import Insert, ListStatement, Statement, Upsert
 
 log = logging.getLogger(__name__)
 
@@ -186,25 +186,19 @@ class RateImport:
 # -- rates ----------------------------------------------------------------------------------
 
 
-_RATE_LOOKUPS: dict[int, Statement] = {}
+_RATE_LOOKUP = ListStatement(
+    lambda s, prefixes: (
+        Rate.select()
+        .where(Rate.prefix.in_(prefixes))
+        .order_by(fn.LENGTH(Rate.prefix).desc())
+        .limit(1)
+    )
+)
 
 
 def find_rate(number: str) -> Rate | None:
     """The rate with the longest prefix of `number` (E.164 digits), or None."""
-    lookup = _RATE_LOOKUPS.get(len(number))
-    if lookup is None:
-        prefixes = [f"p{length}" for length in range(1, len(number) + 1)]
-        lookup = _RATE_LOOKUPS[len(number)] = Statement(
-            lambda s: (
-                Rate.select()
-                .where(Rate.prefix.in_([getattr(s, name) for name in prefixes]))
-                .order_by(fn.LENGTH(Rate.prefix).desc())
-                .limit(1)
-            )
-        )
-    return lookup.object(
-        Rate, **{f"p{length}": number[:length] for length in range(1, len(number) + 1)}
-    )
+    return _RATE_LOOKUP.object(Rate, [number[:length] for length in range(1, len(number) + 1)])
 
 
 def rate_for(number: str) -> RateSnapshot | None:
@@ -346,9 +340,9 @@ def authorise(
     rounding = rounding_mode(settings.rounding)
     request_id = _id(request)
     with database_proxy.transaction():
-        locked = _locked_account(_id(account))
-        if _account_of(request_id) != locked.id:
-            raise BillingError(f"request {request_id} does not belong to account {locked.name}")
+        locked = _locked_account_of(request_id)
+        if locked is None or locked.id != _id(account):
+            _refuse_foreign_request(request_id, _id(account))
         charge_a = charges_leg_a(locked, settings)
         rate_a = rate_for(leg_a_number)
         rate_b = rate_for(destination) if destination is not None else None
@@ -463,16 +457,11 @@ def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None
     rate = authorisation.rate_a if leg == "a" else authorisation.rate_b
     fields = {"charged": authorisation.charge_leg_a if leg == "a" else True, **_rate_fields(rate)}
     with database_proxy.transaction():
-        existing = _LEG_BY_UUID.object(Leg, uuid=uuid)
-        if existing is None:
-            return record_leg(authorisation.request_id, leg, uuid, node, number, **fields)
-        if existing.billed or existing.rate_prefix is not None:
-            return existing
-        _SET_RATE.execute(id=existing.id, **fields)
-        for name, value in fields.items():
-            setattr(existing, name, value)
-        existing._dirty.clear()
-        return existing
+        stored = _OPEN_LEG.store(
+            request=authorisation.request_id, leg=leg, uuid=uuid, node=node, number=number, **fields
+        )
+        # None: the leg was stored before with a rate, or is billed; it stays as it is.
+        return stored if stored is not None else _LEG_BY_UUID.object(Leg, uuid=uuid)
 
 
 def record_leg(
@@ -495,8 +484,14 @@ _RATE_COLUMNS = (
     Leg.increment,
     Leg.minimum,
 )
-_SET_RATE = Statement(
-    lambda s: Leg.update({column: s(column) for column in _RATE_COLUMNS}).where(Leg.id == s.id)
+# A new leg is stored with its rate; one stored before without a rate (and not billed) gets it.
+_OPEN_LEG = Upsert(
+    Leg,
+    lambda query: query.on_conflict(
+        conflict_target=[Leg.uuid],
+        update={column: EXCLUDED[column.column_name] for column in _RATE_COLUMNS},
+        where=Leg.rate_prefix.is_null() & (Leg.billed == False),  # noqa: E712
+    ),
 )
 
 
@@ -520,8 +515,7 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
         if leg.billed:
             log.info("leg %s: hangup reported again; already billed %s", leg.uuid, leg.cost)
             return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
-        account_id = _account_of(leg.request_id)
-        account = _locked_account(account_id) if account_id is not None else None
+        account = _locked_account_of(leg.request_id)
         # A request that never had an account (a caller who failed the PIN) charges nobody.
         cost = _leg_cost(leg, hangup.billsec, rounding) if account is not None else money(0)
         now = utcnow()
@@ -544,8 +538,7 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
             balance = money(account.balance) - cost
             if cost:
                 _SET_BALANCE.execute(id=account.id, balance=balance)
-        if _OPEN_LEGS_OF.first(request=leg.request_id) is None:
-            _release(leg.request_id)
+        _RELEASE_WHEN_SETTLED.execute(request=leg.request_id, released_at=now)
     log.info(
         "leg %s (%s %s): %s, billsec %s, cost %s",
         leg.uuid,
@@ -574,8 +567,13 @@ _CLOSE_LEG = Statement(
 _SET_BALANCE = Statement(
     lambda s: Account.update(balance=s(Account.balance)).where(Account.id == s.id)
 )
-_OPEN_LEGS_OF = Statement(
-    lambda s: Leg.select(Leg.id).where(Leg.request == s.request, Leg.billed == False).limit(1)  # noqa: E712
+# The request's hold is released with its last open leg.
+_RELEASE_WHEN_SETTLED = Statement(
+    lambda s: Reservation.update(released_at=s(Reservation.released_at)).where(
+        Reservation.request == s.request,
+        Reservation.released_at.is_null(),
+        ~fn.EXISTS(Leg.select(Leg.id).where(Leg.request == s.request, Leg.billed == False)),  # noqa: E712
+    )
 )
 
 
@@ -707,9 +705,10 @@ def _id(obj: peewee.Model | int) -> int:
     return obj.id if isinstance(obj, peewee.Model) else int(obj)
 
 
-def _for_update(query: peewee.Select) -> peewee.Select:
-    """Lock the selected rows on PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes writers."""
-    return query.for_update() if database_proxy.for_update else query
+def _for_update(query: peewee.Select, of: type[peewee.Model] | None = None) -> peewee.Select:
+    """Lock the selected rows (of the `of` table only, in a join) on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already excludes writers."""
+    return query.for_update(of=of) if database_proxy.for_update else query
 
 
 def _account_of(request_id: int) -> int | None:
@@ -727,10 +726,30 @@ def _locked_account(account_id: int) -> Account:
     return account
 
 
+def _locked_account_of(request_id: int) -> Account | None:
+    """The account a request bills to, locked; None when the request has none (or is unknown)."""
+    return _LOCKED_ACCOUNT_OF.object(Account, request=request_id)
+
+
+def _refuse_foreign_request(request_id: int, account_id: int) -> NoReturn:
+    """Raise the error for a request that does not bill to `account_id`."""
+    account = _locked_account(account_id)  # no such account
+    _account_of(request_id)  # no such request
+    raise BillingError(f"request {request_id} does not belong to account {account.name}")
+
+
 _ACCOUNT_OF = Statement(
     lambda s: CallbackRequest.select(CallbackRequest.account).where(CallbackRequest.id == s.id)
 )
 _LOCKED_ACCOUNT = Statement(lambda s: _for_update(Account.select().where(Account.id == s.id)))
+_LOCKED_ACCOUNT_OF = Statement(
+    lambda s: _for_update(
+        Account.select()
+        .join(CallbackRequest, on=CallbackRequest.account == Account.id)
+        .where(CallbackRequest.id == s.request),
+        of=Account,
+    )
+)
 
 
 def _sum(value: object) -> Decimal:

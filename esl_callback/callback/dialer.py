@@ -18,6 +18,7 @@ legs whose flow is gone (after a restart), so no leg is billed twice or left unb
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import uuid as uuidlib
@@ -37,7 +38,7 @@ from esl_callback.callback.requests import State
 from esl_callback.callback.status import ROLES
 from esl_callback.db import Database, database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
-from esl_callback.statements import Statement
+from esl_callback.statements import ListStatement, Statement
 from esl_callback.switch import commands
 from esl_callback.switch.connection import ESLError
 from esl_callback.switch.outbound import ChannelGone
@@ -108,6 +109,7 @@ class LegState:
     answered: bool = False
     ended: bool = False
     closed: bool = False  # CHANNEL_HANGUP_COMPLETE seen and billed
+    rated: bool = False  # its CDR row has the authorised rate (billing.open_leg)
     cause: str | None = None
     hears_ringback: bool = False
     answered_at: datetime | None = None
@@ -779,6 +781,7 @@ class CallFlow:
     def store_leg(self, leg: LegState) -> None:
         if self.authorisation is not None:
             billing.open_leg(self.authorisation, leg.role, leg.uuid, leg.node)
+            leg.rated = True
         else:
             billing.record_leg(self.plan.request_id, leg.role, leg.uuid, leg.node, leg.number)
 
@@ -973,13 +976,15 @@ class CallFlow:
                     leg_a_head_start=head_start,
                     max_seconds=self.settings.billing.max_call_seconds,
                 )
-                if auth.allowed and leg_a is not None:
+                if auth.allowed and leg_a is not None and not leg_a.rated:
                     billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)
                 return auth
 
         auth = self.db.run(authorise_and_rate_leg_a)
         if auth.allowed:
             self.authorisation = auth
+            if leg_a is not None:
+                leg_a.rated = True
             return None
         log.info("request %s: refused %s (%s)", self.plan.request_id, auth.refusal, auth.detail)
         if self.session is None or self.plan.mode != "two_stage":
@@ -1155,23 +1160,20 @@ _BIND_ACCOUNT = Statement(
         CallbackRequest.id == s.id
     )
 )
-_MARKS: dict[tuple[str, ...], Statement] = {}
-
-
-def mark_leg(uuid: str, **fields: Any) -> None:
-    """Record what a leg is doing (for live status), unless its CDR is already closed."""
-    names = tuple(sorted(fields))
-    statement = _MARKS.get(names)
-    if statement is None:
-        statement = _MARKS[names] = Statement(
-            lambda s: Leg.update(
-                {getattr(Leg, name): s(getattr(Leg, name)) for name in names}
-            ).where(Leg.uuid == s.uuid, Leg.billed == False)  # noqa: E712
-        )
-    statement.execute(uuid=uuid, **fields)
+_MARKS: dict[tuple[str, ...], ListStatement] = {}
 
 
 def mark_legs(marks: list[tuple[str, dict[str, Any]]]) -> None:
-    """`mark_leg` for each (uuid, fields), in order."""
-    for uuid, fields in marks:
-        mark_leg(uuid, **fields)
+    """Record what legs are doing (for live status), unless their CDRs are already closed:
+    each (uuid, fields) in order; consecutive marks with the same fields (both legs bridged)
+    are one statement."""
+    for fields, group in itertools.groupby(marks, key=lambda mark: mark[1]):
+        names = tuple(sorted(fields))
+        statement = _MARKS.get(names)
+        if statement is None:
+            statement = _MARKS[names] = ListStatement(
+                lambda s, uuids, names=names: Leg.update(
+                    {getattr(Leg, name): s(getattr(Leg, name)) for name in names}
+                ).where(Leg.uuid.in_(uuids), Leg.billed == False)  # noqa: E712
+            )
+        statement.execute([uuid for uuid, _ in group], **fields)

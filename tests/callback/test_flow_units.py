@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from esl_callback import accounts, lockout
-from esl_callback.callback import requests
-from esl_callback.callback.dialer import accept_pin, end_request
+from esl_callback.callback import billing, requests
+from esl_callback.callback.billing import Authorisation
+from esl_callback.callback.dialer import accept_pin, end_request, mark_legs
 from esl_callback.callback.requests import State
-from esl_callback.db import Database
-from esl_callback.models import Account, CallbackRequest, Reservation
+from esl_callback.db import Database, utcnow
+from esl_callback.models import Account, CallbackRequest, Leg, Rate, Reservation
 
 
 @pytest.fixture
@@ -24,8 +26,14 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     database.close()
 
 
-def statements_of(database: Database, unit: Callable[[], object]) -> list[str]:
-    """The first word of each transaction statement and write that `unit` sends to SQLite."""
+WRITES = ("BEGIN", "SAVEPOINT", "RELEASE", "INSERT", "UPDATE", "DELETE", "COMMIT")
+
+
+def statements_of(
+    database: Database, unit: Callable[[], object], kept: tuple[str, ...] = WRITES
+) -> list[str]:
+    """The first word of each statement of the `kept` kinds (by default transaction
+    statements and writes) that `unit` sends to SQLite."""
     seen: list[str] = []
     database.peewee.connection().set_trace_callback(seen.append)
     try:
@@ -33,7 +41,6 @@ def statements_of(database: Database, unit: Callable[[], object]) -> list[str]:
     finally:
         database.peewee.connection().set_trace_callback(None)
     words = [s.split()[0] for s in seen]
-    kept = ("BEGIN", "SAVEPOINT", "RELEASE", "INSERT", "UPDATE", "DELETE", "COMMIT")
     return [w for w in words if w in kept]
 
 
@@ -82,7 +89,7 @@ def test_a_right_pin_binds_the_account_and_clears_its_failures_in_one_commit(
 
     writes = statements_of(sqlite_db, lambda: accept_pin(request.id, "4711", "cid:4930111"))
 
-    assert writes == ["BEGIN", "DELETE", "DELETE", "UPDATE", "COMMIT"]
+    assert writes == ["BEGIN", "DELETE", "UPDATE", "COMMIT"]
     assert CallbackRequest.get_by_id(request.id).account_id == alice.id
     assert lockout.failures("pin", "cid:4930111", 600) == 0
     assert lockout.failures("pin", f"account:{alice.id}", 600) == 0
@@ -109,3 +116,100 @@ def test_the_pin_of_a_disabled_account_counts_against_the_caller_and_the_account
     assert CallbackRequest.get_by_id(request.id).account_id is None
     assert lockout.failures("pin", "cid:4930111", 600) == 1
     assert lockout.failures("pin", f"account:{bob.id}", 600) == 1
+
+
+# -- billing on the call path: as few statements as the work needs ---------------------------
+
+EVERY = (*WRITES, "SELECT")
+SETTINGS = billing.DefaultBilling()
+
+
+def authorised_request(leg_a: str = "4930111", destination: str = "4915123") -> Authorisation:
+    Rate.create(prefix="49", price_per_minute="0.0100", updated_at=utcnow())
+    account = Account.create(name="alice", balance="10")
+    request = requests.create(trigger="phone", method="pin", account=account, source=leg_a)
+    auth = billing.authorise(account, request, leg_a, destination, SETTINGS)
+    assert auth.allowed, auth.detail
+    return auth
+
+
+def test_authorising_locks_the_requests_account_in_one_statement(sqlite_db: Database) -> None:
+    auth = authorised_request()
+
+    sent = statements_of(
+        sqlite_db,
+        lambda: billing.authorise(auth.account_id, auth.request_id, "4930111", "4915123", SETTINGS),
+        EVERY,
+    )
+
+    # The account (joined to the request), leg A's rate, leg B's, the holds of other calls;
+    # the old hold released, the new one stored.
+    assert sent == ["BEGIN", "SELECT", "SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+
+
+def test_a_new_leg_is_stored_with_its_rate_in_one_statement(sqlite_db: Database) -> None:
+    auth = authorised_request()
+
+    sent = statements_of(sqlite_db, lambda: billing.open_leg(auth, "b", "b-1"), EVERY)
+
+    assert sent == ["BEGIN", "INSERT", "COMMIT"]
+    assert Leg.get(Leg.uuid == "b-1").price_per_minute == Decimal("0.0100")
+
+
+def test_a_leg_stored_without_a_rate_gets_it_in_one_statement(sqlite_db: Database) -> None:
+    auth = authorised_request()
+    billing.record_leg(auth.request_id, "a", "a-1", None, "4930111")
+
+    sent = statements_of(sqlite_db, lambda: billing.open_leg(auth, "a", "a-1"), EVERY)
+
+    assert sent == ["BEGIN", "INSERT", "COMMIT"]  # INSERT ... ON CONFLICT DO UPDATE
+    assert Leg.get(Leg.uuid == "a-1").rate_prefix == "49"
+
+
+def test_closing_the_last_leg_bills_it_and_releases_the_hold_in_one_commit(
+    sqlite_db: Database,
+) -> None:
+    auth = authorised_request()
+    billing.open_leg(auth, "a", "a-1")
+    billing.open_leg(auth, "b", "b-1")
+    billing.close_leg(billing.Hangup("a-1", "NORMAL_CLEARING", 60), SETTINGS)
+    assert Reservation.get(Reservation.request == auth.request_id).released_at is None
+
+    sent = statements_of(
+        sqlite_db,
+        lambda: billing.close_leg(billing.Hangup("b-1", "NORMAL_CLEARING", 60), SETTINGS),
+        EVERY,
+    )
+
+    # The leg, the request's account; the CDR, the debit, the hold (no open leg left).
+    assert sent == ["BEGIN", "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE", "COMMIT"]
+    assert Reservation.get(Reservation.request == auth.request_id).released_at is not None
+    assert Account.get_by_id(auth.account_id).balance == Decimal("9.9800")
+
+
+def test_both_legs_bridged_are_marked_in_one_statement(sqlite_db: Database) -> None:
+    auth = authorised_request()
+    billing.open_leg(auth, "a", "a-1")
+    billing.open_leg(auth, "b", "b-1")
+    answered = utcnow()
+    marks = [
+        ("b-1", {"state": "answered", "answered_at": answered}),
+        ("a-1", {"state": "bridged"}),
+        ("b-1", {"state": "bridged"}),
+    ]
+
+    sent = statements_of(sqlite_db, lambda: mark_legs(marks), EVERY)
+
+    assert sent == ["UPDATE", "UPDATE"]
+    legs = {leg.uuid: leg for leg in Leg.select()}
+    assert (legs["a-1"].state, legs["b-1"].state) == ("bridged", "bridged")
+    assert legs["b-1"].answered_at == answered
+
+
+def test_marks_of_the_same_leg_are_applied_in_their_order(sqlite_db: Database) -> None:
+    auth = authorised_request()
+    billing.open_leg(auth, "a", "a-1")
+
+    mark_legs([("a-1", {"state": "ringing"}), ("a-1", {"state": "answered"})])
+
+    assert Leg.get(Leg.uuid == "a-1").state == "answered"
