@@ -145,16 +145,17 @@ class ListStatement:
 
     def __init__(self, build: Callable[[Slots, list[Slot]], peewee.Query]) -> None:
         self.build = build
-        self._by_length: dict[int, Statement] = {}
+        self._by_length: dict[int, tuple[Statement, list[str]]] = {}
 
     def _bound(self, items: list[Any], values: dict[str, Any]) -> tuple[Statement, dict[str, Any]]:
-        names = [f"_item{i}" for i in range(len(items))]
-        statement = self._by_length.get(len(items))
-        if statement is None:
-            statement = self._by_length[len(items)] = Statement(
-                lambda s: self.build(s, [getattr(s, name) for name in names])
-            )
-        return statement, {**values, **dict(zip(names, items, strict=True))}
+        found = self._by_length.get(len(items))
+        if found is None:
+            names = [f"_item{i}" for i in range(len(items))]
+            statement = Statement(lambda s: self.build(s, [getattr(s, name) for name in names]))
+            found = self._by_length[len(items)] = (statement, names)
+        statement, names = found
+        values.update(zip(names, items, strict=True))
+        return statement, values
 
     def execute(self, items: list[Any], **values: Any) -> Any:
         statement, bound = self._bound(items, values)
@@ -210,9 +211,7 @@ class Insert:
 class Upsert(Insert):
     """INSERT ... ON CONFLICT of a whole model row, compiled once.
 
-    `on_conflict` adds the conflict clause to the query (`query.on_conflict(...)`); `store`
-    returns the row as stored, whether inserted or updated, in one statement (RETURNING, which
-    SQLite has since 3.35), or None when the clause left an existing row alone.
+    `on_conflict` adds the conflict clause to the query (`query.on_conflict(...)`).
     """
 
     def __init__(self, model: type[M], on_conflict: Callable[[peewee.Insert], peewee.Insert]):
@@ -220,13 +219,13 @@ class Upsert(Insert):
         super().__init__(model)
 
     def _build(self, slots: Slots) -> peewee.Query:
-        query = self.on_conflict(self.model.insert({f: slots(f) for f in self.fields}))
-        return query.returning(*self.model._meta.sorted_fields)
+        return self.on_conflict(self.model.insert({f: slots(f) for f in self.fields}))
 
-    def store(self, **values: Any) -> Any:
-        """Insert the row, or apply the conflict clause to the one there; the row, or None."""
+    def store(self, **values: Any) -> bool:
+        """Insert the row, or apply the conflict clause to the one there: whether a row was
+        inserted or updated."""
         _, row = self._row(values)
-        return self.statement.object(self.model, **row)
+        return self.statement.execute(**row).rowcount > 0
 
 
 def _returns_ids() -> bool:

@@ -109,7 +109,7 @@ def test_a_list_statement_binds_lists_of_any_length_each_compiled_once(db: Datab
     assert builds == [1, 2]  # one compiled statement per length
 
 
-def test_an_upsert_returns_the_row_inserted_or_updated_and_none_when_left_alone(
+def test_an_upsert_inserts_a_new_row_or_applies_its_conflict_clause_to_the_one_there(
     leg: Leg,
 ) -> None:
     rate_once = Upsert(
@@ -121,12 +121,11 @@ def test_an_upsert_returns_the_row_inserted_or_updated_and_none_when_left_alone(
         ),
     )
     row = {"request": leg.request_id, "leg": "a", "uuid": "leg-1", "number": "4930111"}
-    new = rate_once.store(**{**row, "leg": "b", "uuid": "leg-2", "rate_prefix": "1"})
-    assert (new.uuid, new.rate_prefix, new.state) == ("leg-2", "1", "dialing")
-    assert new.id == Leg.get(Leg.uuid == "leg-2").id
+    assert rate_once.store(**{**row, "leg": "b", "uuid": "leg-2", "rate_prefix": "1"})
+    new = Leg.get(Leg.uuid == "leg-2")
+    assert (new.rate_prefix, new.state) == ("1", "dialing")  # defaults filled in
 
-    updated = rate_once.store(**row, rate_prefix="49")
-    assert (updated.id, updated.rate_prefix) == (leg.id, "49")
-
-    assert rate_once.store(**row, rate_prefix="4") is None
+    assert rate_once.store(**row, rate_prefix="49")
+    assert not rate_once.store(**row, rate_prefix="4")  # the clause's WHERE leaves it alone
     assert Leg.get_by_id(leg.id).rate_prefix == "49"
+    assert Leg.select().count() == 2

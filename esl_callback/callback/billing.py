@@ -441,11 +441,11 @@ _RELEASE = Statement(
 # -- legs and their CDRs --------------------------------------------------------------------
 
 
-def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None = None) -> Leg:
+def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None = None) -> None:
     """Store the CDR row of a leg being originated, with the authorised rate copied onto it.
 
     Idempotent by UUID: a leg stored before (by a replay, or by the dialer without a rate) gets
-    the rate only if it has none yet and is not billed.
+    the rate only if it has none yet and is not billed. One statement.
     """
     if not authorisation.allowed:
         raise BillingError(f"request {authorisation.request_id} was not authorised")
@@ -457,11 +457,9 @@ def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None
     rate = authorisation.rate_a if leg == "a" else authorisation.rate_b
     fields = {"charged": authorisation.charge_leg_a if leg == "a" else True, **_rate_fields(rate)}
     with database_proxy.transaction():
-        stored = _OPEN_LEG.store(
+        _OPEN_LEG.store(
             request=authorisation.request_id, leg=leg, uuid=uuid, node=node, number=number, **fields
         )
-        # None: the leg was stored before with a rate, or is billed; it stays as it is.
-        return stored if stored is not None else _LEG_BY_UUID.object(Leg, uuid=uuid)
 
 
 def record_leg(
@@ -474,7 +472,6 @@ def record_leg(
 
 
 _INSERT_LEG = Insert(Leg)
-_LEG_BY_UUID = Statement(lambda s: Leg.select().where(Leg.uuid == s.uuid))
 _LEG_BY_UUID_LOCKED = Statement(lambda s: _for_update(Leg.select().where(Leg.uuid == s.uuid)))
 _RATE_COLUMNS = (
     Leg.charged,

@@ -155,14 +155,15 @@ def test_opening_a_leg_twice_keeps_the_first_rate(call) -> None:
     owner, auth = call()
     set_rates(rate("49", "5"), rate("4915", "5"))
     again = billing.authorise(owner, auth.request_id, LEG_A, DEST, SETTINGS)
-    leg = billing.open_leg(again, "b", f"b-{auth.request_id}")
-    assert leg.price_per_minute == Decimal("0.0500")
+    billing.open_leg(again, "b", f"b-{auth.request_id}")
+    assert Leg.get(Leg.uuid == f"b-{auth.request_id}").price_per_minute == Decimal("0.0500")
 
 
 def test_a_leg_the_dialer_stored_without_a_rate_gets_the_authorised_one(call) -> None:
     _, auth = call()
     Leg.create(request=auth.request_id, leg="b", uuid="b-retry", number=DEST)
-    leg = billing.open_leg(auth, "b", "b-retry", node="fs1")
+    billing.open_leg(auth, "b", "b-retry", node="fs1")
+    leg = Leg.get(Leg.uuid == "b-retry")
     assert (leg.rate_prefix, leg.price_per_minute, leg.charged) == ("4915", Decimal("0.05"), True)
 
 
