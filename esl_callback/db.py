@@ -63,9 +63,14 @@ def _index_sms_by_sender(migrator: SchemaMigrator, database: peewee.Database) ->
     migrate(migrator.add_index("sms_message", ("source", "created_at"), False))
 
 
+def _index_live_holds(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(migrator.add_index("reservation", ("account_id", "released_at"), False))
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
+    Migration(3, "index holds by account and release (an account's live holds)", _index_live_holds),
 ]
 BASELINE_VERSION = 1
 

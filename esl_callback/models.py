@@ -185,6 +185,11 @@ class Reservation(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     released_at = pw.DateTimeField(null=True, index=True)
 
+    class Meta:
+        # An account's live holds (released_at IS NULL) without reading its past ones
+        # (migration 3).
+        indexes = ((("account", "released_at"), False),)
+
 
 class Payment(BaseModel):
     """A credit to an account's balance (or a correction, with a negative amount)."""

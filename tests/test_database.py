@@ -56,11 +56,28 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     accounts.create_account("alice")
     assert ("source", "created_at") in sms_indexes(db)  # a new database has it from the start
     db.peewee.execute_sql("DROP INDEX sms_message_source_created_at")
+    db.peewee.execute_sql("DROP INDEX reservation_account_id_released_at")
     db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
-    assert db.upgrade() == ["applied 2: index SMS by sender and time (the per-sender rate limit)"]
+    assert db.upgrade() == [
+        "applied 2: index SMS by sender and time (the per-sender rate limit)",
+        "applied 3: index holds by account and release (an account's live holds)",
+    ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 2
+    assert db.schema_version() == 3
     assert Account.get().name == "alice"
+
+
+def test_a_version_2_database_gets_the_live_holds_index(db: Database) -> None:
+    def hold_indexes() -> set[tuple[str, ...]]:
+        return {tuple(index.columns) for index in db.peewee.get_indexes("reservation")}
+
+    assert ("account_id", "released_at") in hold_indexes()  # a new database has it
+    db.peewee.execute_sql("DROP INDEX reservation_account_id_released_at")
+    db.peewee.execute_sql("UPDATE schema_version SET version = 2")
+    assert db.upgrade() == [
+        "applied 3: index holds by account and release (an account's live holds)"
+    ]
+    assert ("account_id", "released_at") in hold_indexes()
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -129,3 +130,33 @@ def test_an_upsert_inserts_a_new_row_or_applies_its_conflict_clause_to_the_one_t
     assert not rate_once.store(**row, rate_prefix="4")  # the clause's WHERE leaves it alone
     assert Leg.get_by_id(leg.id).rate_prefix == "49"
     assert Leg.select().count() == 2
+
+
+CALL_PATH_MODULES = (
+    "esl_callback.accounts",
+    "esl_callback.lockout",
+    "esl_callback.callback.billing",
+    "esl_callback.callback.dialer",
+    "esl_callback.callback.requests",
+    "esl_callback.callback.triggers",
+)
+
+
+def test_no_compiled_statement_of_the_call_path_reads_a_whole_table(tmp_path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'plans.db'}")
+    database.init()
+    try:
+        found = {
+            f"{module}.{name}": statement
+            for module in CALL_PATH_MODULES
+            for name, statement in vars(importlib.import_module(module)).items()
+            if isinstance(statement, Statement)
+        }
+        assert len(found) >= 15
+        for name, statement in found.items():
+            sql = statement.sql
+            plan = database.peewee.execute_sql(f"EXPLAIN QUERY PLAN {sql}", [1] * sql.count("?"))
+            scans = [row[3] for row in plan if row[3].startswith("SCAN")]
+            assert not scans, f"{name} scans: {scans}"
+    finally:
+        database.close()

@@ -213,3 +213,12 @@ def test_marks_of_the_same_leg_are_applied_in_their_order(sqlite_db: Database) -
     mark_legs([("a-1", {"state": "ringing"}), ("a-1", {"state": "answered"})])
 
     assert Leg.get(Leg.uuid == "a-1").state == "answered"
+
+
+def test_an_accounts_live_holds_are_found_without_reading_its_past_ones(
+    sqlite_db: Database,
+) -> None:
+    plan = sqlite_db.peewee.execute_sql(f"EXPLAIN QUERY PLAN {billing._HELD.sql}", [1, 2])
+    details = " ".join(row[3] for row in plan)
+
+    assert "reservation_account_id_released_at (account_id=? AND released_at=?)" in details
