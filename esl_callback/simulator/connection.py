@@ -37,6 +37,7 @@ from esl_callback.switch.protocol import (
     format_event_plain,
     format_frame,
     read_command,
+    send_message,
 )
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ class EslConnection:
         if self.killed:
             return
         try:
-            self.sock.sendall(data)
+            send_message(self.sock, data)
         except OSError:
             self.running = False
 

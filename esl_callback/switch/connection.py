@@ -46,7 +46,7 @@ from greenswitch.esl import InboundESL
 
 from esl_callback.switch import commands, protocol
 from esl_callback.switch.commands import UnsafeCommand
-from esl_callback.switch.protocol import Frame
+from esl_callback.switch.protocol import Frame, send_message
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class FramedESL:
         timer = gevent.Timeout(limit)
         timer.start()
         try:
-            self.sock.sendall("".join(f"{data}\n\n" for data in commands).encode("utf-8"))
+            send_message(self.sock, "".join(f"{data}\n\n" for data in commands).encode("utf-8"))
             written = True
             TRAFFIC.frames_out += len(commands)
             frames = [reply.get() for reply in replies]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import socket
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -375,6 +376,14 @@ def parse_event(frame: Frame) -> Frame:
     if frame.content_type == "text/event-xml":
         return parse_event_xml(frame.body)
     return parse_event_plain(frame.body)
+
+
+def send_message(sock: socket.socket, data: bytes) -> None:
+    """Write all of `data`: like `sendall`, without gevent's `getsockopt` and chunking per call
+    (2.5 against 6 µs for a message), since a message nearly always fits in one `send`."""
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
 
 
 def format_frame(headers: Iterable[tuple[str, str]], body: bytes = b"") -> bytes:

@@ -7,8 +7,10 @@ recordings: parsing then formatting again gives back the very same bytes.
 from __future__ import annotations
 
 import io
+import socket
 import xml.etree.ElementTree as ET
 
+import gevent.socket
 import pytest
 from wire_replay import FIXTURES, load_steps
 
@@ -26,6 +28,7 @@ from esl_callback.switch.protocol import (
     parse_event_xml,
     read_command,
     read_frame,
+    send_message,
     url_decode,
     url_encode,
 )
@@ -232,3 +235,22 @@ def test_xml_events_parse_back() -> None:
     assert event.body == b"line 1\nline 2\n"
     with pytest.raises(FrameError):
         parse_event_xml(b"<event><oops>")
+
+
+def test_a_message_bigger_than_the_socket_buffer_is_written_whole() -> None:
+    sender, receiver = gevent.socket.socketpair()
+    sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    message = bytes(range(256)) * 4096  # 1 MiB: many times what one send() takes
+    received = bytearray()
+
+    def drain() -> None:
+        while len(received) < len(message):
+            received.extend(receiver.recv(65536))
+
+    reader = gevent.spawn(drain)
+    send_message(sender, message)
+    reader.join(timeout=10)
+
+    assert bytes(received) == message
+    sender.close()
+    receiver.close()
