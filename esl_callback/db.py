@@ -63,14 +63,22 @@ def _index_sms_by_sender(migrator: SchemaMigrator, database: peewee.Database) ->
     migrate(migrator.add_index("sms_message", ("source", "created_at"), False))
 
 
-def _index_live_holds(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    migrate(migrator.add_index("reservation", ("account_id", "released_at"), False))
+def _index_by_account(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(
+        migrator.add_index("reservation", ("account_id", "released_at"), False),
+        migrator.add_index("callback_request", ("account_id", "created_at"), False),
+        migrator.add_index("payment", ("account_id", "created_at"), False),
+    )
 
 
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
-    Migration(3, "index holds by account and release (an account's live holds)", _index_live_holds),
+    Migration(
+        3,
+        "index holds, requests and payments by account (not by reading its history)",
+        _index_by_account,
+    ),
 ]
 BASELINE_VERSION = 1
 

@@ -146,6 +146,9 @@ class CallbackRequest(BaseModel):
     updated_at = pw.DateTimeField(default=utcnow)
     ended_at = pw.DateTimeField(null=True)
 
+    class Meta:
+        indexes = ((("account", "created_at"), False),)  # an account's history (migration 3)
+
 
 class Leg(BaseModel):
     """One channel of a callback and its CDR: leg `a` (source) or `b` (destination)."""
@@ -186,8 +189,7 @@ class Reservation(BaseModel):
     released_at = pw.DateTimeField(null=True, index=True)
 
     class Meta:
-        # An account's live holds (released_at IS NULL) without reading its past ones
-        # (migration 3).
+        # An account's live holds (released_at IS NULL), not all it ever had (migration 3).
         indexes = ((("account", "released_at"), False),)
 
 
@@ -198,6 +200,9 @@ class Payment(BaseModel):
     amount = money_field()
     reference = pw.CharField(max_length=128)
     created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("account", "created_at"), False),)  # an account's payments (migration 3)
 
 
 class WebUser(BaseModel):

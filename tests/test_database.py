@@ -11,6 +11,7 @@ from playhouse.migrate import migrate
 from esl_callback import accounts
 from esl_callback.db import Database, DatabaseError, Migration, database_proxy, latest_version
 from esl_callback.models import Account
+from esl_callback.web import history
 
 
 def test_init_twice_keeps_the_schema_and_its_rows(db: Database) -> None:
@@ -48,6 +49,13 @@ def test_a_failing_migration_leaves_the_version_and_data_as_they_were(db: Databa
     assert Account.get().name == "alice"
 
 
+BY_ACCOUNT = {
+    "reservation": ("account_id", "released_at"),
+    "callback_request": ("account_id", "created_at"),
+    "payment": ("account_id", "created_at"),
+}
+
+
 def sms_indexes(db: Database) -> set[tuple[str, ...]]:
     return {tuple(index.columns) for index in db.peewee.get_indexes("sms_message")}
 
@@ -56,28 +64,34 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     accounts.create_account("alice")
     assert ("source", "created_at") in sms_indexes(db)  # a new database has it from the start
     db.peewee.execute_sql("DROP INDEX sms_message_source_created_at")
-    db.peewee.execute_sql("DROP INDEX reservation_account_id_released_at")
+    for table, columns in BY_ACCOUNT.items():
+        db.peewee.execute_sql(f"DROP INDEX {table}_{'_'.join(columns)}")
     db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
     assert db.upgrade() == [
         "applied 2: index SMS by sender and time (the per-sender rate limit)",
-        "applied 3: index holds by account and release (an account's live holds)",
+        "applied 3: index holds, requests and payments by account (not by reading its history)",
     ]
     assert ("source", "created_at") in sms_indexes(db)
     assert db.schema_version() == 3
     assert Account.get().name == "alice"
 
 
-def test_a_version_2_database_gets_the_live_holds_index(db: Database) -> None:
-    def hold_indexes() -> set[tuple[str, ...]]:
-        return {tuple(index.columns) for index in db.peewee.get_indexes("reservation")}
+def test_a_version_2_database_gets_the_indexes_by_account(db: Database) -> None:
+    def indexed() -> dict[str, bool]:
+        return {
+            table: columns in {tuple(i.columns) for i in db.peewee.get_indexes(table)}
+            for table, columns in BY_ACCOUNT.items()
+        }
 
-    assert ("account_id", "released_at") in hold_indexes()  # a new database has it
-    db.peewee.execute_sql("DROP INDEX reservation_account_id_released_at")
+    assert all(indexed().values())  # a new database has them
+    for table, columns in BY_ACCOUNT.items():
+        db.peewee.execute_sql(f"DROP INDEX {table}_{'_'.join(columns)}")
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
+    assert not any(indexed().values())
     assert db.upgrade() == [
-        "applied 3: index holds by account and release (an account's live holds)"
+        "applied 3: index holds, requests and payments by account (not by reading its history)"
     ]
-    assert ("account_id", "released_at") in hold_indexes()
+    assert all(indexed().values())
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:
@@ -213,3 +227,18 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(postgres_server:
         assert backend_pid(database) != dropped
     finally:
         database.close()
+
+
+def test_an_accounts_history_page_is_read_in_order_not_sorted_from_all_its_calls(
+    tmp_path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'plans.db'}")
+    database.init()
+    try:
+        page = history.requests_query(7, history.HistoryFilter(None, None, "")).limit(20)
+        sql, params = database.peewee.get_sql_context().sql(page).query()
+        plan = [row[3] for row in database.peewee.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    finally:
+        database.close()
+
+    assert plan == ["SEARCH t1 USING INDEX callback_request_account_id_created_at (account_id=?)"]

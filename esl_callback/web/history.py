@@ -70,7 +70,8 @@ def read_filter(args: Any) -> HistoryFilter:
     return HistoryFilter(since, until, digits[:20])
 
 
-def _requests(account_id: int, wanted: HistoryFilter) -> peewee.Select:
+def requests_query(account_id: int, wanted: HistoryFilter) -> peewee.Select:
+    """The account's requests that match `wanted`, newest first."""
     query = CallbackRequest.select().where(CallbackRequest.account == account_id)
     if wanted.since:
         query = query.where(CallbackRequest.created_at >= datetime.combine(wanted.since, time()))
@@ -100,7 +101,7 @@ def _snapshots(account_id: int, requests: list[CallbackRequest]) -> list[dict[st
 
 def page(account_id: int, wanted: HistoryFilter, page_request: inputs.PageRequest) -> Page:
     """One page of the account's requests, newest first, each as a status snapshot."""
-    found = paginate(_requests(account_id, wanted), page_request)
+    found = paginate(requests_query(account_id, wanted), page_request)
     return Page(_snapshots(account_id, found.items), found.page, found.per_page, found.total)
 
 
@@ -136,7 +137,7 @@ def export_csv(account_id: int, wanted: HistoryFilter) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    query = _requests(account_id, wanted)
+    query = requests_query(account_id, wanted)
     for offset in range(0, query.count(), 500):
         for snap in _snapshots(account_id, list(query.offset(offset).limit(500))):
             head = [
