@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from billing_helpers import SETTINGS, rate, set_rates
@@ -213,3 +216,17 @@ def test_a_request_of_another_account_cannot_be_authorised_on_this_one(
     alice, bob = account("alice"), account("bob")
     with pytest.raises(billing.BillingError, match="does not belong to account alice"):
         billing.authorise(alice, request_for(bob), LEG_A, DEST, SETTINGS)
+
+
+def test_the_account_history_script_prints_a_cost_per_size() -> None:
+    """A small run of scripts/account_history.py (the real figures need the default sizes)."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "scripts" / "account_history.py"), "--past=0,50", "--calls=5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
+    sizes = [line.split("|")[1].strip() for line in result.stdout.splitlines()[2:]]
+    assert sizes == ["0", "50"], result.stdout + result.stderr
