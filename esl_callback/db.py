@@ -68,6 +68,9 @@ def _index_by_account(migrator: SchemaMigrator, database: peewee.Database) -> No
         migrator.add_index("reservation", ("account_id", "released_at"), False),
         migrator.add_index("callback_request", ("account_id", "created_at"), False),
         migrator.add_index("payment", ("account_id", "created_at"), False),
+        # Not add_index: it looks columns up as attributes of a column factory, whose own
+        # `node` attribute shadows a column of that name (it indexed "leg" instead).
+        migrator.sql('CREATE INDEX "leg_node_billed" ON "leg" ("node", "billed")'),
     )
 
 
@@ -76,7 +79,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
     Migration(
         3,
-        "index holds, requests and payments by account (not by reading its history)",
+        "index holds, requests, payments by account and legs by node",
         _index_by_account,
     ),
 ]

@@ -178,6 +178,11 @@ class Leg(BaseModel):
     billed = pw.BooleanField(default=False)
     billed_at = pw.DateTimeField(null=True)
 
+    class Meta:
+        # A node's legs not billed yet (reconciling after a reconnect), not all it ever had
+        # (migration 3).
+        indexes = ((("node", "billed"), False),)
+
 
 class Reservation(BaseModel):
     """Money held for a live callback so that concurrent calls cannot spend it twice."""

@@ -53,6 +53,7 @@ BY_ACCOUNT = {
     "reservation": ("account_id", "released_at"),
     "callback_request": ("account_id", "created_at"),
     "payment": ("account_id", "created_at"),
+    "leg": ("node", "billed"),
 }
 
 
@@ -69,7 +70,7 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
     assert db.upgrade() == [
         "applied 2: index SMS by sender and time (the per-sender rate limit)",
-        "applied 3: index holds, requests and payments by account (not by reading its history)",
+        "applied 3: index holds, requests, payments by account and legs by node",
     ]
     assert ("source", "created_at") in sms_indexes(db)
     assert db.schema_version() == 3
@@ -89,9 +90,9 @@ def test_a_version_2_database_gets_the_indexes_by_account(db: Database) -> None:
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(indexed().values())
     assert db.upgrade() == [
-        "applied 3: index holds, requests and payments by account (not by reading its history)"
+        "applied 3: index holds, requests, payments by account and legs by node"
     ]
-    assert all(indexed().values())
+    assert all(indexed().values()), indexed()
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

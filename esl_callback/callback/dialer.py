@@ -1132,12 +1132,16 @@ def parse_channels(reply: str) -> set[str]:
 
 def open_legs_on(node: str) -> list[tuple[str, int, str]]:
     """(leg UUID, request id, request state) of the unbilled legs on a node."""
-    return list(
+    return _OPEN_LEGS_ON.rows(node=node)
+
+
+_OPEN_LEGS_ON = Statement(
+    lambda s: (
         Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
         .join(CallbackRequest)
-        .where(Leg.node == node, Leg.billed == False)  # noqa: E712
-        .tuples()
+        .where(Leg.node == s.node, Leg.billed == False)  # noqa: E712
     )
+)
 
 
 def settle_orphan_request(request_id: int) -> None:
