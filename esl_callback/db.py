@@ -63,10 +63,12 @@ def _index_sms_by_sender(migrator: SchemaMigrator, database: peewee.Database) ->
     migrate(migrator.add_index("sms_message", ("source", "created_at"), False))
 
 
-def _index_by_account(migrator: SchemaMigrator, database: peewee.Database) -> None:
+def _index_history_lookups(migrator: SchemaMigrator, database: peewee.Database) -> None:
     migrate(
         migrator.add_index("reservation", ("account_id", "released_at"), False),
         migrator.add_index("callback_request", ("account_id", "created_at"), False),
+        migrator.add_index("callback_request", ("account_id", "state"), False),
+        migrator.add_index("callback_request", ("trigger_uuid",), False),
         migrator.add_index("payment", ("account_id", "created_at"), False),
         # Not add_index: it looks columns up as attributes of a column factory, whose own
         # `node` attribute shadows a column of that name (it indexed "leg" instead).
@@ -78,9 +80,7 @@ def _index_by_account(migrator: SchemaMigrator, database: peewee.Database) -> No
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
     Migration(
-        3,
-        "index holds, requests, payments by account and legs by node",
-        _index_by_account,
+        3, "index lookups that read all history (by account, node, trigger)", _index_history_lookups
     ),
 ]
 BASELINE_VERSION = 1

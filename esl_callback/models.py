@@ -133,7 +133,7 @@ class CallbackRequest(BaseModel):
     # What came with the trigger, as the switch or the client reported it.
     caller_id = pw.CharField(max_length=64, default="")
     called_number = pw.CharField(max_length=64, default="")
-    trigger_uuid = pw.CharField(max_length=64, null=True)
+    trigger_uuid = pw.CharField(max_length=64, null=True, index=True)  # migration 3
     # The two numbers we dial (E.164 digits); destination unknown until the IVR collects it.
     source = pw.CharField(max_length=20, null=True)
     destination = pw.CharField(max_length=20, null=True)
@@ -147,7 +147,10 @@ class CallbackRequest(BaseModel):
     ended_at = pw.DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("account", "created_at"), False),)  # an account's history (migration 3)
+        indexes = (  # an account's history, its live calls (migration 3)
+            (("account", "created_at"), False),
+            (("account", "state"), False),
+        )
 
 
 class Leg(BaseModel):

@@ -1,5 +1,6 @@
 """The database layer on SQLite and PostgreSQL: schema versions, exact money, hashed PINs."""
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import gevent
@@ -9,9 +10,12 @@ import pytest
 from playhouse.migrate import migrate
 
 from esl_callback import accounts
+from esl_callback.callback import requests
+from esl_callback.callback.dialer import open_legs_on
 from esl_callback.db import Database, DatabaseError, Migration, database_proxy, latest_version
 from esl_callback.models import Account
 from esl_callback.web import history
+from esl_callback.web.sms_api import reported_call
 
 
 def test_init_twice_keeps_the_schema_and_its_rows(db: Database) -> None:
@@ -49,12 +53,28 @@ def test_a_failing_migration_leaves_the_version_and_data_as_they_were(db: Databa
     assert Account.get().name == "alice"
 
 
-BY_ACCOUNT = {
-    "reservation": ("account_id", "released_at"),
-    "callback_request": ("account_id", "created_at"),
-    "payment": ("account_id", "created_at"),
-    "leg": ("node", "billed"),
-}
+HISTORY_INDEXES = [
+    ("reservation", ("account_id", "released_at")),
+    ("callback_request", ("account_id", "created_at")),
+    ("callback_request", ("account_id", "state")),
+    ("callback_request", ("trigger_uuid",)),
+    ("payment", ("account_id", "created_at")),
+    ("leg", ("node", "billed")),
+]
+MIGRATION_3 = "applied 3: index lookups that read all history (by account, node, trigger)"
+
+
+def history_indexes(db: Database) -> list[bool]:
+    """Which of HISTORY_INDEXES the database has."""
+    return [
+        columns in {tuple(i.columns) for i in db.peewee.get_indexes(table)}
+        for table, columns in HISTORY_INDEXES
+    ]
+
+
+def drop_history_indexes(db: Database) -> None:
+    for table, columns in HISTORY_INDEXES:
+        db.peewee.execute_sql(f"DROP INDEX {table}_{'_'.join(columns)}")
 
 
 def sms_indexes(db: Database) -> set[tuple[str, ...]]:
@@ -65,34 +85,24 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     accounts.create_account("alice")
     assert ("source", "created_at") in sms_indexes(db)  # a new database has it from the start
     db.peewee.execute_sql("DROP INDEX sms_message_source_created_at")
-    for table, columns in BY_ACCOUNT.items():
-        db.peewee.execute_sql(f"DROP INDEX {table}_{'_'.join(columns)}")
+    drop_history_indexes(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
     assert db.upgrade() == [
         "applied 2: index SMS by sender and time (the per-sender rate limit)",
-        "applied 3: index holds, requests, payments by account and legs by node",
+        MIGRATION_3,
     ]
     assert ("source", "created_at") in sms_indexes(db)
     assert db.schema_version() == 3
     assert Account.get().name == "alice"
 
 
-def test_a_version_2_database_gets_the_indexes_by_account(db: Database) -> None:
-    def indexed() -> dict[str, bool]:
-        return {
-            table: columns in {tuple(i.columns) for i in db.peewee.get_indexes(table)}
-            for table, columns in BY_ACCOUNT.items()
-        }
-
-    assert all(indexed().values())  # a new database has them
-    for table, columns in BY_ACCOUNT.items():
-        db.peewee.execute_sql(f"DROP INDEX {table}_{'_'.join(columns)}")
+def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Database) -> None:
+    assert all(history_indexes(db))  # a new database has them
+    drop_history_indexes(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
-    assert not any(indexed().values())
-    assert db.upgrade() == [
-        "applied 3: index holds, requests, payments by account and legs by node"
-    ]
-    assert all(indexed().values()), indexed()
+    assert not any(history_indexes(db))
+    assert db.upgrade() == [MIGRATION_3]
+    assert all(history_indexes(db))
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:
@@ -243,3 +253,44 @@ def test_an_accounts_history_page_is_read_in_order_not_sorted_from_all_its_calls
         database.close()
 
     assert plan == ["SEARCH t1 USING INDEX callback_request_account_id_created_at (account_id=?)"]
+
+
+def plans_of(database: Database, unit: Callable[[], object]) -> list[str]:
+    """The query plan of every statement `unit` sends to SQLite (values expanded by the trace)."""
+    sent: list[str] = []
+    connection = database.peewee.connection()
+    connection.set_trace_callback(sent.append)
+    try:
+        unit()
+    finally:
+        connection.set_trace_callback(None)
+    queries = [sql for sql in sent if sql.split()[0] in ("SELECT", "UPDATE", "DELETE")]
+    return [row[3] for sql in queries for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}")]
+
+
+@pytest.mark.parametrize(
+    ("lookup", "index"),
+    [
+        pytest.param(
+            lambda: requests.live_count(7),
+            "callback_request_account_id_state",
+            id="an account's live calls",
+        ),
+        pytest.param(
+            lambda: reported_call("trigger-1"),
+            "callback_request_trigger_uuid",
+            id="a gateway trigger reported again",
+        ),
+        pytest.param(lambda: open_legs_on("fs1"), "leg_node_billed", id="a node's unbilled legs"),
+    ],
+)
+def test_lookups_made_for_each_call_read_only_what_they_need(tmp_path, lookup, index) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'plans.db'}")
+    database.init()
+    try:
+        plans = plans_of(database, lookup)
+    finally:
+        database.close()
+
+    assert any(f"INDEX {index} " in plan for plan in plans), plans  # or COVERING INDEX
+    assert not [plan for plan in plans if plan.startswith("SCAN")], plans

@@ -145,5 +145,14 @@ def live() -> list[CallbackRequest]:
     )
 
 
+def live_count(account_id: int) -> int:
+    """How many of the account's requests are not yet in a terminal state."""
+    return (
+        CallbackRequest.select()
+        .where(CallbackRequest.account == account_id, CallbackRequest.state.in_(LIVE))
+        .count()
+    )
+
+
 def legs_of(request_id: int) -> list[Leg]:
     return list(Leg.select().where(Leg.request == request_id).order_by(Leg.created_at, Leg.id))

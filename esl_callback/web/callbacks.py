@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from esl_callback.callback import requests
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
@@ -81,11 +82,7 @@ def check_allowed(account_id: int, source: str, settings: Any) -> Account:
             retry_after=60,
         )
     limit = concurrent_limit(account, settings)
-    live = (
-        CallbackRequest.select()
-        .where(CallbackRequest.account == account_id, CallbackRequest.state.in_(LIVE))
-        .count()
-    )
+    live = requests.live_count(account_id)
     if live >= limit:
         raise TooMany(
             f"{live} of your calls are in progress and the limit is {limit}; wait until one ends",
