@@ -96,7 +96,7 @@ def render(url: str, s: dict[str, Any]) -> str:
         ("Live requests", f"{sum(live.values())}" + (f": {live_text}" if live_text else "")),
         ("Ended", "; ".join(ended) or "none yet"),
         (
-            "Setups",
+            "Bridged calls",
             f"{s['setups_per_second']:.1f}/s over {s['interval_seconds']:.1f} s "
             f"({int(s['setups_total'])} since start)",
         ),
