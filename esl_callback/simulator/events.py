@@ -42,35 +42,44 @@ def url_encode(value: str) -> str:
 
 
 class _LineCache:
-    """Encoded header lines by (name, value): most lines of a channel's events are the same
-    from one event to the next. Two generations: a line used lately survives a turnover."""
+    """Encoded header lines by name, then value: most lines of a channel's events are the same
+    from one event to the next. Two generations: a line used lately survives a turnover.
+
+    Keyed by name and value apart, not by the (name, value) pair: a pair kept as a key is one
+    more object for the garbage collector to walk, and new lines come with every call (its
+    UUIDs, its times). One dict per header name is all it tracks here.
+    """
 
     LIMIT = 100_000  # lines per generation
     UNIQUE = frozenset({"Event-Sequence", "Event-Date-Timestamp"})  # new in every event
 
     def __init__(self) -> None:
-        self.young: dict[tuple[str, str], str] = {}
-        self.old: dict[tuple[str, str], str] = {}
+        self.young: dict[str, dict[str, str]] = {}
+        self.old: dict[str, dict[str, str]] = {}
+        self.size = 0  # lines in the young generation
 
     def lines(self, headers: Headers) -> list[str]:
         young = self.young
         out = []
-        for pair in headers:
-            line = young.get(pair)
-            if line is None:
-                line = self.old.get(pair)
-                if line is None:
-                    name, value = pair
-                    line = f"{name}: {url_encode(value)}\n"
-                    if name in self.UNIQUE:
-                        out.append(line)
-                        continue
-                if len(young) >= self.LIMIT:
-                    self.old, self.young = young, {}
-                    young = self.young
-                young[pair] = line
-            out.append(line)
+        for name, value in headers:
+            by_value = young.get(name)
+            line = None if by_value is None else by_value.get(value)
+            out.append(self._miss(name, value) if line is None else line)
         return out
+
+    def _miss(self, name: str, value: str) -> str:
+        """The line from the old generation or newly encoded, kept in the young one."""
+        by_value = self.old.get(name)
+        line = None if by_value is None else by_value.get(value)
+        if line is None:
+            line = f"{name}: {url_encode(value)}\n"
+            if name in self.UNIQUE:
+                return line
+        if self.size >= self.LIMIT:
+            self.old, self.young, self.size = self.young, {}, 0
+        self.young.setdefault(name, {})[value] = line
+        self.size += 1
+        return line
 
 
 _LINES = _LineCache()

@@ -3,8 +3,11 @@ and as the channel is when the event fires."""
 
 from __future__ import annotations
 
+import gc
+
 from esl_callback.simulator.clock import SimClock
-from esl_callback.simulator.events import Event, EventBus, Identity
+from esl_callback.simulator.events import Event, EventBus, Identity, _LineCache, plain_message
+from esl_callback.switch.protocol import event_message, format_event_plain
 
 
 class Listener:
@@ -81,3 +84,36 @@ def test_a_header_missing_everywhere_is_none_after_building_the_rest_once() -> N
     event = bus_with(listener).fire("CHANNEL_STATE", data, unique_id="u1")
     assert event.get("Variable-Nowhere") is None
     assert data.builds == 1
+
+
+def test_header_lines_are_encoded_alike_when_new_cached_or_recalled_after_a_turnover() -> None:
+    cache = _LineCache()
+    cache.LIMIT = 3  # a turnover every three new lines
+    events = [
+        [("Event-Name", "CHANNEL_ANSWER"), ("Caller-Caller-ID-Name", "Ann & Bob: 100%")],
+        [("Event-Sequence", "7"), ("variable_sip_to_uri", "sip:+4930@example.com;user=phone")],
+        [("Event-Name", "CHANNEL_ANSWER"), ("Caller-Caller-ID-Name", "Ann & Bob: 100%")],
+        [("Event-Sequence", "8"), ("Answer-State", "answered"), ("Unique-ID", "u1")],
+        [("Event-Name", "CHANNEL_ANSWER"), ("variable_sip_to_uri", "sip:+4930@example.com")],
+    ]
+    for headers in events * 2:
+        assert "".join(cache.lines(headers)).encode() + b"\n" == format_event_plain(headers)
+    assert plain_message(events[0], "+OK") == event_message(
+        format_event_plain(events[0], "+OK"), "plain"
+    )
+
+
+def test_cached_header_lines_keep_nothing_of_the_event_for_the_garbage_collector() -> None:
+    """One dict per header name, not the event's (name, value) tuples as keys: kept by the
+    cache, they made the simulator run twice as many young collections (2,863 against 1,313
+    in a 30 s bench step at 100 callbacks/s)."""
+    cache = _LineCache()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        headers = [("Unique-ID", f"call-{n}") for n in range(2_000)]
+        cache.lines(headers)
+        del headers  # the event is gone once written
+        assert len(gc.get_objects()) - before < 10
+    finally:
+        gc.enable()
