@@ -660,6 +660,7 @@ class FreeswitchSettings:
     ] = _DEFAULT_NODES
     reconnect_min_seconds: Annotated[float, _seconds(0.1, 3600)] = 1.0
     reconnect_max_seconds: Annotated[float, _seconds(0.1, 3600)] = 30.0
+    max_event_backlog: Annotated[int, _integer(0, 100_000)] = 250
 
     def _problems(self) -> Iterator[tuple[str, str]]:
         if self.reconnect_min_seconds > self.reconnect_max_seconds:

@@ -53,6 +53,13 @@ REQUESTS_ENDED = Counter(
     ["outcome", "cause"],
     registry=REGISTRY,
 )
+TURNED_AWAY = Counter(
+    f"{PREFIX}_calls_turned_away",
+    "New callbacks turned away because the node was too far behind in its events "
+    "(freeswitch.max_event_backlog).",
+    ["node"],
+    registry=REGISTRY,
+)
 SETUPS = Counter(
     f"{PREFIX}_setups",
     "Callbacks set up: both legs bridged (rate() = setups per second).",

@@ -18,6 +18,7 @@ legs whose flow is gone (after a restart), so no leg is billed twice or left unb
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 CHANNEL_VARIABLE_PREFIX = "callback_"
 # Extra seconds we wait beyond the originate timeout before declaring a leg lost.
 GRACE_SECONDS = 10
+# How a trigger is hung up when no node can take its callback now (SIP 503: try again later).
+TRY_LATER_CAUSE = "NORMAL_TEMPORARY_FAILURE"
 
 
 class Job(Protocol):
@@ -66,6 +69,8 @@ class Node(Protocol):
     def api_all(self, commands: list[str], timeout: float | None = None) -> list[str]: ...
 
     def bgapi(self, command: str) -> Job: ...
+
+    def queued_events(self) -> int: ...
 
 
 class Router(Protocol):
@@ -194,13 +199,14 @@ class Dialer:
 
     def handle_trigger(self, session: Any, data: Any) -> None:
         """A call reached an access number or a DID: refuse it unanswered and call back."""
-        self.trigger_call(
-            data.get("Caller-Caller-ID-Number") or "",
-            data.get("Caller-Destination-Number") or "",
-            trigger_uuid=data.get("Unique-ID"),
-            core_uuid=data.get("Core-UUID"),
-            reject=lambda cause: self._reject(session, cause),
-        )
+        with contextlib.suppress(FlowEnded):  # turned away: logged, the caller told to retry
+            self.trigger_call(
+                data.get("Caller-Caller-ID-Number") or "",
+                data.get("Caller-Destination-Number") or "",
+                trigger_uuid=data.get("Unique-ID"),
+                core_uuid=data.get("Core-UUID"),
+                reject=lambda cause: self._reject(session, cause),
+            )
 
     def trigger_call(
         self,
@@ -217,11 +223,19 @@ class Dialer:
         `triggers.identify` chooses the method (PIN, caller ID, DID) by the called number; the
         request is stored (as rejected, with the reason, when refused) and the two-stage
         callback starts. `reject(cause)` hangs the trigger call up unanswered; a gateway phone
-        has rejected the call itself and passes None. Raises FlowEnded (nothing stored) when
-        no FreeSWITCH node is connected.
+        has rejected the call itself and passes None. Raises FlowEnded (nothing stored, the
+        trigger rejected with TRY_LATER_CAUSE) when no FreeSWITCH node can take the callback
+        (see `node_for`).
         """
         log.info("trigger %s (%s): %r called %r", trigger_uuid, trigger, caller, called)
         cfg = self.settings.callback
+        try:
+            node = self.node_for(core_uuid)
+        except FlowEnded as ended:
+            log.warning("trigger %s turned away: %s", trigger_uuid, ended.detail)
+            if reject is not None:
+                reject(TRY_LATER_CAUSE)
+            raise
         try:
             found = self.db.run(triggers.identify, called, caller, self.settings.numbers)
         except triggers.TriggerRefused as refused:
@@ -243,7 +257,6 @@ class Dialer:
             )
         if reject is not None:
             reject(cfg.trigger_hangup_cause)
-        node = self.node_for(core_uuid)
         request = self.db.run(
             requests.create,
             trigger=trigger,
@@ -431,7 +444,27 @@ class Dialer:
     # -- helpers shared by the flows ------------------------------------------------------
 
     def node_for(self, core_uuid: str | None) -> Node:
-        """The node a trigger came from (by Core-UUID), else the first connected one."""
+        """The node a new callback goes out through: the one its trigger came from (by
+        Core-UUID), else the first connected one.
+
+        FlowEnded when none is connected, or when that node has sent more events than
+        `freeswitch.max_event_backlog` that are still unread: FreeSWITCH drops a listener 500
+        events behind, and with it every call it follows, so new calls wait.
+        """
+        node = self._node_by_core_uuid(core_uuid)
+        limit = self.settings.freeswitch.max_event_backlog
+        behind = node.queued_events() if limit else 0
+        if behind > limit:
+            metrics.TURNED_AWAY.labels(node.name).inc()
+            raise FlowEnded(
+                State.FAILED,
+                "SWITCH_BEHIND",
+                f"FreeSWITCH node {node.name} has {behind} events unread, over "
+                f"freeswitch.max_event_backlog ({limit}): new calls wait until it catches up",
+            )
+        return node
+
+    def _node_by_core_uuid(self, core_uuid: str | None) -> Node:
         for node in self.nodes:
             if core_uuid and self.core_uuids.get(node.name) == core_uuid:
                 return node

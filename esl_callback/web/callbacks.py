@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from esl_callback.callback import requests
+from esl_callback.callback.dialer import FlowEnded
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
@@ -114,7 +115,10 @@ def place(
             )
         except WebError:  # an answer meant for the user (e.g. a portal run alone: serve's)
             raise
-        except Exception as exc:  # e.g. no switch connected at this moment
+        except FlowEnded as exc:  # no switch connected, or too far behind, at this moment
+            log.warning("%s: the callback was not started: %s", who, exc.detail)
+            raise Unavailable(f"the call could not be started: {exc.detail}") from exc
+        except Exception as exc:
             log.exception("%s: the callback could not be started", who)
             raise Unavailable(f"the call could not be started: {exc}") from exc
     log.info(
