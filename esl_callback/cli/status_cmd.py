@@ -59,6 +59,7 @@ def summary(before: metrics.Snapshot, after: metrics.Snapshot) -> dict[str, Any]
         "interval_seconds": seconds,
         "event_backlog": int(after.total(f"{P}_event_backlog")),
         "event_backlog_peak": int(after.total(f"{P}_event_backlog_peak")),
+        "calls_turned_away": int(after.total(f"{P}_calls_turned_away_total")),
         "event_lag": quantiles(f"{P}_event_lag_seconds"),
         "esl_commands": quantiles(f"{P}_esl_command_seconds"),
         "esl_messages_per_second": rate(f"{P}_esl_messages_total"),
@@ -100,7 +101,11 @@ def render(url: str, s: dict[str, Any]) -> str:
             f"{s['setups_per_second']:.1f}/s over {s['interval_seconds']:.1f} s "
             f"({int(s['setups_total'])} since start)",
         ),
-        ("Event backlog", f"{s['event_backlog']} now, {s['event_backlog_peak']} at most"),
+        (
+            "Event backlog",
+            f"{s['event_backlog']} now, {s['event_backlog_peak']} at most, "
+            f"{s['calls_turned_away']} new calls turned away over it",
+        ),
         ("Event lag", _latency(s["event_lag"])),
         ("ESL commands", _latency(s["esl_commands"])),
         ("ESL messages", f"{s['esl_messages_per_second']:.0f}/s"),

@@ -26,6 +26,7 @@ from bench import plan
 from bench.load import Call, Switch
 from bench.processes import esl_callback_command
 from esl_callback import metrics
+from esl_callback.cli.status_cmd import render, summary
 from esl_callback.simulator import Simulator
 from esl_callback.switch.connection import InboundConnection
 
@@ -159,6 +160,18 @@ def test_status_prints_the_figures_of_the_running_controller(
         assert f"  {label}" in text
 
 
+def test_status_shows_new_calls_turned_away_while_a_node_was_too_far_behind() -> None:
+    text = (
+        f'{P}_calls_turned_away_total{{node="sim"}} 3.0\n'
+        f'{P}_event_backlog{{node="sim"}} 312.0\n'
+        f"{P}_event_backlog_peak 420.0\n"
+    )
+    figures = summary(metrics.parse(text, 0.0), metrics.parse(text, 1.0))
+    assert figures["calls_turned_away"] == 3
+    shown = render("http://127.0.0.1:9464/metrics", figures)
+    assert "  Event backlog   312 now, 420 at most, 3 new calls turned away over it\n" in shown
+
+
 def test_status_json_has_the_same_figures(running: Running) -> None:
     shown = status("--url", running.metrics_url, "--interval", "0.1", "--json")
     assert shown.returncode == 0, shown.stderr
@@ -166,6 +179,7 @@ def test_status_json_has_the_same_figures(running: Running) -> None:
     assert figures["nodes"] == {"sim": {"connected": True, "live_legs": 0}}
     assert figures["requests_ended"]["completed"][""] >= 1
     assert figures["setups_total"] >= 1
+    assert figures["calls_turned_away"] == 0  # the node kept up
     assert figures["esl_commands"]["count"] > 0 and figures["esl_commands"]["p99_ms"] > 0
     assert figures["resident_memory_mb"] > 10
 
