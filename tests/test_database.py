@@ -240,21 +240,6 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(postgres_server:
         database.close()
 
 
-def test_an_accounts_history_page_is_read_in_order_not_sorted_from_all_its_calls(
-    tmp_path,
-) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'plans.db'}")
-    database.init()
-    try:
-        page = history.requests_query(7, history.HistoryFilter(None, None, "")).limit(20)
-        sql, params = database.peewee.get_sql_context().sql(page).query()
-        plan = [row[3] for row in database.peewee.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
-    finally:
-        database.close()
-
-    assert plan == ["SEARCH t1 USING INDEX callback_request_account_id_created_at (account_id=?)"]
-
-
 def plans_of(database: Database, unit: Callable[[], object]) -> list[str]:
     """The query plan of every statement `unit` sends to SQLite (values expanded by the trace)."""
     sent: list[str] = []
@@ -266,6 +251,20 @@ def plans_of(database: Database, unit: Callable[[], object]) -> list[str]:
         connection.set_trace_callback(None)
     queries = [sql for sql in sent if sql.split()[0] in ("SELECT", "UPDATE", "DELETE")]
     return [row[3] for sql in queries for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}")]
+
+
+def test_an_accounts_history_page_is_read_in_order_not_sorted_from_all_its_calls(
+    tmp_path,
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'plans.db'}")
+    database.init()
+    try:
+        page = history.requests_query(7, history.HistoryFilter(None, None, "")).limit(20)
+        plan = plans_of(database, lambda: list(page))
+    finally:
+        database.close()
+
+    assert plan == ["SEARCH t1 USING INDEX callback_request_account_id_created_at (account_id=?)"]
 
 
 @pytest.mark.parametrize(
