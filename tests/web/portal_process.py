@@ -1,11 +1,14 @@
 """A running portal for the browser tests, in its own process (Playwright and gevent stay apart).
 
-    python tests/web/portal_process.py DIRECTORY [--switch]
+    python tests/web/portal_process.py DIRECTORY [--switch] [--alone-config FILE]
 
 Seeds a SQLite database in DIRECTORY with the accounts below, serves the portal on a free port
 and prints its URL. With --switch it also runs the FreeSWITCH simulator (virtual phones below)
 and the controller (`service.Service`: inbound ESL, outbound server, dialer), so that callbacks
-placed in the browser really ring. Runs until terminated.
+placed in the browser really ring. With --alone-config it writes the configuration of a portal
+run alone (`esl-callback web -c FILE`: the same database and secret, on a port of its own,
+placing calls through this one) and prints that portal's URL on a second line. Runs until
+terminated.
 """
 
 from __future__ import annotations
@@ -60,10 +63,13 @@ def seed(url: str) -> None:
     database.close()
 
 
+SECRET = "p" * 40
+
+
 def settings_for(directory: Path, switch_port: int | None) -> object:
     data: dict = {
         "database": {"url": f"sqlite:///{directory / 'portal.db'}"},
-        "web": {"secret": "p" * 40, "secure_cookies": False, "port": free_port()},
+        "web": {"secret": SECRET, "secure_cookies": False, "port": free_port()},
         "callback": {"delay_seconds": 0, "leg_a_retries": 0, "originate_timeout_seconds": 15},
         "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
         "logging": {"level": "INFO"},
@@ -83,10 +89,23 @@ def start_switch() -> int:
     return simulator.port
 
 
+def write_alone_config(path: Path, database_url: str, controller_url: str) -> str:
+    """The configuration of `esl-callback web` beside this portal; its URL."""
+    port = free_port()
+    path.write_text(
+        f'database:\n  url: "{database_url}"\n'
+        f"web:\n  bind: 127.0.0.1\n  port: {port}\n  secret: {SECRET}\n"
+        f"  secure_cookies: false\n  controller_url: {controller_url}\n"
+        "metrics:\n  enabled: false\n"
+    )
+    return f"http://127.0.0.1:{port}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("directory", type=Path)
     parser.add_argument("--switch", action="store_true")
+    parser.add_argument("--alone-config", type=Path)
     args = parser.parse_args()
     logging.basicConfig(
         filename=args.directory / "portal.log",
@@ -103,7 +122,10 @@ def main() -> None:
     else:
         app = create_app(settings, Database(settings.database.url), None)
         server = serve_web(app, "127.0.0.1", settings.web.port)
-    print(f"http://127.0.0.1:{server.server_port}", flush=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    print(url, flush=True)
+    if args.alone_config is not None:
+        print(write_alone_config(args.alone_config, settings.database.url, url), flush=True)
     sys.stdout.close()
     gevent.wait()
 

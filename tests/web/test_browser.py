@@ -2,8 +2,9 @@
 
 One portal runs without a switch (pages, phone book, logout); another runs with the FreeSWITCH
 simulator and the controller, so that callbacks placed in the browser really ring its virtual
-phones and the status page goes live. Pages are used at a phone's size (390x844). Screenshots of
-the main pages land in test-artifacts/.
+phones and the status page goes live; a third is the real `esl-callback web`, the portal run
+alone, placing and cancelling calls through the second one's serve. Pages are used at a phone's
+size (390x844). Screenshots of the main pages land in test-artifacts/.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,25 +91,47 @@ RECORD_STATUS = """() => {
 }"""
 
 
-def start_portal(directory: Path, *options: str) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, str(PORTAL), str(directory), *options],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@contextmanager
+def running(command: list[str], log: Path, piped: bool = True) -> Iterator[subprocess.Popen]:
+    """A process started for a test, terminated afterwards: its stderr in `log`, its stdout
+    piped to the test (or in `log` too)."""
+    with log.open("w") as sink:
+        stdout = subprocess.PIPE if piped else sink
+        process = subprocess.Popen(command, stdout=stdout, stderr=sink, text=True)
     try:
-        url = process.stdout.readline().strip()
-        if not url.startswith("http://"):
-            log = (
-                (directory / "portal.log").read_text()
-                if (directory / "portal.log").exists()
-                else ""
-            )
-            pytest.fail(f"the portal did not start: {url!r}\n{log[-3000:]}")
-        yield url
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def read_url(process: subprocess.Popen, log: Path, what: str) -> str:
+    """The next URL the process prints, or the test fails with its log."""
+    url = process.stdout.readline().strip()
+    if not url.startswith("http://"):
+        pytest.fail(f"{what} did not start: {url!r}\n{log.read_text()[-3000:]}")
+    return url
+
+
+def start_portal(directory: Path, *options: str) -> Iterator[str]:
+    log = directory / "portal.stderr"
+    with running([sys.executable, str(PORTAL), str(directory), *options], log) as process:
+        yield read_url(process, log, "the portal")
+
+
+def wait_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    """Wait until `url` answers (its process may still be starting up)."""
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{url} exited: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/login", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{url} did not answer: {log.read_text()[-3000:]}")
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +144,24 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def switched_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A portal with the simulator and the controller: callbacks really ring."""
     yield from start_portal(tmp_path_factory.mktemp("switched-portal"), "--switch")
+
+
+@pytest.fixture(scope="module")
+def alone_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real `esl-callback web` (the portal run alone), beside a switched portal's serve:
+    its calls are placed, followed and cancelled through serve (`web.controller_url`)."""
+    directory = tmp_path_factory.mktemp("alone-portal")
+    config = directory / "alone.yaml"
+    serve_log = directory / "portal.stderr"
+    options = [str(directory), "--switch", "--alone-config", str(config)]
+    with running([sys.executable, str(PORTAL), *options], serve_log) as serve:
+        read_url(serve, serve_log, "serve")
+        url = read_url(serve, serve_log, "serve")
+        log = directory / "web.log"
+        command = [sys.executable, "-m", "esl_callback", "web", "-c", str(config)]
+        with running(command, log, piped=False) as alone:
+            wait_serving(url, alone, log)
+            yield url
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +381,44 @@ def test_the_cancel_button_hangs_up_both_legs(page: Page, switched_portal: str) 
     page.get_by_role("button", name="Cancel the call").click()
     expect(live.locator(".summary")).to_contain_text("Cancelled", timeout=CALL_SECONDS)
     expect(live.get_by_role("button", name="Cancel the call")).to_have_count(0)
+
+
+# -- the portal run alone (`esl-callback web`), calls placed through serve ------------------
+
+
+def test_a_callback_placed_on_the_portal_run_alone_goes_live_to_completed(
+    page: Page, alone_portal: str
+) -> None:
+    log_in(page, alone_portal)
+    place_call(page, alone_portal, ANSWERS, "Call me first, then the other number")
+    live = page.locator("#live")
+    expect(live.locator(".summary")).to_contain_text("Completed", timeout=CALL_SECONDS)
+    expect(live.locator(".cost")).to_contain_text("EUR", timeout=CALL_SECONDS)
+    seen_in_order(
+        page,
+        r"a:(calling|ringing)",
+        r"a:answered.*b:(calling|ringing)",
+        r"^Connected.*a:bridged,b:bridged",  # relayed from serve as it happened
+        r"^Completed.*a:hung_up,b:hung_up",
+    )
+    check_page_is_usable(page)
+    screenshot(page, "alone-status-completed")
+    balance = page.locator("#balance").inner_text()
+    assert balance != "10.00 EUR" and balance.endswith(" EUR")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
+    expect(page.locator(".card").first).to_contain_text(f"{SOURCE} → {ANSWERS}")
+
+
+def test_the_cancel_button_of_the_portal_run_alone_hangs_up_both_legs(
+    page: Page, alone_portal: str
+) -> None:
+    log_in(page, alone_portal)
+    place_call(page, alone_portal, SILENT, "Call both at once")
+    live = page.locator("#live")
+    expect(live.locator('[data-leg="b"]')).to_have_attribute(
+        "data-status", re.compile("calling|ringing"), timeout=CALL_SECONDS
+    )
+    page.get_by_role("button", name="Cancel the call").click()
+    expect(live.locator(".summary")).to_contain_text("Cancelled", timeout=CALL_SECONDS)
+    for leg in ("a", "b"):
+        expect(live.locator(f'[data-leg="{leg}"]')).to_have_attribute("data-status", "hung_up")
