@@ -115,6 +115,8 @@ def instrument(service: Any) -> None:
     """Time the database and the ESL commands of `service`, and describe it when scraped."""
     service.db.run = timed(DATABASE_SECONDS, service.db.run)
     for node in service.nodes:
+        # Served as 0 from the start, so that an alert on `increase()` sees the first one.
+        TURNED_AWAY.labels(node.name)
         node.api = _timed_command(node.api, "api")
         node.api_all = _timed_command(node.api_all, "api", together=True)
         node.bgapi = _timed_command(node.bgapi, "bgapi")

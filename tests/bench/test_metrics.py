@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import gevent
@@ -31,6 +32,13 @@ from esl_callback.simulator import Simulator
 from esl_callback.switch.connection import InboundConnection
 
 P = metrics.PREFIX
+ALERT_RULES = Path(__file__).resolve().parents[2] / "scripts/prometheus-alerts.yml"
+# The samples a family of each type is served as (prometheus_client's text format).
+SAMPLE_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+}
 
 
 def wait_until(done: Callable[[], bool], timeout: float = 15) -> None:
@@ -200,3 +208,53 @@ def test_status_refuses_a_configuration_without_metrics(running: Running) -> Non
     shown = status("-c", str(path))
     assert shown.returncode == 1
     assert "metrics.enabled is false" in shown.stderr
+
+
+# -- the alerting rules shipped for operators (scripts/prometheus-alerts.yml) -----------------
+
+
+def alert_rules() -> list[dict]:
+    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def served_sample_names(exposition: str) -> set[str]:
+    """Every sample name the families of a scrape can have, from their `# TYPE` lines (listed
+    even while a labelled metric has no sample yet)."""
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split()
+            base = family.removesuffix("_total")
+            names.update(base + suffix for suffix in SAMPLE_SUFFIXES.get(kind, ("",)))
+            names.add(family)
+    return names
+
+
+def test_every_metric_the_alert_rules_use_is_served_by_a_running_controller(
+    running: Running,
+) -> None:
+    with urllib.request.urlopen(running.metrics_url, timeout=5) as response:
+        served = served_sample_names(response.read().decode())
+    used = {
+        name
+        for rule in alert_rules()
+        for name in re.findall(r"\b(?:esl_callback|process)_[a-z_]+\b", rule["expr"])
+    }
+    assert len(used) >= 7
+    assert used <= served, f"not served: {sorted(used - served)}"
+
+
+def test_each_alert_rule_says_how_bad_it_is_and_what_to_check() -> None:
+    rules = alert_rules()
+    assert len({rule["alert"] for rule in rules}) == len(rules)
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["annotations"]["summary"].strip(), rule["alert"]
+        assert rule["annotations"]["description"].strip().endswith("."), rule["alert"]
+
+
+def test_a_nodes_turned_away_count_is_served_as_zero_before_its_first(running: Running) -> None:
+    """An alert on `increase()` would miss the first turn-away of a series that was absent."""
+    samples = scrape(running).samples.get(f"{P}_calls_turned_away_total", [])
+    assert ({"node": "sim"}, 0.0) in samples
