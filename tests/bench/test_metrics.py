@@ -33,6 +33,7 @@ from esl_callback.switch.connection import InboundConnection
 
 P = metrics.PREFIX
 ALERT_RULES = Path(__file__).resolve().parents[2] / "scripts/prometheus-alerts.yml"
+DASHBOARD = Path(__file__).resolve().parents[2] / "scripts/grafana-dashboard.json"
 # The samples a family of each type is served as (prometheus_client's text format).
 SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -210,12 +211,16 @@ def test_status_refuses_a_configuration_without_metrics(running: Running) -> Non
     assert "metrics.enabled is false" in shown.stderr
 
 
-# -- the alerting rules shipped for operators (scripts/prometheus-alerts.yml) -----------------
+# -- what operators get to watch it: alerting rules and a dashboard (scripts/) --------------
 
 
 def alert_rules() -> list[dict]:
     groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
     return [rule for group in groups for rule in group["rules"]]
+
+
+def dashboard_panels() -> list[dict]:
+    return json.loads(DASHBOARD.read_text())["panels"]
 
 
 def served_sample_names(exposition: str) -> set[str]:
@@ -231,18 +236,24 @@ def served_sample_names(exposition: str) -> set[str]:
     return names
 
 
-def test_every_metric_the_alert_rules_use_is_served_by_a_running_controller(
+def metric_names(expressions: list[str]) -> set[str]:
+    return {
+        name
+        for expression in expressions
+        for name in re.findall(r"\b(?:esl_callback|process)_[a-z_]+\b", expression)
+    }
+
+
+def test_every_metric_the_alerts_and_the_dashboard_use_is_served_by_a_running_controller(
     running: Running,
 ) -> None:
     with urllib.request.urlopen(running.metrics_url, timeout=5) as response:
         served = served_sample_names(response.read().decode())
-    used = {
-        name
-        for rule in alert_rules()
-        for name in re.findall(r"\b(?:esl_callback|process)_[a-z_]+\b", rule["expr"])
-    }
-    assert len(used) >= 7
-    assert used <= served, f"not served: {sorted(used - served)}"
+    alerting = metric_names([rule["expr"] for rule in alert_rules()])
+    shown = metric_names([t["expr"] for panel in dashboard_panels() for t in panel["targets"]])
+    assert len(alerting) >= 7 and len(shown) >= 12
+    assert alerting <= served, f"not served: {sorted(alerting - served)}"
+    assert shown <= served, f"not served: {sorted(shown - served)}"
 
 
 def test_each_alert_rule_says_how_bad_it_is_and_what_to_check() -> None:
@@ -258,3 +269,14 @@ def test_a_nodes_turned_away_count_is_served_as_zero_before_its_first(running: R
     """An alert on `increase()` would miss the first turn-away of a series that was absent."""
     samples = scrape(running).samples.get(f"{P}_calls_turned_away_total", [])
     assert ({"node": "sim"}, 0.0) in samples
+
+
+def test_the_dashboard_imports_with_any_prometheus_as_its_data_source() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
+    panels = dashboard_panels()
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    for panel in panels:
+        sources = [panel["datasource"], *(target["datasource"] for target in panel["targets"])]
+        assert all(source["uid"] == "${DS_PROMETHEUS}" for source in sources), panel["title"]
+        assert panel["description"].strip(), panel["title"]
