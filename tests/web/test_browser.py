@@ -371,9 +371,14 @@ def test_a_busy_destination_shows_busy(page: Page, switched_portal: str) -> None
     screenshot(page, "status-busy")
 
 
-def test_the_cancel_button_hangs_up_both_legs(page: Page, switched_portal: str) -> None:
-    log_in(page, switched_portal)
-    place_call(page, switched_portal, SILENT, "Call both at once")
+@pytest.mark.parametrize("portal_kind", ["switched_portal", "alone_portal"])
+def test_the_cancel_button_hangs_up_both_legs(
+    page: Page, portal_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """On serve's own portal, and on the portal run alone (which cancels through serve)."""
+    url = request.getfixturevalue(portal_kind)
+    log_in(page, url)
+    place_call(page, url, SILENT, "Call both at once")
     live = page.locator("#live")
     expect(live.locator('[data-leg="b"]')).to_have_attribute(
         "data-status", re.compile("calling|ringing"), timeout=CALL_SECONDS
@@ -381,6 +386,8 @@ def test_the_cancel_button_hangs_up_both_legs(page: Page, switched_portal: str) 
     page.get_by_role("button", name="Cancel the call").click()
     expect(live.locator(".summary")).to_contain_text("Cancelled", timeout=CALL_SECONDS)
     expect(live.get_by_role("button", name="Cancel the call")).to_have_count(0)
+    for leg in ("a", "b"):
+        expect(live.locator(f'[data-leg="{leg}"]')).to_have_attribute("data-status", "hung_up")
 
 
 # -- the portal run alone (`esl-callback web`), calls placed through serve ------------------
@@ -407,18 +414,3 @@ def test_a_callback_placed_on_the_portal_run_alone_goes_live_to_completed(
     assert balance != "10.00 EUR" and balance.endswith(" EUR")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
     expect(page.locator(".card").first).to_contain_text(f"{SOURCE} → {ANSWERS}")
-
-
-def test_the_cancel_button_of_the_portal_run_alone_hangs_up_both_legs(
-    page: Page, alone_portal: str
-) -> None:
-    log_in(page, alone_portal)
-    place_call(page, alone_portal, SILENT, "Call both at once")
-    live = page.locator("#live")
-    expect(live.locator('[data-leg="b"]')).to_have_attribute(
-        "data-status", re.compile("calling|ringing"), timeout=CALL_SECONDS
-    )
-    page.get_by_role("button", name="Cancel the call").click()
-    expect(live.locator(".summary")).to_contain_text("Cancelled", timeout=CALL_SECONDS)
-    for leg in ("a", "b"):
-        expect(live.locator(f'[data-leg="{leg}"]')).to_have_attribute("data-status", "hung_up")
