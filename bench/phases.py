@@ -101,6 +101,18 @@ class Step:
         return round(1000 * self.simulator_cpu_seconds / self.completed, 2)
 
     @property
+    def cores_needed(self) -> dict[str, float | None]:
+        """What the controller and the simulator each need of a core at this rate: CPU per
+        callback times the rate. Each runs Python on one core at a time: over 1, it is full."""
+        return {
+            process: None if ms is None else round(ms * self.rate / 1000, 2)
+            for process, ms in (
+                ("controller", self.controller_cpu_ms_per_callback),
+                ("simulator", self.simulator_cpu_ms_per_callback),
+            )
+        }
+
+    @property
     def esl_messages_per_callback(self) -> float | None:
         if not self.completed or self.esl_messages is None:
             return None
@@ -120,6 +132,7 @@ class Step:
             "controller_cpu_ms_per_callback": self.controller_cpu_ms_per_callback,
             "simulator_cpu_ms_per_callback": self.simulator_cpu_ms_per_callback,
             "esl_messages_per_callback": self.esl_messages_per_callback,
+            "cores_needed": self.cores_needed,
         }
 
 
@@ -178,9 +191,10 @@ class Bench:
         if target.web is not None:
             result.http_response_ms = percentiles(target.web.response_seconds)
             target.web.response_seconds.clear()
+        cores = result.cores_needed
         log.info(
             "%s: %g/s -> %d of %d completed, setup p99 %s ms, %s ms CPU per callback"
-            " (simulator %s ms)",
+            " (simulator %s ms); cores needed: controller %s, simulator %s",
             target.name,
             rate,
             result.completed,
@@ -188,6 +202,8 @@ class Bench:
             result.setup_ms.get("p99"),
             result.controller_cpu_ms_per_callback,
             result.simulator_cpu_ms_per_callback,
+            cores["controller"],
+            cores["simulator"],
         )
         return result
 

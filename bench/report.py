@@ -39,6 +39,7 @@ def summarise(target: dict[str, Any], latency_rate: float) -> dict[str, Any]:
         "bridge_ms": at_rate["bridge_ms"] if at_rate else None,
         "cpu_ms_per_callback": at_rate["controller_cpu_ms_per_callback"] if at_rate else None,
         "esl_messages_per_callback": at_rate["esl_messages_per_callback"] if at_rate else None,
+        "cores_needed": at_rate["cores_needed"] if at_rate else None,
         "held_calls": held.get("bridged_at_once"),
         "rss_per_call_kb": held.get("rss_per_call_kb"),
         "rss_held_mb": held.get("controller_rss_held_mb"),
@@ -52,10 +53,11 @@ def summarise(target: dict[str, Any], latency_rate: float) -> dict[str, Any]:
 
 ROWS = (
     ("Highest rate sustained, zero failures (callbacks/s)", "sustained"),
-    ("Offered rate the next four rows were measured at (callbacks/s)", "rate"),
+    ("Offered rate the next five rows were measured at (callbacks/s)", "rate"),
     ("Trigger -> leg A originate, p50/p95/p99 (ms)", "setup"),
     ("Leg B answer -> bridge, p50/p95/p99 (ms)", "bridge"),
     ("Controller CPU per completed callback (ms)", "cpu"),
+    ("Cores needed at that rate, controller / simulator (over 1: full)", "cores"),
     ("ESL messages per callback", "messages"),
     ("Bridged calls held at once", "held"),
     ("Controller RSS per live call (KB)", "rss"),
@@ -78,6 +80,9 @@ def _cell(summary: dict[str, Any], key: str) -> str:
         "setup": _ms3(s["setup_ms"]),
         "bridge": _ms3(s["bridge_ms"]),
         "cpu": _fmt(s["cpu_ms_per_callback"]),
+        "cores": (
+            " / ".join(_fmt(n) for n in s["cores_needed"].values()) if s["cores_needed"] else "n/a"
+        ),
         "messages": _fmt(s["esl_messages_per_callback"]),
         "held": _fmt(s["held_calls"]),
         "rss": _fmt(s["rss_per_call_kb"]),

@@ -16,7 +16,7 @@ from bench_helpers import ROOT
 from sim_setup import sim_config
 
 from bench import report
-from bench.phases import idle, percentiles
+from bench.phases import Step, idle, percentiles
 from esl_callback import metrics
 from esl_callback.simulator import Simulator
 from esl_callback.simulator.core import DB_LAG
@@ -67,6 +67,7 @@ def test_a_miniature_bench_run_completes_every_callback_of_every_target(tmp_path
         "setup_p99",
         "rss_per_live_call",
     }
+    assert set(ours["cores_needed"]) == {"controller", "simulator"}
     assert "| Highest rate sustained, zero failures (callbacks/s) |" in run.stdout
     assert str(output) in run.stdout
 
@@ -159,3 +160,17 @@ def test_ratios_compare_at_the_highest_rate_both_controllers_sustained() -> None
         "setup_p99": 0.5,
         "rss_per_live_call": 3.0,
     }
+
+
+def test_the_cores_each_process_needs_are_its_cpu_per_callback_times_the_rate() -> None:
+    """Each process runs Python on one core: over 1 at a rate, that process is full there."""
+    step = Step("esl-callback (phone)", rate=75, seconds=10, offered=750, completed=750)
+    step.controller_cpu_seconds, step.simulator_cpu_seconds = 8.175, 10.575  # 10.9, 14.1 ms
+    step.setup_ms = {"p50": 30.0, "p95": 330.0, "p99": 354.0}
+    assert step.cores_needed == {"controller": 0.82, "simulator": 1.06}
+    summary = report.summarise({"name": "x", "steps": [step.as_json()]}, latency_rate=75)
+    row = "| Cores needed at that rate, controller / simulator (over 1: full) | 0.82 / 1.06 |"
+    assert row in report.table([summary])
+
+    step.completed = 0  # nothing to divide by
+    assert step.cores_needed == {"controller": None, "simulator": None}
