@@ -320,6 +320,7 @@ def authorise(
     settings: BillingSettings,
     *,
     leg_a_head_start: int = 0,
+    leg_a_rate: RateSnapshot | None = None,
     max_seconds: int = MAX_CALL_SECONDS,
 ) -> Authorisation:
     """May `request` call `leg_a_number` and `destination` (E.164 digits), and for how long?
@@ -333,6 +334,8 @@ def authorise(
     `leg_a_head_start` is how long leg A is up before the bridged call starts (its IVR time and
     leg B's ring time), charged on top of the returned duration. A rate for leg A is needed only
     when leg A is charged (the account's `charge_leg_a`, or the global setting when None).
+    `leg_a_rate` is the rate leg A was opened with (`open_leg`), if it was: the hold is then
+    computed at the rate its CDR will be billed at, not at one looked up again.
     """
     for what, digits in (("leg A number", leg_a_number), ("destination", destination)):
         if digits is not None and not numbers.is_digits(digits):
@@ -344,7 +347,7 @@ def authorise(
         if locked is None or locked.id != _id(account):
             _refuse_foreign_request(request_id, _id(account))
         charge_a = charges_leg_a(locked, settings)
-        rate_a = rate_for(leg_a_number)
+        rate_a = leg_a_rate or rate_for(leg_a_number)
         rate_b = rate_for(destination) if destination is not None else None
         held, live_calls = held_for_live_calls(locked.id, request_id)
         available = money(locked.balance) - held

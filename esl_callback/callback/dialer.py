@@ -997,6 +997,9 @@ class CallFlow:
         head_start = 0
         if destination is not None and leg_a is not None and leg_a.answered:
             head_start = self.settings.callback.originate_timeout_seconds + self.seconds_up(leg_a)
+        # Leg A, once rated, keeps the rate it was opened with: its hold is computed at that rate.
+        opened_with = self.authorisation if leg_a is not None and leg_a.rated else None
+        leg_a_rate = opened_with.rate_a if opened_with is not None else None
 
         def authorise_and_rate_leg_a() -> billing.Authorisation:
             with database_proxy.atomic():  # one commit: the hold and leg A's rate together
@@ -1007,6 +1010,7 @@ class CallFlow:
                     destination,
                     self.settings.billing,
                     leg_a_head_start=head_start,
+                    leg_a_rate=leg_a_rate,
                     max_seconds=self.settings.billing.max_call_seconds,
                 )
                 if auth.allowed and leg_a is not None and not leg_a.rated:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from esl_callback import accounts, lockout
-from esl_callback.callback import billing, requests
+from esl_callback.callback import billing, rating, requests
 from esl_callback.callback.billing import Authorisation
 from esl_callback.callback.dialer import accept_pin, end_request, mark_legs
 from esl_callback.callback.requests import State
@@ -124,7 +124,9 @@ EVERY = (*WRITES, "SELECT")
 SETTINGS = billing.DefaultBilling()
 
 
-def authorised_request(leg_a: str = "4930111", destination: str = "4915123") -> Authorisation:
+def authorised_request(
+    leg_a: str = "4930111", destination: str | None = "4915123"
+) -> Authorisation:
     Rate.create(prefix="49", price_per_minute="0.0100", updated_at=utcnow())
     account = Account.create(name="alice", balance="10")
     request = requests.create(trigger="phone", method="pin", account=account, source=leg_a)
@@ -145,6 +147,30 @@ def test_authorising_locks_the_requests_account_in_one_statement(sqlite_db: Data
     # The account (joined to the request), leg A's rate, leg B's, the holds of other calls;
     # the old hold released, the new one stored.
     assert sent == ["BEGIN", "SELECT", "SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+
+
+def test_leg_a_once_opened_is_held_at_its_own_rate_and_not_looked_up_again(
+    sqlite_db: Database,
+) -> None:
+    first = authorised_request(destination=None)
+    billing.open_leg(first, "a", "a-1")
+    Rate.update(price_per_minute="0.0500").where(Rate.prefix == "49").execute()  # rates change
+
+    def authorise() -> Authorisation:
+        return billing.authorise(
+            first.account_id, first.request_id, "4930111", "4915123", SETTINGS,
+            leg_a_rate=first.rate_a,
+        )  # fmt: skip
+
+    sent = statements_of(sqlite_db, authorise, EVERY)
+    second = authorise()
+
+    # The account, leg B's rate, the holds of other calls: no lookup of leg A's rate.
+    assert sent == ["BEGIN", "SELECT", "SELECT", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+    assert second.rate_a == first.rate_a  # 0.0100, the rate leg A's CDR will be billed at
+    assert second.rate_b is not None and second.rate_b.price_per_minute == Decimal("0.0500")
+    legs = [rating.ChargedLeg(first.rate_a), rating.ChargedLeg(second.rate_b)]
+    assert second.reserved == rating.total_cost(legs, second.max_duration, rating.DEFAULT_ROUNDING)
 
 
 def test_a_new_leg_is_stored_with_its_rate_in_one_statement(sqlite_db: Database) -> None:

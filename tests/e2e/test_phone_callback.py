@@ -14,6 +14,7 @@ from platform_helpers import ANI_ACCESS, PIN_ACCESS
 
 from esl_callback import accounts
 from esl_callback.callback import billing
+from esl_callback.callback.rating import RateRow, RateSnapshot
 from esl_callback.models import Account, AuthFailure, Leg
 
 CALLER = "15550001001"
@@ -84,6 +85,29 @@ def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform
     # The switch sent the controller only its own legs' events, not the trigger call's: all it
     # dropped were job results that came after their call had ended.
     assert set(p.service.router.dropped) <= {"BACKGROUND_JOB"}
+
+
+def test_a_rate_change_during_the_ivr_leaves_leg_a_at_the_rate_it_was_opened_with(
+    platform, alice
+) -> None:
+    p = platform({CALLER: keys("4711#", f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger(CALLER, PIN_ACCESS)
+    in_ivr = p.wait_request(lambda r: r.state == "in_ivr" and r.account_id == alice.id)
+    with gevent.Timeout(5, AssertionError("leg A was not rated after the PIN")):
+        while not any(leg.leg == "a" and leg.price_per_minute for leg in p.legs(in_ivr.id)):
+            gevent.sleep(0.05)
+    # While the caller keys the destination, the caller's prefix gets a rate whose first
+    # minute alice's 10.00 cannot pay. Leg A keeps the rate it was opened with.
+    expensive = RateRow(RateSnapshot("15550001", Decimal("600"), Decimal(0), 1, 1), "Dear", 0)
+    p.db.run(billing.import_rates, [expensive])
+    request = p.wait_request()
+    p.wait_idle()
+
+    assert (request.state, request.failure_cause) == ("completed", None)
+    leg_a = p.legs(request.id)[0]
+    assert leg_a.cost == per_second("0.60", leg_a.billsec)
+    assert billing.audit(alice).balanced
 
 
 def test_caller_id_callback_calls_the_caller_back_without_asking_a_pin(platform, alice) -> None:
