@@ -29,6 +29,7 @@ import pytest
 from gevent import subprocess
 from platform_helpers import Platform
 from ports import free_port
+from web_alone_config import write_web_alone_config
 
 from esl_callback import accounts
 from esl_callback.callback import billing
@@ -105,16 +106,6 @@ def http(url: str, method: str, data: Any = None, token: str | None = None) -> t
     return gevent.get_hub().threadpool.apply(send)
 
 
-def write_config(path: Path, database_url: str, port: int, controller_port: int) -> Path:
-    path.write_text(
-        f'database:\n  url: "{database_url}"\n'
-        f"web:\n  bind: 127.0.0.1\n  port: {port}\n  secret: {SECRET}\n"
-        f"  secure_cookies: false\n  controller_url: http://127.0.0.1:{controller_port}\n"
-        "metrics:\n  enabled: false\n"
-    )
-    return path
-
-
 @pytest.fixture
 def alice(db: Database) -> Account:
     account = accounts.create_account("alice", default_callback_number=SOURCE)
@@ -131,7 +122,8 @@ def alone_portal(db: Database, alice: Account, tmp_path: Path) -> Iterator[Any]:
 
     def start(controller_port: int) -> Alone:
         port = free_port()
-        config = write_config(tmp_path / "web.yaml", db.url, port, controller_port)
+        controller_url = f"http://127.0.0.1:{controller_port}"
+        config = write_web_alone_config(tmp_path / "web.yaml", db.url, port, SECRET, controller_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ESL_CALLBACK_")}
         log = tmp_path / "web.log"
         with log.open("w") as sink:

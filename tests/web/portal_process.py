@@ -34,6 +34,7 @@ from esl_callback.web import create_app, serve_web  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for `ports`
 from ports import free_port  # noqa: E402
+from web_alone_config import write_web_alone_config  # noqa: E402
 
 PASSWORD = "portal password"
 SOURCE = "15550001001"  # alice's phone: answers after 1 s and stays on the line
@@ -92,12 +93,7 @@ def start_switch() -> int:
 def write_alone_config(path: Path, database_url: str, controller_url: str) -> str:
     """The configuration of `esl-callback web` beside this portal; its URL."""
     port = free_port()
-    path.write_text(
-        f'database:\n  url: "{database_url}"\n'
-        f"web:\n  bind: 127.0.0.1\n  port: {port}\n  secret: {SECRET}\n"
-        f"  secure_cookies: false\n  controller_url: {controller_url}\n"
-        "metrics:\n  enabled: false\n"
-    )
+    write_web_alone_config(path, database_url, port, SECRET, controller_url)
     return f"http://127.0.0.1:{port}"
 
 
