@@ -63,11 +63,24 @@ def check_pin(pin: str) -> str:
 
 
 def number(raw: str, what: str) -> str:
-    """Normalise a number given by an operator or user, as an AccountError when invalid."""
+    """Normalise a number given by an operator or user, as an AccountError when invalid.
+
+    Numbers are stored in international form (E.164 digits). There is no country code here, so
+    a number still in national form (starting with the national prefix 0) is refused: stored
+    as typed it would never match the number serve sees.
+    """
     try:
-        return numbers.normalise(raw, what=what, allow_formatting=True)
+        digits = numbers.normalise(raw, what=what, allow_formatting=True)
     except numbers.InvalidNumber as exc:
         raise AccountError(str(exc)) from exc
+    national_prefix = numbers.DEFAULT_RULES.national_prefix
+    if digits.startswith(national_prefix):
+        raise AccountError(
+            f"{what}: {raw} is in national form (starts with {national_prefix}); give it in "
+            "international form (e.g. +4930123456 or 004930123456), or pass -c CONFIG "
+            "with numbers.country_code to have it converted"
+        )
+    return digits
 
 
 def create_account(

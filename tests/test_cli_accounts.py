@@ -104,3 +104,71 @@ def test_a_bad_configuration_file_is_reported_with_its_key(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["account", "list", "-c", str(config)])
     assert result.exit_code == 1
     assert "database.url" in result.output and "(line 2)" in result.output
+
+
+def test_with_a_configuration_numbers_are_stored_as_serve_normalises_them(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        f"database:\n  url: sqlite:///{tmp_path / 'n.db'}\n"
+        'numbers:\n  country_code: "1"\n  national_prefix: "0"\n'
+    )
+
+    def run(*args: str):
+        return runner.invoke(main, [*args, "-c", str(config)], catch_exceptions=False)
+
+    assert run("db", "init").exit_code == 0
+    assert run("account", "add", "natacct", "--callback-number", "0155500099").exit_code == 0
+    assert run("callerid", "add", "natacct", "0155500077").exit_code == 0
+    assert (
+        run("did", "add", "0188800011", "natacct", "--callback-number", "0155500077").exit_code == 0
+    )
+    assert run("access", "add", "0180055501", "pin").exit_code == 0
+
+    shown = json.loads(run("account", "show", "natacct", "--json").output)
+    assert shown["default_callback_number"] == "1155500099"
+    assert shown["caller_ids"] == ["1155500077", "1155500099"]
+    assert shown["dids"] == ["1188800011"]
+    dids = json.loads(run("did", "list", "--json").output)
+    assert dids[0]["callback_number"] == "1155500077"
+    assert json.loads(run("access", "list", "--json").output)[0]["number"] == "1180055501"
+    # The same national form finds them again.
+    assert run("did", "remove", "0188800011").exit_code == 0
+    assert run("access", "remove", "0180055501").exit_code == 0
+    removed = run("callerid", "remove", "0155500077")
+    assert removed.exit_code == 0 and "removed 1155500077" in removed.output
+
+
+def test_a_number_the_configuration_rules_refuse_is_an_error_not_a_usage_message(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        f"database:\n  url: sqlite:///{tmp_path / 'n.db'}\nnumbers:\n  min_length: 7\n"
+    )
+    result = CliRunner().invoke(main, ["callerid", "add", "alice", "0123", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "error: caller ID: 1123 is too short" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("callerid", "add", "alice", "030 1234567"),
+        ("did", "add", "0301234567", "alice"),
+        ("access", "add", "0301234567", "ani"),
+        ("account", "set", "alice", "--callback-number", "0301234567"),
+    ],
+)
+def test_without_a_country_code_a_national_number_is_refused(cli, args) -> None:
+    cli("account", "add", "alice", "--callback-number", "4930111")
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert "in national form" in result.output
+    assert "international form" in result.output and "-c CONFIG" in result.output
+    shown = json.loads(cli("account", "show", "alice", "--json").output)
+    assert shown["caller_ids"] == ["4930111"] and shown["dids"] == []
+    # The international prefix 00 is not a national prefix.
+    assert cli("callerid", "add", "alice", "0049 170 1234567").exit_code == 0

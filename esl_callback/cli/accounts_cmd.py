@@ -9,7 +9,7 @@ import click
 
 from esl_callback import accounts
 from esl_callback.cli.billing_cmd import audit_command
-from esl_callback.cli.common import emit, fail, json_option, with_database
+from esl_callback.cli.common import PhoneNumber, emit, fail, json_option, with_database
 from esl_callback.models import AccessNumber, Account, Did
 
 
@@ -18,7 +18,12 @@ def account_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--pin", help="PIN for PIN callbacks (4-12 digits; stored hashed)."),
         click.option("--currency", help="ISO currency code, e.g. EUR."),
-        click.option("--callback-number", "default_callback_number", help="Default number."),
+        click.option(
+            "--callback-number",
+            "default_callback_number",
+            type=PhoneNumber("callback number"),
+            help="Default number.",
+        ),
         click.option(
             "--callback-to-default/--callback-to-caller",
             default=None,
@@ -114,7 +119,7 @@ def callerid_group() -> None:
 
 @callerid_group.command("add")
 @click.argument("account")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("caller ID"))
 @with_database(accounts.AccountError)
 def callerid_add(account: str, number: str) -> None:
     """Register NUMBER as a caller ID of ACCOUNT."""
@@ -123,7 +128,7 @@ def callerid_add(account: str, number: str) -> None:
 
 
 @callerid_group.command("remove")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("caller ID"))
 @with_database(accounts.AccountError)
 def callerid_remove(number: str) -> None:
     """Remove a registered caller ID."""
@@ -137,9 +142,13 @@ def did_group() -> None:
 
 
 @did_group.command("add")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("DID"))
 @click.argument("account")
-@click.option("--callback-number", help="Number to call back (default: the account's default).")
+@click.option(
+    "--callback-number",
+    type=PhoneNumber("callback number"),
+    help="Number to call back (default: the account's default).",
+)
 @with_database(accounts.AccountError)
 def did_add(number: str, account: str, callback_number: str | None) -> None:
     """Assign DID NUMBER to ACCOUNT."""
@@ -148,7 +157,7 @@ def did_add(number: str, account: str, callback_number: str | None) -> None:
 
 
 @did_group.command("remove")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("DID"))
 @with_database(accounts.AccountError)
 def did_remove(number: str) -> None:
     """Unassign a DID."""
@@ -175,7 +184,7 @@ def access_group() -> None:
 
 
 @access_group.command("add")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("access number"))
 @click.argument("method", type=click.Choice(AccessNumber.METHODS))
 @click.option("--description", default="")
 @with_database(accounts.AccountError)
@@ -199,7 +208,7 @@ def access_list(as_json: bool) -> None:
 
 
 @access_group.command("remove")
-@click.argument("number")
+@click.argument("number", type=PhoneNumber("access number"))
 @with_database(accounts.AccountError)
 def access_remove(number: str) -> None:
     """Remove an access number."""

@@ -10,10 +10,13 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from esl_callback import numbers
 from esl_callback.config import ConfigError, load_config
 from esl_callback.db import Database, DatabaseError
 
 DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
+# ctx.meta key: the `numbers` rules of the configuration given with `-c` (see PhoneNumber).
+NUMBER_RULES = "esl_callback.number_rules"
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -36,7 +39,10 @@ def database_option(fn: F) -> F:
         is_eager=True,
         expose_value=False,
         callback=_database_from_config,
-        help="Take the database from this configuration file (database.url).",
+        help=(
+            "The configuration serve runs with: its database.url, and its numbers section "
+            "to normalise the numbers given here."
+        ),
     )
     return config(database(fn))
 
@@ -50,6 +56,30 @@ def _database_from_config(ctx: click.Context, _param: click.Parameter, path: str
         message = str(error)
         fail(message if path in message else f"{path}: {message}")
     ctx.default_map = {**(ctx.default_map or {}), "database_url": settings.database.url}
+    ctx.meta[NUMBER_RULES] = settings.numbers
+
+
+class PhoneNumber(click.ParamType):
+    """A phone number argument or option, as serve will see it.
+
+    With `-c CONFIG` (an eager option, so read first) the number is normalised with that
+    configuration's `numbers` rules: 0301234 becomes 49301234 with country_code 49. Without,
+    it is passed on as typed and `accounts.number` takes only international numbers.
+    """
+
+    name = "number"
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        rules = ctx.meta.get(NUMBER_RULES) if ctx is not None else None
+        if rules is None:
+            return value
+        try:
+            return numbers.normalise(value, rules, what=self.what, allow_formatting=True)
+        except numbers.InvalidNumber as exc:
+            fail(str(exc))
 
 
 def config_option(help: str) -> Callable[[F], F]:
