@@ -40,11 +40,13 @@ from esl_callback import numbers
 from esl_callback.callback.rating import (
     MONEY_LIMIT,
     MONEY_STEP,
+    AmountError,
     ChargedLeg,
     RateRow,
     RateSnapshot,
     affordable_seconds,
     money,
+    parse_amount,
     prefix_policy_allows,
     rounding_mode,
     total_cost,
@@ -237,9 +239,15 @@ def describe_rate(rate: Rate) -> dict[str, Any]:
 def import_rates(rows: Sequence[RateRow], *, replace: bool = False) -> RateImport:
     """Store rates in one transaction: new prefixes are added, known ones overwritten.
 
-    With `replace`, prefixes not in `rows` are removed as well. Calls already up keep the rate
-    copied onto their legs.
+    With `replace`, prefixes not in `rows` are removed as well; replacing the table with no rows
+    is refused (every call would be refused). Calls already up keep the rate copied onto their
+    legs.
     """
+    if replace and not rows:
+        raise BillingError(
+            "no rates to import: replacing the rate table with none would remove every rate "
+            "and refuse every call; nothing changed"
+        )
     now = utcnow()
     incoming = [row.rate.prefix for row in rows]
     with database_proxy.atomic():
@@ -620,18 +628,48 @@ def _rate_fields(rate: RateSnapshot | None) -> dict[str, Any]:
 
 
 def add_payment(
-    account: Account | int, amount: Decimal | int | str, reference: str, at: datetime | None = None
+    account: Account | int,
+    amount: Decimal | int | str,
+    reference: str,
+    at: datetime | None = None,
+    *,
+    allow_negative: bool = False,
+    allow_duplicate_reference: bool = False,
 ) -> Payment:
-    """Credit the account (a negative amount corrects one) and record the payment, atomically."""
+    """Credit the account (a negative amount corrects one) and record the payment, atomically.
+
+    Refused, changing nothing: a reference the account already has a payment with (a retried
+    command must not credit twice) unless `allow_duplicate_reference`, and a correction that
+    takes the balance below zero unless `allow_negative`.
+    """
     value = _amount(amount)
     reference = reference.strip()
     if not reference or len(reference) > 128:
         raise BillingError("a payment needs a reference of 1-128 characters")
     with database_proxy.atomic():
         locked = _locked_account(_id(account))
+        if not allow_duplicate_reference:
+            earlier = (
+                Payment.select()
+                .where(Payment.account == locked.id, Payment.reference == reference)
+                .order_by(Payment.id)
+                .first()
+            )
+            if earlier is not None:
+                raise BillingError(
+                    f"account {locked.name} already has payment {earlier.id} with reference "
+                    f"{reference!r} ({money(earlier.amount)} {locked.currency} on "
+                    f"{earlier.created_at:%Y-%m-%d %H:%M}); nothing credited. If this is "
+                    "another payment, give it its own reference (or --allow-duplicate-reference)"
+                )
         balance = money(locked.balance) + value
         if abs(balance) >= MONEY_LIMIT:
             raise BillingError(f"the balance would be {balance}, beyond what can be stored")
+        if value < 0 and balance < 0 and not allow_negative:
+            raise BillingError(
+                f"the correction would take the balance of {locked.name} to {balance} "
+                f"{locked.currency}; nothing changed. Pass --allow-negative to book it anyway"
+            )
         payment = Payment.create(
             account=locked.id, amount=value, reference=reference, created_at=at or utcnow()
         )
@@ -758,10 +796,13 @@ def _sum(value: object) -> Decimal:
 
 
 def _amount(amount: Decimal | int | str) -> Decimal:
+    """A payment amount: a Decimal or int as it is, text only as a plain decimal."""
     if isinstance(amount, float):
         raise BillingError("give amounts as Decimal or text, never float")
     try:
-        value = Decimal(str(amount).strip())
+        value = parse_amount(amount, signed=True) if isinstance(amount, str) else Decimal(amount)
+    except AmountError as exc:
+        raise BillingError(str(exc)) from None
     except ArithmeticError:
         raise BillingError(f"{amount!r} is not an amount") from None
     if not value.is_finite() or value == 0 or abs(value) >= MONEY_LIMIT:

@@ -12,7 +12,8 @@ increment I seconds) and `billsec` S answered seconds:
   (`billing.rounding`, default ROUND_HALF_UP).
 
 Carriers write minimum/increment: 60/60 charges every started minute, 30/6 the first 30 s and
-then every started 6 s, 1/1 the second.
+then every started 6 s, 1/1 the second. The rate CSV has the columns the other way round
+(increment, then minimum): carrier 30/6 is the row `...,6,30`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import decimal
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +42,31 @@ ROUNDING_MODES = frozenset(
         decimal.ROUND_HALF_EVEN,
     }
 )
+
+
+# A plain decimal as people write amounts: ASCII digits, an optional sign, an optional point.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+class AmountError(ValueError):
+    """Text that is not a plain decimal amount."""
+
+
+def parse_amount(text: str, *, signed: bool = False) -> Decimal:
+    """The amount in `text`: ASCII digits with an optional decimal point (and, when `signed`,
+    an optional leading + or -), such as 12.50 or -5.
+
+    Exponents (1e3), digit separators (1_000), other scripts' digits, NaN and Infinity are
+    refused with AmountError: an amount is exactly what the operator sees written.
+    """
+    plain = text.strip()
+    if not _PLAIN_DECIMAL.fullmatch(plain) or (not signed and plain[0] in "+-"):
+        sign = "an optional sign and " if signed else ""
+        raise AmountError(
+            f"{text!r} is not a decimal amount: write digits 0-9 with {sign}an optional "
+            "decimal point, such as 12.50"
+        )
+    return Decimal(plain)
 
 
 def money(value: Decimal | int | str, rounding: str = DEFAULT_ROUNDING) -> Decimal:
@@ -171,9 +198,10 @@ def parse_rate_csv(text: str, source: str = "rates.csv") -> list[RateRow]:
 
     Columns (any order): prefix and price_per_minute are required; description (default
     empty), connect_fee (0), increment (60) and minimum (60) may be left out or left empty.
-    A prefix is E.164 digits (a leading `+` is dropped); amounts are decimals with at most 4
-    places, never negative; increment >= 1 and minimum >= 0 are whole seconds. Blank lines
-    are skipped. The first problem raises RateFileError naming its line and column.
+    A prefix is E.164 digits (a leading `+` is dropped); amounts are plain decimals
+    (`parse_amount`, no sign) with at most 4 places; increment >= 1 and minimum >= 0 are whole
+    seconds (billed: the minimum, then every started increment). Blank lines are skipped.
+    The first problem raises RateFileError naming its line and column.
     """
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     header = next(reader, None)
@@ -227,10 +255,10 @@ def _rate_row(values: dict[str, str], source: str, line: int) -> RateRow:
     def amount(name: str, default: str) -> Decimal:
         text = cell(name) or default
         try:
-            value = Decimal(text)
-        except decimal.InvalidOperation:
-            raise problem(name, f"{text!r} is not a decimal amount") from None
-        if not value.is_finite() or value < 0 or value >= MONEY_LIMIT:
+            value = parse_amount(text)
+        except AmountError as exc:
+            raise problem(name, str(exc)) from None
+        if value >= MONEY_LIMIT:
             raise problem(name, f"{text!r} must be from 0 to {MONEY_LIMIT - MONEY_STEP}")
         if value != value.quantize(MONEY_STEP, rounding=decimal.ROUND_DOWN):
             raise problem(name, f"{text!r} has more than 4 decimal places")

@@ -30,12 +30,16 @@ RATE_IMPORT_HELP = f"""Import rates from FILE.csv: all of its rows or, on any er
 \b
 The first row names the columns (any order): {",".join(CSV_COLUMNS)}
   e.g.  4930,Germany Berlin,0.0150,0,60,60
-prefix: E.164 digits. price_per_minute, connect_fee: amounts, at most 4 decimals.
-increment, minimum: seconds. 60,60 charges every started minute, 1,1 the second,
-6,30 the first 30 s and then every started 6 s ("30/6").
-Only prefix and price_per_minute are required (defaults "", 0, 60, 60).
+prefix: E.164 digits. price_per_minute, connect_fee: plain decimal amounts
+(digits and a point, e.g. 0.0150), at most 4 decimals.
+minimum: seconds billed for any answered call; increment: seconds billed after
+the minimum, per started step. Carriers write minimum/increment: carrier "30/6"
+(the first 30 s, then every started 6 s) is increment 6, minimum 30, i.e. the
+row ...,6,30 with the columns above. 60,60 charges every started minute, 1,1
+the second. Only prefix and price_per_minute are required (defaults "", 0, 60, 60).
 
-Known prefixes are overwritten and the others kept, unless --replace.
+Known prefixes are overwritten and the others kept, unless --replace (which
+refuses a file with no rates).
 """
 
 
@@ -59,18 +63,29 @@ def rate_import(csv_file: Path, replace: bool) -> None:
     )
 
 
+# `rate list`: minimum before increment, as carriers write it ("30/6"), each column labelled.
+RATE_HEADINGS = ("prefix", "price/min", "connect fee", "minimum", "increment", "description")
+RATE_LINE = "{:<16} {:>10} {:>11} {:>8} {:>9}  {}"
+
+
 @rate_group.command("list")
 @json_option
 @with_billing_database
 def rate_list(as_json: bool) -> None:
     """List the rate table."""
     rows = [billing.describe_rate(rate) for rate in billing.list_rates()]
-    lines = [
-        f"{r['prefix']:<16} {r['price_per_minute']:>10}/min {r['connect_fee']:>9} "
-        f"{r['increment']:>4}/{r['minimum']:<4} {r['description']}"
+    lines = [RATE_LINE.format(*RATE_HEADINGS)] + [
+        RATE_LINE.format(
+            r["prefix"],
+            r["price_per_minute"],
+            r["connect_fee"],
+            f"{r['minimum']} s",
+            f"{r['increment']} s",
+            r["description"],
+        )
         for r in rows
     ]
-    emit(rows, as_json, "\n".join(lines) or "no rates")
+    emit(rows, as_json, "\n".join(lines) if rows else "no rates")
 
 
 @click.group("payment")
@@ -81,15 +96,43 @@ def payment_group() -> None:
 @payment_group.command("add")
 @click.argument("account")
 @click.argument("amount")
-@click.option("--reference", required=True, help="Where the money came from (receipt, invoice).")
+@click.option(
+    "--reference",
+    required=True,
+    help="Where the money came from (receipt, invoice); one payment per reference and account.",
+)
+@click.option(
+    "--allow-negative",
+    is_flag=True,
+    help="Book a correction even though it takes the balance below zero.",
+)
+@click.option(
+    "--allow-duplicate-reference",
+    is_flag=True,
+    help="Book it even though the account already has a payment with this reference.",
+)
 @json_option
 @with_billing_database
-def payment_add(account: str, amount: str, reference: str, as_json: bool) -> None:
-    """Credit AMOUNT to ACCOUNT (name or id).
+def payment_add(
+    account: str,
+    amount: str,
+    reference: str,
+    allow_negative: bool,
+    allow_duplicate_reference: bool,
+    as_json: bool,
+) -> None:
+    """Credit AMOUNT (a plain decimal such as 12.50) to ACCOUNT (name or id).
 
     A correction is a negative amount, after `--`: payment add --reference R ACCOUNT -- -5.00
+    A reference the account already has is refused, so a retried command does not credit twice.
     """
-    payment = billing.add_payment(find_account(account), amount, reference)
+    payment = billing.add_payment(
+        find_account(account),
+        amount,
+        reference,
+        allow_negative=allow_negative,
+        allow_duplicate_reference=allow_duplicate_reference,
+    )
     data = {**describe_payment(payment), "balance": str(money(payment.account.balance))}
     emit(
         data,

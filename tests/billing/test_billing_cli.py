@@ -45,6 +45,10 @@ def listed_rates(cli: Cli) -> dict[str, str]:
     return {r["prefix"]: r["price_per_minute"] for r in json.loads(result.stdout)}
 
 
+def balance_of_alice(cli: Cli) -> Decimal:
+    return Decimal(json.loads(cli("account", "show", "alice", "--json").stdout)["balance"])
+
+
 def test_rate_import_adds_and_overwrites_and_replace_removes(cli: Cli, tmp_path: Path) -> None:
     first = cli("rate", "import", rate_file(tmp_path, "49,DE,0.02,0,60,60\n44,UK,0.03,,,\n"))
     assert first.exit_code == 0
@@ -56,7 +60,43 @@ def test_rate_import_adds_and_overwrites_and_replace_removes(cli: Cli, tmp_path:
     assert "0 new, 2 updated, 1 removed" in replaced.stdout
     assert listed_rates(cli) == {"49": "0.0250", "4915": "0.1000"}
     text = cli("rate", "list").stdout
-    assert "4915" in text and "DE mobile" in text and "6/30" in text
+    assert "4915" in text and "DE mobile" in text
+
+
+def test_rate_list_labels_minimum_and_increment_in_the_carriers_order(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Carrier "30/6": the first 30 s, then every started 6 s (columns increment,minimum).
+    assert (
+        cli("rate", "import", rate_file(tmp_path, "4915,DE mobile,0.09,0.01,6,30\n")).exit_code == 0
+    )
+    heading, row = cli("rate", "list").stdout.splitlines()
+    assert heading.split()[4:6] == ["minimum", "increment"]
+    assert row.split()[3:7] == ["30", "s", "6", "s"]
+    help_text = " ".join(cli("rate", "import", "--help").stdout.split())
+    assert 'carrier "30/6" (the first 30 s, then every started 6 s) is increment 6, minimum 30' in (
+        help_text
+    )
+
+
+def test_replace_with_a_file_of_no_rates_is_refused_and_keeps_the_table(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert cli("rate", "import", rate_file(tmp_path, "49,DE,0.02,0,60,60\n")).exit_code == 0
+    empty = tmp_path / "header-only.csv"
+    empty.write_text("prefix,price_per_minute\n", encoding="utf-8")
+    result = cli("rate", "import", "--replace", str(empty))
+    assert result.exit_code == 1
+    assert "error: no rates to import" in result.stderr and "nothing changed" in result.stderr
+    assert listed_rates(cli) == {"49": "0.0200"}
+
+
+@pytest.mark.parametrize("price", ["1e3", "1_000", "\u0661\u0660", "Infinity", "+1"])
+def test_a_rate_price_must_be_a_plain_decimal(cli: Cli, tmp_path: Path, price: str) -> None:
+    result = cli("rate", "import", rate_file(tmp_path, f"49,DE,{price},0,60,60\n"))
+    assert result.exit_code == 1
+    assert "column price_per_minute" in result.stderr and "is not a decimal amount" in result.stderr
+    assert listed_rates(cli) == {}
 
 
 def test_a_bad_rate_file_imports_nothing_and_names_line_and_column(
@@ -107,7 +147,10 @@ def test_payment_add_credits_and_payment_list_shows_it(cli: Cli) -> None:
     [
         (("payment", "add", "nobody", "5", "--reference", "r"), 1, "no account named 'nobody'"),
         (("payment", "add", "alice", "5.00001", "--reference", "r"), 1, "more than 4 decimal"),
-        (("payment", "add", "alice", "five", "--reference", "r"), 1, "is not an amount"),
+        (("payment", "add", "alice", "five", "--reference", "r"), 1, "is not a decimal amount"),
+        (("payment", "add", "alice", "1e3", "--reference", "r"), 1, "is not a decimal amount"),
+        (("payment", "add", "alice", "1_000", "--reference", "r"), 1, "is not a decimal amount"),
+        (("payment", "add", "alice", "\u0661\u0660", "--reference", "r"), 1, "digits 0-9"),
         (("payment", "add", "alice", "5"), 2, "Missing option '--reference'"),
         (("payment", "list", "nobody"), 1, "no account named 'nobody'"),
     ],
@@ -117,6 +160,30 @@ def test_payment_errors_exit_non_zero_with_the_reason(
 ) -> None:
     result = cli(*args)
     assert (result.exit_code, message in result.stderr) == (exit_code, True), result.output
+
+
+def test_a_retried_payment_with_the_same_reference_credits_once(cli: Cli) -> None:
+    assert cli("payment", "add", "alice", "10", "--reference", "receipt 7").exit_code == 0
+    retried = cli("payment", "add", "alice", "10", "--reference", "receipt 7")
+    assert retried.exit_code == 1
+    assert "already has payment 1 with reference 'receipt 7'" in retried.stderr
+    assert "nothing credited" in retried.stderr
+    assert balance_of_alice(cli) == Decimal("10")
+    # Meant as a second payment: the operator says so.
+    again = ["payment", "add", "alice", "10", "--reference", "receipt 7"]
+    assert cli(*again, "--allow-duplicate-reference").exit_code == 0
+    assert balance_of_alice(cli) == Decimal("20")
+
+
+def test_a_correction_below_zero_needs_allow_negative(cli: Cli) -> None:
+    assert cli("payment", "add", "alice", "5", "--reference", "cash").exit_code == 0
+    refused = cli("payment", "add", "--reference", "fix", "alice", "--", "-7.50")
+    assert refused.exit_code == 1
+    assert "would take the balance of alice to -2.5000 EUR" in refused.stderr
+    assert "--allow-negative" in refused.stderr
+    assert balance_of_alice(cli) == Decimal("5")
+    booked = cli("payment", "add", "--allow-negative", "--reference", "fix", "alice", "--", "-7.50")
+    assert booked.exit_code == 0 and "balance -2.5000 EUR" in booked.stdout
 
 
 def test_audit_passes_then_reports_a_tampered_balance(cli: Cli, database_url: str) -> None:

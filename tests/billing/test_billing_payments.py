@@ -26,10 +26,12 @@ def test_a_payment_credits_the_balance_and_is_listed(account) -> None:
     ("amount", "reference", "message"),
     [
         ("0", "r", "non-zero"),
-        ("abc", "r", "is not an amount"),
+        ("abc", "r", "is not a decimal amount"),
         ("1.00001", "r", "more than 4 decimal places"),
-        ("1e12", "r", "below"),
-        ("NaN", "r", "non-zero"),
+        ("10000000000", "r", "below"),
+        ("1e3", "r", "is not a decimal amount"),
+        ("NaN", "r", "is not a decimal amount"),
+        (Decimal("NaN"), "r", "non-zero"),
         (1.5, "r", "never float"),
         ("5", "  ", "reference of 1-128"),
         ("5", "x" * 129, "reference of 1-128"),
@@ -75,3 +77,23 @@ def test_the_audit_shows_a_balance_changed_behind_its_back(account) -> None:
         Decimal("1.25"),
     )
     assert audit.as_dict()["balanced"] is False
+
+
+def test_a_payment_reference_is_used_once_per_account(account) -> None:
+    alice, bob = account("alice", balance="0"), account("bob", balance="0")
+    billing.add_payment(alice, "10", "receipt 7")
+    billing.add_payment(bob, "10", "receipt 7")  # another account's receipt 7
+    with pytest.raises(BillingError, match=r"already has payment \d+ with reference .receipt 7."):
+        billing.add_payment(alice, "10", " receipt 7 ")
+    assert Account.get_by_id(alice.id).balance == 10
+    billing.add_payment(alice, "10", "receipt 7", allow_duplicate_reference=True)
+    assert Account.get_by_id(alice.id).balance == 20
+
+
+def test_a_correction_may_take_the_balance_below_zero_only_when_allowed(account) -> None:
+    alice = account(balance="3")
+    with pytest.raises(BillingError, match=r"balance of alice to -1\.0000 EUR"):
+        billing.add_payment(alice, "-4", "correction")
+    assert Account.get_by_id(alice.id).balance == 3
+    billing.add_payment(alice, "-4", "correction", allow_negative=True)
+    assert Account.get_by_id(alice.id).balance == -1
