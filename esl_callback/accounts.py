@@ -17,6 +17,7 @@ from esl_callback.models import AccessNumber, Account, CallerId, Did, Setting, W
 from esl_callback.statements import Statement
 
 PIN_LENGTHS = range(4, 13)
+MAX_CALLS = range(1, 100_001)  # an account's concurrent-call limit
 
 
 class AccountError(ValueError):
@@ -149,8 +150,11 @@ def account_fields(
         if status not in Account.STATUSES:
             raise AccountError(f"status must be one of {', '.join(Account.STATUSES)}")
         fields["status"] = status
-    if max_concurrent_calls is not None and max_concurrent_calls < 0:
-        raise AccountError("max concurrent calls cannot be negative")
+    if max_concurrent_calls is not None and max_concurrent_calls not in MAX_CALLS:
+        raise AccountError(
+            f"max concurrent calls must be {MAX_CALLS.start} to {MAX_CALLS.stop - 1}, not "
+            f"{max_concurrent_calls} (to stop an account's calls, disable it)"
+        )
     for key, value in (
         ("callback_to_default", callback_to_default),
         ("charge_leg_a", charge_leg_a),

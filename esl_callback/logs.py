@@ -15,9 +15,11 @@ as keys of the object in JSON lines.
 import json
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from esl_callback.config import ConfigError, LoggingSettings
@@ -110,6 +112,22 @@ def call_logger(
     """A logger whose records carry ``call_uuid``, ``request_id`` and any other ``context``."""
     base = logging.getLogger(logger) if isinstance(logger, str) else logger
     return CallLogger(base, {}).bind(call_uuid=call_uuid, request_id=request_id, **context)
+
+
+def check_log_file(settings: LoggingSettings) -> None:
+    """Raise ConfigError when `logging.file` could not be opened for writing (checked without
+    creating it, for `config check`)."""
+    if not settings.file:
+        return
+    path = Path(settings.file)
+    if path.exists():
+        problem = None if path.is_file() and os.access(path, os.W_OK) else "not a writable file"
+    elif not path.parent.is_dir():
+        problem = f"directory {path.parent} does not exist"
+    else:
+        problem = None if os.access(path.parent, os.W_OK | os.X_OK) else "directory not writable"
+    if problem:
+        raise ConfigError([f"logging.file: cannot write {settings.file}: {problem}"])
 
 
 def setup_logging(settings: LoggingSettings, stream: TextIO | None = None) -> logging.Handler:

@@ -175,3 +175,22 @@ def test_the_portal_run_alone_warns_only_about_what_it_uses(tmp_path: Path) -> N
     assert "web.secret: only 5 characters" in result.output  # a warning about the portal
     assert "web.controller_url: not set" in result.output  # why it cannot start
     assert "ClueCon" not in result.output  # the switch is serve's business, not the portal's
+
+
+def test_check_reports_a_log_file_in_a_missing_directory(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"logging:\n  file: {tmp_path / 'no-such-dir' / 'x.log'}\n")
+    result = CliRunner().invoke(config, ["check", str(path)])
+    assert result.exit_code == 1
+    assert "logging.file: cannot write" in result.output and "does not exist" in result.output
+    assert f"{path}: 1 error" in result.output
+
+
+def test_serve_with_an_unopenable_log_file_fails_with_the_reason(tmp_path: Path) -> None:
+    from esl_callback.cli.serve_cmd import serve
+
+    path = tmp_path / "config.yaml"
+    path.write_text(f"logging:\n  file: {tmp_path / 'no-such-dir' / 'x.log'}\n")
+    result = CliRunner().invoke(serve, ["-c", str(path)])
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert "error: logging.file: cannot open" in result.output

@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import click
+import peewee
 
 from esl_callback import numbers
 from esl_callback.config import ConfigError, load_config
@@ -106,15 +107,28 @@ def open_database(url: str, *, initialise: bool = False) -> Database:
     try:
         database = Database(url)
         database.check()
-        if initialise:
-            return database
         version = database.schema_version()
     except DatabaseError as exc:
         fail(str(exc))
+    except peewee.DatabaseError as exc:
+        database_failed(url, exc)
+    if initialise:
+        return database
     if version is None:
         fail(f"{database.display_url} is not initialised; run `esl-callback db init` first")
     database.peewee.connect(reuse_if_open=True)
     return database
+
+
+def database_failed(url: str, exc: peewee.DatabaseError) -> NoReturn:
+    """Explain a database that refused the work (not a database file, read-only, ...)."""
+    problem = " ".join(str(exc).split())
+    hint = "check the URL and that this user may read and write it"
+    if "not a database" in problem:
+        hint = "is the URL right? it must name an esl-callback SQLite file"
+    elif "readonly" in problem or "read-only" in problem:
+        hint = "the file (and its directory) must be writable by this user"
+    fail(f"database {url}: {problem}; {hint}")
 
 
 def emit(obj: object, as_json: bool, text: str | None = None) -> None:
@@ -137,6 +151,8 @@ def with_database(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Ca
                 return fn(**kwargs)
             except errors as exc:
                 fail(str(exc))
+            except peewee.DatabaseError as exc:
+                database_failed(database.display_url, exc)
             finally:
                 database.close()
 

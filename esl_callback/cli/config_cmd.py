@@ -12,6 +12,7 @@ from esl_callback.config import (
     load_config,
     settings_to_dict,
 )
+from esl_callback.logs import check_log_file, setup_logging
 
 
 def _report(path: str | None, error: ConfigError, *, err: bool) -> None:
@@ -47,6 +48,16 @@ def load_settings_or_exit(path: str | None, sections: tuple[str, ...] = ()) -> S
     return settings
 
 
+def start_logging_or_exit(settings: Settings) -> None:
+    """Log as the configuration says, or print why it cannot (e.g. logging.file) and exit 1."""
+    try:
+        setup_logging(settings.logging)
+    except ConfigError as error:
+        for message in error.messages:
+            click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+
 @click.group()
 def config() -> None:
     """Check and show the configuration."""
@@ -62,6 +73,7 @@ def check(file: str, strict: bool) -> None:
     """
     try:
         settings = load_config(file)
+        check_log_file(settings.logging)
     except ConfigError as error:
         _report(file, error, err=False)
         sys.exit(1)

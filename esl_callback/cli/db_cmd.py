@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import click
+import peewee
 
-from esl_callback.cli.common import database_option, fail, open_database
+from esl_callback.cli.common import database_failed, database_option, fail, open_database
 from esl_callback.db import DatabaseError, latest_version
 
 
@@ -42,6 +43,8 @@ def run_schema_step(database_url: str, step: str) -> None:
             click.echo(f"{database.display_url}: {line}")
     except DatabaseError as exc:
         fail(str(exc))
+    except peewee.DatabaseError as exc:
+        database_failed(database.display_url, exc)
     finally:
         database.close()
 

@@ -6,13 +6,13 @@ import signal
 
 import click
 import gevent
+import peewee
 from gevent.event import Event
 
-from esl_callback.cli.common import config_option, fail
-from esl_callback.cli.config_cmd import load_settings_or_exit
+from esl_callback.cli.common import config_option, database_failed, fail
+from esl_callback.cli.config_cmd import load_settings_or_exit, start_logging_or_exit
 from esl_callback.db import DatabaseError
 from esl_callback.gctuning import tune_gc
-from esl_callback.logs import setup_logging
 from esl_callback.service import Service
 
 
@@ -31,12 +31,14 @@ def run_until_signalled(service: Service) -> None:
 def serve(config_path: str | None) -> None:
     """Run the controller: outbound socket server, FreeSWITCH connections, dialer, web portal."""
     settings = load_settings_or_exit(config_path)
-    setup_logging(settings.logging)
+    start_logging_or_exit(settings)
     service = Service(settings)
     try:
         service.start()
     except DatabaseError as exc:
         fail(str(exc))
+    except peewee.DatabaseError as exc:
+        database_failed(settings.database.url, exc)
     except OSError as exc:
         out, web = settings.outbound, settings.web
         fail(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
+import urllib.parse
 from typing import Any
 
 import click
@@ -134,13 +136,21 @@ def render(url: str, s: dict[str, Any]) -> str:
 def status(config_path: str | None, url: str | None, interval: float, as_json: bool) -> None:
     """Live figures of a running `serve`: calls, setups per second, backlog, latencies."""
     url = url or metrics_url(config_path)
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        fail(f"--url {url!r}: give serve's metrics address, e.g. http://10.0.0.5:9464/metrics")
     try:
         before = metrics.scrape(url)
         time.sleep(interval)
         after = metrics.scrape(url)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
         fail(f"cannot read {url}: {reason}; is `esl-callback serve` running with metrics on?")
+    except ValueError as exc:
+        fail(
+            f"{url} did not answer with metrics ({exc}); point it at serve's metrics port "
+            "(metrics.port), not the web portal or another service"
+        )
     figures = summary(before, after)
     if as_json:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))

@@ -14,9 +14,8 @@ import gevent
 from gevent.event import Event
 
 from esl_callback.cli.common import config_option, fail
-from esl_callback.cli.config_cmd import load_settings_or_exit
+from esl_callback.cli.config_cmd import load_settings_or_exit, start_logging_or_exit
 from esl_callback.db import DatabaseError
-from esl_callback.logs import setup_logging
 from esl_callback.web.standalone import StandalonePortal, problems
 
 
@@ -29,7 +28,7 @@ def web(config_path: str | None) -> None:
     found = problems(settings)
     if found:
         fail("; ".join(found))
-    setup_logging(settings.logging)
+    start_logging_or_exit(settings)
     portal = StandalonePortal(settings)
     try:
         portal.start()

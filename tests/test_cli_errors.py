@@ -1,0 +1,99 @@
+"""Operator mistakes the CLI must answer with `error: ...` and exit 1, never a traceback."""
+
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from esl_callback.cli import main
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize(
+    "command", [("db", "init"), ("db", "version"), ("db", "upgrade"), ("account", "list")]
+)
+def test_a_file_that_is_not_a_database_is_an_error(tmp_path: Path, command) -> None:
+    (tmp_path / "x.db").write_text("hi\n")
+    result = run(*command, "--database", f"sqlite:///{tmp_path / 'x.db'}")
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert (
+        "error: database sqlite:///" in result.output and "file is not a database" in result.output
+    )
+
+
+def test_a_read_only_database_is_an_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ro.db'}"
+    assert run("db", "init", "--database", url).exit_code == 0
+    if subprocess.run(["chattr", "+i", str(tmp_path / "ro.db")], check=False).returncode:
+        pytest.skip("cannot make the file immutable here")
+    try:
+        result = run("account", "add", "alice", "--database", url)
+    finally:
+        subprocess.run(["chattr", "-i", str(tmp_path / "ro.db")], check=False)
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert "readonly database" in result.output and "writable" in result.output
+
+
+@pytest.mark.parametrize("limit", ["99999999999999999999", "2147483648", "100001", "0"])
+def test_an_absurd_concurrent_call_limit_is_refused(tmp_path: Path, limit: str) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    run("db", "init", "--database", url)
+    run("account", "add", "alice", "--database", url)
+    result = run("account", "set", "alice", "--max-calls", limit, "--database", url)
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert "error: max concurrent calls must be 1 to 100000" in result.output
+    assert run("account", "set", "alice", "--max-calls", "100000", "--database", url).exit_code == 0
+
+
+@pytest.fixture
+def fake_server() -> Iterator:
+    """A TCP server that answers every connection with the given bytes."""
+    servers = []
+
+    def start(reply: bytes) -> str:
+        listener = socket.create_server(("127.0.0.1", 0))
+        servers.append(listener)
+
+        def answer() -> None:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(reply)
+
+        threading.Thread(target=answer, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/metrics"
+
+    yield start
+    for listener in servers:
+        listener.close()
+
+
+def test_status_refuses_a_url_that_is_not_http() -> None:
+    result = run("status", "--url", "notaurl")
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert "error: --url 'notaurl': give serve's metrics address" in result.output
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><p>login</p></html>", "did not"),
+        (b"Content-Type: auth/request\n\n", "cannot read"),
+    ],
+    ids=["web portal", "ESL port"],
+)
+def test_status_pointed_at_something_else_says_so(fake_server, reply: bytes, message: str) -> None:
+    result = run("status", "--url", fake_server(reply), "--interval", "0.1")
+    assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
+    assert "error: " in result.output and message in result.output
