@@ -96,7 +96,7 @@ class Session(Protocol):
 class FlowEnded(Exception):
     """The flow cannot go on; `state` and `cause` say how the request ends."""
 
-    def __init__(self, state: State, cause: str, detail: str = "") -> None:
+    def __init__(self, state: State, cause: str | None, detail: str = "") -> None:
         super().__init__(f"{state}: {cause} {detail}".strip())
         self.state = state
         self.cause = cause
@@ -541,7 +541,8 @@ class CallFlow:
                     self.run_source_first()
             self.finish(State.COMPLETED, None)
         except FlowEnded as ended:
-            log.info("request %s: %s (%s) %s", rid, ended.state, ended.cause, ended.detail)
+            cause = f" ({ended.cause})" if ended.cause else ""
+            log.info("request %s: %s%s %s", rid, ended.state, cause, ended.detail)
             self.finish(ended.state, ended.cause, ended.detail)
         except Exception as exc:
             log.exception("request %s: flow failed", rid)
@@ -751,7 +752,9 @@ class CallFlow:
 
         self.wait(both_answered_or_one_failed, self.ring_timeout())
         if not (leg_a.answered and leg_b.answered) or leg_a.ended or leg_b.ended:
-            failed = leg_a if (leg_a.ended or not leg_a.answered) else leg_b
+            # The leg that ended (busy, rejected, hung up); on a timeout, one that never answered.
+            ended = [leg for leg in (leg_a, leg_b) if leg.ended]
+            failed = ended[0] if ended else leg_a if not leg_a.answered else leg_b
             cause = failed.cause or "NO_ANSWER"
             who = "source" if failed is leg_a else "destination"
             raise FlowEnded(State.FAILED, cause, f"{who}: {causes.in_words(cause)}")
@@ -939,6 +942,8 @@ class CallFlow:
         if message.kind == "cancel":
             for leg in self.every_leg.values():
                 self.give_up(leg, "NORMAL_CLEARING")
+            if self.state is State.BRIDGED:  # the call took place: ending it completes it
+                raise FlowEnded(State.COMPLETED, None, message.reason)
             raise FlowEnded(State.CANCELLED, "USER_CANCELLED", message.reason)
         leg = self.every_leg.get(message.uuid)
         if leg is None:  # e.g. the loopback partner of one of our legs

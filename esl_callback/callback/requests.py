@@ -8,12 +8,15 @@ second moves the request on only if the first one's state allows it. Terminal st
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from typing import Any
 
 from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
 from esl_callback.statements import Insert, Slots, Statement
+
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -127,12 +130,20 @@ def _move(new_state: State, names: tuple[str, ...]) -> Statement:
 def finish(request_id: int, new_state: State, **fields: Any) -> bool:
     """Like `advance` to a terminal state, but a request that already ended is left alone.
 
-    True when this call ended it.
+    True when this call ended it. A request still live in a state that does not lead to
+    `new_state` is ended as failed instead, and the refusal logged: a request left live would
+    count against its account's concurrent calls for ever.
     """
     try:
         advance(request_id, new_state, **fields)
-    except InvalidTransition:
-        return False
+    except InvalidTransition as refused:
+        row = _STATE_OF.first(id=request_id)
+        if row is None or State(row[0]) in TERMINAL:
+            return False
+        log.error("%s; ending it as failed", refused)
+        advance(
+            request_id, State.FAILED, failure_cause="CONTROLLER_ERROR", failure_detail=str(refused)
+        )
     return True
 
 

@@ -32,6 +32,21 @@ def test_a_request_that_ended_cannot_move_again(db: Database) -> None:
     assert requests.legs_of(request.id) == []
 
 
+def test_ending_a_live_request_in_a_way_its_state_forbids_fails_it_rather_than_leave_it_live(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = new_request()
+    for state in (State.CALLING_SOURCE, State.IN_IVR, State.CALLING_DESTINATION, State.BRIDGED):
+        requests.advance(request.id, state)
+    assert requests.finish(request.id, State.CANCELLED, failure_cause="USER_CANCELLED") is True
+    stored = CallbackRequest.get_by_id(request.id)
+    assert (stored.state, stored.failure_cause) == (State.FAILED, "CONTROLLER_ERROR")
+    assert stored.failure_detail == f"request {request.id}: bridged -> cancelled not allowed"
+    assert stored.ended_at is not None
+    assert requests.live() == []
+    assert "bridged -> cancelled not allowed; ending it as failed" in caplog.text
+
+
 def test_skipping_a_step_is_refused(db: Database) -> None:
     with pytest.raises(InvalidTransition):
         requests.advance(new_request().id, State.BRIDGED)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import gevent
 import pytest
 from flask.testing import FlaskClient
 from web_helpers import (
@@ -27,7 +28,7 @@ from web_helpers import (
     web_settings,
 )
 
-from esl_callback.callback import requests
+from esl_callback.callback import requests, status
 from esl_callback.callback.dialer import Dialer
 from esl_callback.db import Database
 from esl_callback.models import CallbackRequest
@@ -296,6 +297,31 @@ def test_cancel_hangs_up_both_legs(client: FlaskClient, alice: User, platform: W
     assert [leg["hangup_by"] for leg in ended["legs"]] == ["the service"] * 2
     assert platform.switch.wait_for_hangup(ALICE_PHONE) == "NORMAL_CLEARING"
     assert platform.switch.wait_for_hangup(SILENT) == "NORMAL_CLEARING"
+
+
+def test_cancelling_a_connected_call_hangs_it_up_as_completed_and_billed(
+    client: FlaskClient, alice: User, platform: WebPlatform
+) -> None:
+    request_id = call(client, alice, destination=BOB_PHONE).json["id"]
+    with gevent.Timeout(10, AssertionError("the call did not connect")):
+        while status.snapshot(request_id)["state"] != "bridged":
+            gevent.sleep(0.05)
+    response = client.post(f"/api/v1/requests/{request_id}/cancel", headers=alice.auth)
+    assert response.status_code == 200
+    ended = wait_until_ended(request_id)
+    assert (ended["state"], ended["failure_words"]) == ("completed", None)
+    assert [leg["billed"] for leg in ended["legs"]] == [True, True]
+    assert platform.switch.wait_for_hangup(BOB_PHONE) == "NORMAL_CLEARING"
+    assert not is_live(request_id)
+
+
+def test_a_simultaneous_callback_to_a_busy_destination_says_the_destination_was_busy(
+    client: FlaskClient, alice: User
+) -> None:
+    request_id = call(client, alice, destination=BUSY, mode="simultaneous").json["id"]
+    ended = wait_until_ended(request_id)
+    assert (ended["state"], ended["failure_cause"]) == ("failed", "USER_BUSY")
+    assert ended["failure_detail"] == "destination: busy"
 
 
 def test_an_ended_request_cannot_be_cancelled(client: FlaskClient, alice: User) -> None:
