@@ -53,6 +53,7 @@ def demo_command(web_port: int, directory: str) -> None:
             "outbound": {"port": outbound_port},
             "database": {"url": f"sqlite:///{(folder / 'demo.db').resolve()}"},
             "web": {"port": free_port(web_port), "secret": "demo-" * 8, "secure_cookies": False},
+            "metrics": {"port": free_port(9464)},
             "callback": {"delay_seconds": 2, "originate_timeout_seconds": 20},
             "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
             "logging": {"file": str((folder / "demo.log").resolve())},

@@ -1,0 +1,71 @@
+"""`esl-callback demo` as a newcomer runs it: one process that prints where to go and who to log in
+as, and whose scripted phone callback (placed a few seconds after start) really connects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from ports import free_port
+
+SCRIPTED_CALLER = "15550001001"  # alice's demo phone: keys PIN 1234, then 15550002001
+SCRIPTED_DESTINATION = "15550002001"  # answers, talks 8 s, hangs up
+
+
+def ended_request(database: Path, timeout: float) -> tuple[str, str | None, str | None] | None:
+    """(state, failure cause, destination) of the demo's first request once it has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if database.exists():
+            with sqlite3.connect(database) as db:
+                row = db.execute(
+                    "SELECT state, failure_cause, destination FROM callback_request WHERE id = 1"
+                ).fetchone()
+            if row is not None and row[0] in ("completed", "failed", "cancelled", "rejected"):
+                return row
+        time.sleep(0.5)
+    return None
+
+
+def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESL_CALLBACK_")}
+    command = ["demo", "--web-port", str(port), "--directory", str(tmp_path)]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "esl_callback", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert demo.stdout is not None
+        banner = ""
+        while "stop with Ctrl-C" not in banner:
+            line = demo.stdout.readline()
+            assert line, f"the demo stopped before it was ready:\n{banner}"
+            banner += line
+        assert f"open http://127.0.0.1:{port}/" in banner
+        assert "login alice / demo-password" in banner
+        assert f"a demo phone call from {SCRIPTED_CALLER}" in banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as page:
+            assert page.status == 200
+
+        database = tmp_path / "demo.db"
+        assert ended_request(database, timeout=60) == ("completed", None, SCRIPTED_DESTINATION)
+        with sqlite3.connect(database) as db:
+            legs = db.execute(
+                "SELECT leg, number, billed FROM leg WHERE request_id = 1 ORDER BY leg"
+            ).fetchall()
+        assert legs == [("a", SCRIPTED_CALLER, 1), ("b", SCRIPTED_DESTINATION, 1)]
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=15)
