@@ -44,13 +44,6 @@ def require_user() -> None:
         auth.check_csrf()
 
 
-def body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise Invalid("send a JSON object with Content-Type: application/json")
-    return data
-
-
 def csv_response(text: str, filename: str) -> Response:
     return Response(
         text,
@@ -65,7 +58,7 @@ def csv_response(text: str, filename: str) -> Response:
 @blueprint.post("/auth/token")
 def create_token() -> Any:
     """A new API token for a username and password (replaces the user's previous token)."""
-    data = body()
+    data = inputs.json_object()
     username = inputs.text(data.get("username"), "username", "username", max_length=64)
     password = data.get("password")
     if not isinstance(password, str) or not password:
@@ -91,7 +84,9 @@ def get_account() -> Any:
 
 @blueprint.put("/account/default-number")
 def set_default_number() -> Any:
-    digits = inputs.number(body().get("number"), "number", "number", portal().settings.numbers)
+    digits = inputs.number(
+        inputs.json_object().get("number"), "number", "number", portal().settings.numbers
+    )
     portal().run(account.set_default_number, g.user.account_id, digits)
     return jsonify(portal().run(account.overview, g.user.account_id))
 
@@ -105,7 +100,9 @@ def remove_number(number: str) -> Any:
 
 @blueprint.post("/numbers/verifications")
 def start_verification() -> Any:
-    digits = inputs.number(body().get("number"), "number", "number", portal().settings.numbers)
+    digits = inputs.number(
+        inputs.json_object().get("number"), "number", "number", portal().settings.numbers
+    )
     started = verification.begin(portal(), g.user.account_id, digits)
     return jsonify(verification.describe(started)), 201
 
@@ -126,7 +123,7 @@ def list_payments() -> Any:
 
 @blueprint.post("/requests")
 def start_callback() -> Any:
-    return jsonify(callbacks.start(portal(), g.user, body())), 201
+    return jsonify(callbacks.start(portal(), g.user, inputs.json_object())), 201
 
 
 @blueprint.get("/requests")
@@ -180,7 +177,7 @@ def list_entries() -> Any:
 
 @blueprint.post("/phonebook")
 def create_entry() -> Any:
-    fields = phonebook.read_fields(body(), portal().settings.numbers)
+    fields = phonebook.read_fields(inputs.json_object(), portal().settings.numbers)
     entry = portal().run(phonebook.create, g.user.account_id, fields)
     return jsonify(phonebook.describe(entry)), 201
 
@@ -192,7 +189,7 @@ def get_entry(entry_id: int) -> Any:
 
 @blueprint.put("/phonebook/<int:entry_id>")
 def update_entry(entry_id: int) -> Any:
-    fields = phonebook.read_fields(body(), portal().settings.numbers)
+    fields = phonebook.read_fields(inputs.json_object(), portal().settings.numbers)
     entry = portal().run(phonebook.update, g.user.account_id, entry_id, fields)
     return jsonify(phonebook.describe(entry))
 

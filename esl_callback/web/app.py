@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
@@ -21,6 +22,7 @@ from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+LARGEST_ID = 2**63 - 1  # SQLite INTEGER; PostgreSQL simply finds no row for a larger id
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -51,6 +53,7 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     if dialer is not None:
         dialer.listeners.append(hub.publish)
     app.extensions[EXTENSION] = Portal(settings, database, dialer, hub)
+    app.url_map.converters["int"] = DatabaseId  # before any route is added
     app.before_request(identify)
     app.after_request(security_headers)
     app.register_error_handler(WebError, web_error)
@@ -66,6 +69,17 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     return app
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: an id larger than a database id can be is not found (404).
+
+    Without a bound, SQLite's driver fails on an id from 2**63 up (a 500 instead of a 404).
+    """
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", LARGEST_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def identify() -> None:

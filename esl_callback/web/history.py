@@ -75,7 +75,7 @@ def requests_query(account_id: int, wanted: HistoryFilter) -> peewee.Select:
     query = CallbackRequest.select().where(CallbackRequest.account == account_id)
     if wanted.since:
         query = query.where(CallbackRequest.created_at >= datetime.combine(wanted.since, time()))
-    if wanted.until:
+    if wanted.until and wanted.until < date.max:  # up to the last day there is: no end
         end = datetime.combine(wanted.until + timedelta(days=1), time())
         query = query.where(CallbackRequest.created_at < end)
     if wanted.number:

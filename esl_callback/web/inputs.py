@@ -1,4 +1,7 @@
-"""Reading user input: numbers, modes, dates and page numbers, each refused with a clear message."""
+"""Reading user input: JSON bodies, numbers, modes, dates and page numbers.
+
+Each is refused with a clear message (a WebError) instead of failing inside the view.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask import request
+
 from esl_callback import numbers
-from esl_callback.web.errors import Invalid
+from esl_callback.web.errors import Invalid, WebError
 
 MODES = {
     "source_first": "source_first",
@@ -15,6 +20,25 @@ MODES = {
     "simultaneous": "simultaneous",
 }
 MAX_PER_PAGE = 100
+
+
+def json_body() -> Any:
+    """The request's JSON document; None when it is not JSON (or not valid JSON).
+
+    A document nested so deeply that the parser gives up is refused (400), not a crash.
+    """
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise WebError("the JSON document is nested too deeply; send a flat JSON object") from None
+
+
+def json_object() -> dict[str, Any]:
+    """The request's body as a JSON object, or Invalid saying how to send one."""
+    data = json_body()
+    if not isinstance(data, dict):
+        raise Invalid("send a JSON object with Content-Type: application/json")
+    return data
 
 
 def number(raw: Any, field: str, what: str, rules: numbers.NumberRules) -> str:
@@ -68,13 +92,27 @@ class PageRequest:
 
 def page_request(args: Any, default_per_page: int = 25) -> PageRequest:
     """`page` (from 1) and `per_page` (1-100) from query arguments."""
-    values = {}
-    for key, default, high in (
-        ("page", 1, 1_000_000),
-        ("per_page", default_per_page, MAX_PER_PAGE),
-    ):
-        raw = args.get(key) or str(default)
-        if not raw.isdigit() or not 1 <= int(raw) <= high:
-            raise Invalid(f"{key} must be a whole number from 1 to {high}", field=key)
-        values[key] = int(raw)
-    return PageRequest(**values)
+    return PageRequest(
+        page=whole_number(args.get("page"), "page", 1, 1_000_000, default=1),
+        per_page=whole_number(
+            args.get("per_page"), "per_page", 1, MAX_PER_PAGE, default=default_per_page
+        ),
+    )
+
+
+def whole_number(raw: Any, field: str, low: int, high: int, *, default: int) -> int:
+    """A number written in ASCII digits 0-9, from `low` to `high`; `default` when empty.
+
+    Other digits (superscript, circled, full-width) are refused, as is a number too long to be
+    in range.
+    """
+    if raw in (None, ""):
+        return default
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        value = None
+    else:
+        value = int(text)
+    if value is None or not low <= value <= high:
+        raise Invalid(f"{field} must be a whole number from {low} to {high}", field=field)
+    return value

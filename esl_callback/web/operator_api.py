@@ -27,7 +27,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from esl_callback import accounts, operator
 from esl_callback.models import Account, CallbackRequest
 from esl_callback.web import callbacks, history, inputs, sse, verification
-from esl_callback.web.api import PREFIX, body
+from esl_callback.web.api import PREFIX
 from esl_callback.web.errors import Forbidden, Invalid, NotFound, Unauthorised
 from esl_callback.web.portal import portal
 
@@ -88,7 +88,7 @@ def account_of(request_id: int) -> int:
 
 @blueprint.post("/requests")
 def start_callback() -> Any:
-    data = body()
+    data = inputs.json_object()
     trigger = data.get("trigger", "cli")
     if trigger not in TRIGGERS:
         raise Invalid(f"trigger: one of {', '.join(TRIGGERS)}", field="trigger")
@@ -123,7 +123,7 @@ def request_events(request_id: int) -> Any:
 
 @blueprint.post("/requests/<int:request_id>/cancel")
 def cancel_request(request_id: int) -> Any:
-    data = request.get_json(silent=True)
+    data = inputs.json_body()
     raw = data.get("reason") if isinstance(data, dict) else None
     reason = inputs.text(raw, "reason", "reason", max_length=128, required=False) or None
     account_id = portal().run(account_of, request_id)

@@ -32,6 +32,7 @@ from esl_callback import sms
 from esl_callback.callback.dialer import FlowEnded
 from esl_callback.db import Database
 from esl_callback.models import CallbackRequest
+from esl_callback.web import inputs
 from esl_callback.web.api import PREFIX
 from esl_callback.web.errors import Invalid, Unauthorised, Unavailable
 from esl_callback.web.portal import portal
@@ -68,7 +69,7 @@ def gateway_for(gateways: Any, token: str) -> Any:
 def fields() -> Any:
     """The request's fields: a JSON object or a form."""
     if request.is_json:
-        data = request.get_json(silent=True)
+        data = inputs.json_body()
         if not isinstance(data, dict):
             raise Invalid("send a JSON object, or a form")
         return data

@@ -127,6 +127,20 @@ def test_history_filters_by_day_and_by_number(client: FlaskClient, alice: User) 
     assert destinations(number="4930111111") == ["4989444444", "4989333333", "4940222222"]
 
 
+def test_a_filter_up_to_the_last_day_there_is_keeps_every_call_and_the_page_shows_it(
+    client: FlaskClient, alice: User, logged_in: str
+) -> None:
+    finished_call(alice, "4940222222", DAY)
+    last, first = {"to": "9999-12-31"}, {"from": "0001-01-01"}
+    assert history(client, alice, **last)["total"] == 1
+    assert history(client, alice, **first, **last)["total"] == 1
+    assert history(client, alice, **{"from": "9999-12-31"})["total"] == 0
+    csv_export = client.get("/api/v1/requests.csv", query_string=last, headers=alice.auth)
+    assert len(csv_export.text.splitlines()) == 3  # the header and one line per leg
+    assert "4940222222" in client.get("/history", query_string=last).text
+    assert "4940222222" in client.get("/history/export.csv", query_string=last).text
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
