@@ -76,11 +76,20 @@ def _index_history_lookups(migrator: SchemaMigrator, database: peewee.Database) 
     )
 
 
+def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    from esl_callback.models import SpentToken
+
+    database.create_tables([SpentToken])  # IF NOT EXISTS, with its indexes
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
     Migration(
         3, "index lookups that read all history (by account, node, trigger)", _index_history_lookups
+    ),
+    Migration(
+        4, "spent tokens: ended web sessions and submitted one-use forms", _create_spent_tokens
     ),
 ]
 BASELINE_VERSION = 1

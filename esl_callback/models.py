@@ -283,6 +283,21 @@ class NumberVerification(BaseModel):
     verified_at = pw.DateTimeField(null=True)
 
 
+class SpentToken(BaseModel):
+    """A token that must not be accepted again before `expires_at` (migration 4).
+
+    `kind` says what it was: `session` (the id of a session ended by logging out, whose cookie a
+    copy may still carry) or `form` (a one-use form token, spent when the form was submitted).
+    """
+
+    kind = pw.CharField(max_length=16)
+    token = pw.CharField(max_length=64)
+    expires_at = pw.DateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("kind", "token"), True),)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Setting,
     Account,
@@ -299,4 +314,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     AuthFailure,
     SmsMessage,
     NumberVerification,
+    SpentToken,
 ]

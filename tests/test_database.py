@@ -13,7 +13,7 @@ from esl_callback import accounts
 from esl_callback.callback import requests
 from esl_callback.callback.dialer import open_legs_on
 from esl_callback.db import Database, DatabaseError, Migration, database_proxy, latest_version
-from esl_callback.models import Account
+from esl_callback.models import Account, SpentToken
 from esl_callback.web import history
 from esl_callback.web.sms_api import reported_call
 
@@ -62,6 +62,7 @@ HISTORY_INDEXES = [
     ("leg", ("node", "billed")),
 ]
 MIGRATION_3 = "applied 3: index lookups that read all history (by account, node, trigger)"
+MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use forms"
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -90,9 +91,10 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     assert db.upgrade() == [
         "applied 2: index SMS by sender and time (the per-sender rate limit)",
         MIGRATION_3,
+        MIGRATION_4,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 3
+    assert db.schema_version() == 4
     assert Account.get().name == "alice"
 
 
@@ -101,8 +103,19 @@ def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Data
     drop_history_indexes(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(history_indexes(db))
-    assert db.upgrade() == [MIGRATION_3]
+    assert db.upgrade() == [MIGRATION_3, MIGRATION_4]
     assert all(history_indexes(db))
+
+
+def test_a_version_3_database_gets_the_table_of_spent_tokens(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE spent_token")
+    db.peewee.execute_sql("UPDATE schema_version SET version = 3")
+    assert db.upgrade() == [MIGRATION_4]
+    assert SpentToken.select().count() == 0
+    assert {tuple(i.columns) for i in db.peewee.get_indexes("spent_token")} >= {
+        ("kind", "token"),
+        ("expires_at",),
+    }
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

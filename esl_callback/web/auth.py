@@ -2,7 +2,9 @@
 
 A browser logs in with a form and then carries a signed session cookie (HttpOnly, SameSite=Lax,
 Secure unless `web.secure_cookies` is off); every state-changing request it makes must carry the
-session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`). A desktop or mobile client
+session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`). Each session has an id;
+logging out records it as spent (`spent_tokens`), so a copy of the cookie kept from before no
+longer logs in, while the user's sessions on other devices go on. A desktop or mobile client
 sends `Authorization: Bearer <token>` instead; no cookie is involved, so no CSRF token either.
 
 Failed logins are persisted (`lockout`, kind "login"): a username is locked after
@@ -22,11 +24,13 @@ from decimal import Decimal
 
 import gevent
 from flask import request, session
+from peewee import fn
 
 from esl_callback import lockout
 from esl_callback.db import utcnow
 from esl_callback.hashing import hash_api_token, hash_password, new_api_token, verify_password
 from esl_callback.models import Account, WebUser
+from esl_callback.web import spent_tokens
 from esl_callback.web.errors import Forbidden, TooMany, Unauthorised
 from esl_callback.web.portal import Portal
 
@@ -34,6 +38,9 @@ LOGIN = "login"
 IP_FAILURE_FACTOR = 5
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+SESSION_ID = "sid"
+# A request in flight when its session ends may still re-sign the cookie a moment later.
+SESSION_END_MARGIN_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ def _load(*where: object) -> CurrentUser | None:
 def load_user(user_id: int) -> CurrentUser | None:
     """The user with this id and their account (run through `Database.run`)."""
     return _load(WebUser.id == user_id)
+
+
+def session_user(user_id: int, session_id: str) -> CurrentUser | None:
+    """The user of a session that was not ended by logging out (one statement)."""
+    ended = spent_tokens.spent(spent_tokens.SESSION, session_id)
+    return _load(WebUser.id == user_id, ~fn.EXISTS(ended))
 
 
 def user_for_token(token: str) -> CurrentUser | None:
@@ -181,10 +194,13 @@ def resolve_user(portal: Portal) -> CurrentUser | None:
         if user is None:
             raise Unauthorised("invalid API token")
         return user
-    user_id = session.get("uid")
+    user_id, session_id = session.get("uid"), session.get(SESSION_ID)
     if not isinstance(user_id, int):
         return None
-    user = portal.run(load_user, user_id)
+    if not isinstance(session_id, str):  # a session from before sessions had ids: log in again
+        session.clear()
+        return None
+    user = portal.run(session_user, user_id, session_id)
     if user is None or not hmac.compare_digest(session.get("fp", ""), user.fingerprint):
         session.clear()
         return None
@@ -196,11 +212,20 @@ def start_session(user: CurrentUser) -> None:
     session.clear()
     session.permanent = True
     session["uid"] = user.id
+    session[SESSION_ID] = secrets.token_urlsafe(24)
     session["fp"] = user.fingerprint
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
 
 
-def end_session() -> None:
+def end_session(portal: Portal) -> None:
+    """Log out: clear the session and record its id as spent, so no copy of it logs in again.
+
+    It stays recorded for as long as a cookie signed before now can be valid.
+    """
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        lifetime = portal.settings.web.session_lifetime_seconds + SESSION_END_MARGIN_SECONDS
+        portal.run(spent_tokens.spend, spent_tokens.SESSION, session_id, lifetime)
     session.clear()
 
 
@@ -216,7 +241,9 @@ def check_csrf() -> None:
     """Refuse a state-changing request made with the session cookie but without its token."""
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
     expected = session.get(CSRF_FIELD) or ""
-    if not expected or not hmac.compare_digest(sent, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters (TypeError), and a token
+    # typed as "é" is simply wrong.
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(
             "the form is missing its security token or it has expired; reload the page and "
             "try again"

@@ -81,7 +81,7 @@ def login() -> Any:
 
 @blueprint.post("/logout")
 def logout() -> Any:
-    auth.end_session()
+    auth.end_session(portal())
     flash("You have been logged out.")
     return redirect(url_for("pages.login"))
 

@@ -6,12 +6,13 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from web_helpers import PASSWORD, User, WebPlatform, csrf_from, login, web_settings
 
 from esl_callback.db import Database
 from esl_callback.hashing import hash_password
-from esl_callback.models import AuthFailure, WebUser
+from esl_callback.models import AuthFailure, PhoneBookEntry, WebUser
 from esl_callback.web import auth, create_app
 
 # Every API endpoint but the public ones, with a method and a path that exists.
@@ -55,6 +56,8 @@ FORM_POSTS = [
     "/settings/token",
     "/settings/token/revoke",
 ]
+
+SESSION_COOKIE = "esl_callback_session"
 
 PAGES = ["/call", "/call?to=4940123456", "/history", "/payments", "/phonebook", "/settings"]
 
@@ -131,6 +134,21 @@ def test_a_form_post_with_a_wrong_csrf_token_is_refused(
         "/phonebook", data={"name": "x", "number": "4940123456", "csrf_token": "forged"}
     )
     assert response.status_code == 403
+
+
+def test_a_csrf_token_with_non_ascii_characters_is_refused_like_any_wrong_one(
+    client: FlaskClient, alice: User
+) -> None:
+    csrf_from(client.get("/login").text)  # a session with a token, before logging in
+    login_form = {"username": "alice", "password": PASSWORD, "csrf_token": "\u00fc"}
+    assert client.post("/login", data=login_form).status_code == 403
+    token = login(client, alice)
+    entry = {"name": "x", "number": "4940123456"}
+    assert client.post("/phonebook", data={**entry, "csrf_token": "\u00fc"}).status_code == 403
+    refused = client.post("/api/v1/phonebook", json=entry, headers={"X-CSRF-Token": "\u00e9"})
+    assert refused.status_code == 403
+    assert "security token" in refused.json["error"]["message"]
+    assert client.post("/phonebook", data={**entry, "csrf_token": token}).status_code == 302
 
 
 def test_the_api_with_the_session_cookie_needs_the_csrf_header(
@@ -243,6 +261,38 @@ def test_logout_ends_the_session(client: FlaskClient, logged_in: str) -> None:
     assert response.headers["Location"] == "/login"
     assert client.get("/history").status_code == 302
     assert client.get("/api/v1/account").status_code == 401
+
+
+def test_a_session_cookie_kept_from_before_logout_no_longer_logs_in(
+    app: Flask, client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    """Only the session logged out of ends: the user's other devices stay logged in."""
+    phone = app.test_client()
+    login(phone, alice)
+    kept = client.get_cookie(SESSION_COOKIE)
+    assert kept is not None
+    client.post("/logout", data={"csrf_token": logged_in})
+    replay = app.test_client()
+    replay.set_cookie(SESSION_COOKIE, kept.value)
+    assert replay.get("/call").headers["Location"].startswith("/login")
+    assert replay.get("/api/v1/account").status_code == 401
+    entry = {"name": "x", "number": "4940123456", "csrf_token": logged_in}
+    assert replay.post("/phonebook", data=entry).status_code == 403
+    assert PhoneBookEntry.select().count() == 0
+    assert phone.get("/call").status_code == 200
+
+
+def test_a_session_cookie_kept_from_before_logout_is_refused_by_another_portal_process(
+    client: FlaskClient, logged_in: str, web_db: Database
+) -> None:
+    """`esl-callback web` and `serve` share the database, not their memory."""
+    kept = client.get_cookie(SESSION_COOKIE)
+    assert kept is not None
+    other = create_app(web_settings(), web_db, None).test_client()
+    other.set_cookie(SESSION_COOKIE, kept.value)
+    assert other.get("/call").status_code == 200
+    client.post("/logout", data={"csrf_token": logged_in})
+    assert other.get("/call").status_code == 302
 
 
 def test_a_password_change_ends_existing_sessions(
