@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from esl_callback.web.api import PREFIX
+from esl_callback.web.operator_api import TRIGGERS
 
 METHODS = {"get", "post", "put", "delete", "patch"}
 
@@ -52,3 +53,18 @@ def test_every_reference_in_the_document_resolves(client: FlaskClient) -> None:
         for part in reference.split("/"):
             assert part in node, f"unresolved $ref #/{reference}"
             node = node[part]
+
+
+def request_fields(document: dict, path: str) -> dict:
+    schema = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    return schema["schema"]["properties"]
+
+
+def test_only_the_operator_api_documents_a_trigger_for_the_requests_it_starts(
+    client: FlaskClient,
+) -> None:
+    """A user's callback is always recorded as triggered from the web; the operator says which."""
+    document = yaml.safe_load(client.get("/api/v1/openapi.yaml").text)
+    assert set(request_fields(document, "/requests")) == {"source", "destination", "mode"}
+    trigger = request_fields(document, "/operator/requests")["trigger"]
+    assert (trigger["enum"], trigger["default"]) == (list(TRIGGERS), "cli")
