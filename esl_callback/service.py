@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gevent.monkey
 from gevent.pywsgi import WSGIServer
@@ -26,6 +27,7 @@ from esl_callback.switch.router import EventRouter
 from esl_callback.web import create_app, serve_web
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Only what the dialer and billing need: FreeSWITCH drops a listener 500 events behind.
 SUBSCRIBED_EVENTS = (
@@ -46,6 +48,22 @@ EVENT_FILTERS = (
     ("Event-Name", "MESSAGE"),
 )
 TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
+
+
+class PortTaken(RuntimeError):
+    """A port serve must listen on cannot be bound; the message names which one."""
+
+
+def listen(what: str, bind: str, port: int, start: Callable[[], T]) -> T:
+    """Start one listener, or raise PortTaken naming it: every port serve listens on is
+    fatal at start, so that `status` and Prometheus never read another process's figures."""
+    try:
+        return start()
+    except OSError as exc:
+        raise PortTaken(
+            f"cannot listen on the {what} port {bind}:{port} ({exc.strerror or exc}); "
+            "is another serve running? Free the port or change it in the configuration"
+        ) from exc
 
 
 def check_database(db: Database) -> None:
@@ -107,14 +125,20 @@ class Service:
         abandoned = self.db.run(dialer_module.abandon_requests_without_legs)
         if abandoned:
             log.warning("%d requests left by a previous run were marked failed", abandoned)
-        self.outbound.start()
-        for node in self.nodes:
-            node.start()
-        web = self.settings.web
+        out, web, cfg = self.settings.outbound, self.settings.web, self.settings.metrics
+        listen("outbound", out.bind, out.port, self.outbound.start)
         if web.enabled:
             app = create_app(self.settings, self.db, self.dialer)
-            self.web_server = serve_web(app, web.bind, web.port)
-        self.start_metrics()
+            self.web_server = listen(
+                "web", web.bind, web.port, lambda: serve_web(app, web.bind, web.port)
+            )
+        if cfg.enabled:
+            self.metrics_server = listen(
+                "metrics", cfg.bind, cfg.port, lambda: metrics.serve(cfg.bind, cfg.port)
+            )
+            log.info("metrics at http://%s:%d/metrics", cfg.bind, self.metrics_server.server_port)
+        for node in self.nodes:
+            node.start()
         log.info(
             "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
             self.outbound.host,
@@ -138,20 +162,6 @@ class Service:
 
     def check_database(self) -> None:
         check_database(self.db)
-
-    def start_metrics(self) -> None:
-        """Serve /metrics; a port already taken costs the metrics, never the calls."""
-        cfg = self.settings.metrics
-        if not cfg.enabled:
-            return
-        try:
-            self.metrics_server = metrics.serve(cfg.bind, cfg.port)
-        except OSError as exc:
-            log.error(
-                "metrics: cannot listen on %s:%d (%s); /metrics is off", cfg.bind, cfg.port, exc
-            )
-            return
-        log.info("metrics at http://%s:%d/metrics", cfg.bind, self.metrics_server.server_port)
 
     def dispatch_event(self, event: Any, node: str) -> None:
         """Every event from a node: measured, then routed to its call (never blocks)."""

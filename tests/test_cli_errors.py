@@ -2,12 +2,14 @@
 
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ports import free_port
 
 from esl_callback.cli import main
 
@@ -97,3 +99,32 @@ def test_status_pointed_at_something_else_says_so(fake_server, reply: bytes, mes
     result = run("status", "--url", fake_server(reply), "--interval", "0.1")
     assert (result.exit_code, result.exception.__class__) == (1, SystemExit)
     assert "error: " in result.output and message in result.output
+
+
+@pytest.mark.parametrize("taken", ["outbound", "web", "metrics"])
+def test_serve_refuses_to_start_when_a_port_it_listens_on_is_taken(
+    tmp_path: Path, taken: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    assert run("db", "init", "--database", url).exit_code == 0
+    with socket.socket() as occupant:
+        occupant.bind(("127.0.0.1", 0))
+        occupant.listen()
+        ports = {name: free_port() for name in ("outbound", "web", "metrics")}
+        ports[taken] = occupant.getsockname()[1]
+        (tmp_path / "serve.yaml").write_text(
+            f"database: {{url: '{url}'}}\n"
+            f"freeswitch: {{nodes: [{{name: fs, port: {free_port()}, password: secret}}]}}\n"
+            f"outbound: {{port: {ports['outbound']}}}\n"
+            f"web: {{port: {ports['web']}, secret: '{'s' * 32}'}}\n"
+            f"metrics: {{port: {ports['metrics']}}}\n"
+        )
+        serve = subprocess.run(
+            [sys.executable, "-m", "esl_callback", "serve", "-c", str(tmp_path / "serve.yaml")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert serve.returncode == 1
+    assert f"error: cannot listen on the {taken} port 127.0.0.1:{ports[taken]}" in serve.stderr
+    assert "Traceback" not in serve.stderr

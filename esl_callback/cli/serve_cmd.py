@@ -13,7 +13,7 @@ from esl_callback.cli.common import config_option, database_failed, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit, start_logging_or_exit
 from esl_callback.db import DatabaseError
 from esl_callback.gctuning import tune_gc
-from esl_callback.service import Service
+from esl_callback.service import PortTaken, Service
 
 
 def run_until_signalled(service: Service) -> None:
@@ -35,16 +35,10 @@ def serve(config_path: str | None) -> None:
     service = Service(settings)
     try:
         service.start()
-    except DatabaseError as exc:
+    except (DatabaseError, PortTaken) as exc:
         fail(str(exc))
     except peewee.DatabaseError as exc:
         database_failed(settings.database.url, exc)
-    except OSError as exc:
-        out, web = settings.outbound, settings.web
-        fail(
-            f"cannot listen ({exc.strerror}) on the outbound port {out.bind}:{out.port} or the "
-            f"web port {web.bind}:{web.port}; is another serve running?"
-        )
     tune_gc()
     run_until_signalled(service)
 
