@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
-from esl_callback.web import api, auth, operator_api, pages, sms_api
+from esl_callback.web import api, auth, operator_api, pages, sms_api, spent_tokens
 from esl_callback.web.errors import WebError
 from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
@@ -127,4 +127,8 @@ def http_error(exc: HTTPException) -> Any:
 
 
 def template_globals() -> dict[str, Any]:
-    return {"user": g.get("user"), "csrf_token": auth.csrf_token}
+    return {
+        "user": g.get("user"),
+        "csrf_token": auth.csrf_token,
+        "form_token": spent_tokens.new_form_token,
+    }

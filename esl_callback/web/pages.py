@@ -20,13 +20,24 @@ from flask import (
     url_for,
 )
 
-from esl_callback.web import account, auth, callbacks, history, inputs, phonebook, sse, verification
+from esl_callback.web import (
+    account,
+    auth,
+    callbacks,
+    history,
+    inputs,
+    phonebook,
+    spent_tokens,
+    sse,
+    verification,
+)
 from esl_callback.web.api import SAFE_METHODS, csv_response
 from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
 from esl_callback.web.formats import money
 from esl_callback.web.portal import portal
 
 PUBLIC = frozenset({"pages.login", "pages.logout"})
+FORM_TOKEN = "form_token"
 
 blueprint = Blueprint("pages", __name__)
 
@@ -114,10 +125,28 @@ def call() -> Any:
     if request.method == "GET":
         return show("call.html", form=values, **choices)
     try:
+        if not first_submission():
+            flash("That form had already been sent: the call it placed is listed here.")
+            return redirect(url_for("pages.history_page"))
         started = callbacks.start(portal(), user, request.form)
     except WebError as exc:
         return show("call.html", exc, form=values, **choices)
     return redirect(url_for("pages.request_page", request_id=started["id"]))
+
+
+def first_submission() -> bool:
+    """False if the form's one-use token was spent by an earlier submission of the same form.
+
+    The token is spent before the form is carried out, so of two concurrent submissions (a
+    double click) one goes ahead. A form without a token (a script) is carried out every time.
+    """
+    token = request.form.get(FORM_TOKEN)
+    if not token:
+        return True
+    if len(token) > spent_tokens.MAX_LENGTH:
+        raise Invalid("this form is out of date; reload the page and try again")
+    lifetime = portal().settings.web.session_lifetime_seconds
+    return portal().run(spent_tokens.spend, spent_tokens.FORM, token, lifetime)
 
 
 @blueprint.get("/requests/<int:request_id>")

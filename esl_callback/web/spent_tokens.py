@@ -1,5 +1,9 @@
 """Tokens used up: the ids of sessions ended by logging out, one-use form tokens once submitted.
 
+A form that must not be carried out twice (the call form: a double click would place two calls)
+carries a one-use token (`new_form_token`); the first submission spends it, a second finds it
+spent.
+
 A session cookie is signed, not stored: logging out clears the browser's copy, but a copy kept
 from before would still be valid until it expires. So the session's id is recorded as spent, in
 the database (the portal may run in `serve` and alone, on the same data), until no cookie
@@ -8,6 +12,7 @@ carrying it can still be valid. Run these through `Database.run`.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import peewee
@@ -17,6 +22,12 @@ from esl_callback.models import SpentToken
 
 SESSION = "session"
 FORM = "form"
+MAX_LENGTH = 64  # SpentToken.token
+
+
+def new_form_token() -> str:
+    """A fresh one-use token for a form (nothing is stored until it is spent)."""
+    return secrets.token_urlsafe(24)
 
 
 def spend(kind: str, token: str, lifetime_seconds: int) -> bool:
