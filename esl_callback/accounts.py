@@ -10,7 +10,7 @@ from typing import Any
 
 import peewee
 
-from esl_callback import numbers
+from esl_callback import numbers, text
 from esl_callback.db import database_proxy
 from esl_callback.hashing import hash_password, new_key, pin_digest
 from esl_callback.models import AccessNumber, Account, CallerId, Did, Setting, WebUser
@@ -84,6 +84,14 @@ def number(raw: str, what: str) -> str:
     return digits
 
 
+def plain_text(raw: str, what: str, max_length: int, *, required: bool = True) -> str:
+    """Check free text (`text.one_line`), as an AccountError when it cannot be stored."""
+    try:
+        return text.one_line(raw, what, max_length, required=required)
+    except text.InvalidText as exc:
+        raise AccountError(str(exc)) from exc
+
+
 def create_account(
     name: str,
     *,
@@ -93,9 +101,9 @@ def create_account(
     **options: Any,
 ) -> Account:
     """Create an active account with a zero balance."""
-    name = name.strip()
-    if not name or len(name) > 64 or name.isdigit():
-        raise AccountError("account name must be 1-64 characters and not only digits")
+    name = plain_text(name, "account name", 64)
+    if name.isdigit():
+        raise AccountError("account name must not be only digits (those are account ids)")
     fields = account_fields(
         pin=pin, currency=currency, default_callback_number=default_callback_number, **options
     )
@@ -228,6 +236,7 @@ def add_access_number(raw: str, method: str, description: str = "") -> AccessNum
     if method not in AccessNumber.METHODS:
         raise AccountError(f"method must be one of {', '.join(AccessNumber.METHODS)}")
     digits = number(raw, "access number")
+    description = plain_text(description, "description", 128, required=False)
     with database_proxy.atomic():
         if Did.select().where(Did.number == digits).exists():
             raise AccountError(f"{digits} is already a personal DID")
@@ -246,9 +255,7 @@ def remove_access_number(raw: str) -> None:
 
 def add_web_user(account: Account, username: str, password: str) -> WebUser:
     """A web login for the account; the password is stored hashed."""
-    username = username.strip()
-    if not username or len(username) > 64:
-        raise AccountError("username must be 1-64 characters")
+    username = plain_text(username, "username", 64)
     if len(password) < 8:
         raise AccountError("password must be at least 8 characters")
     try:

@@ -172,3 +172,24 @@ def test_without_a_country_code_a_national_number_is_refused(cli, args) -> None:
     assert shown["caller_ids"] == ["4930111"] and shown["dids"] == []
     # The international prefix 00 is not a national prefix.
     assert cli("callerid", "add", "alice", "0049 170 1234567").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (("account", "add", "x\ny"), "account name"),
+        (("account", "add", "nul\x01x"), "account name"),
+        (("user", "add", "alice", "we\x1b[2Jb", "--password", "long enough"), "username"),
+        (("access", "add", "4930888", "pin", "--description", "line\rbreak"), "description"),
+        (("payment", "add", "alice", "5", "--reference", "ref\u2028two"), "reference"),
+    ],
+)
+def test_text_with_control_characters_is_refused_and_nothing_is_stored(cli, args, what) -> None:
+    cli("account", "add", "alice")
+    before = cli("account", "list", "--json").output, cli("access", "list", "--json").output
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert f"{what} must be one line of printable text" in result.output
+    assert (cli("account", "list", "--json").output, cli("access", "list", "--json").output) == (
+        before
+    )

@@ -36,7 +36,7 @@ from typing import Any, NoReturn, Protocol
 import peewee
 from peewee import EXCLUDED, chunked, fn
 
-from esl_callback import numbers
+from esl_callback import numbers, text
 from esl_callback.callback.rating import (
     MONEY_LIMIT,
     MONEY_STEP,
@@ -643,9 +643,10 @@ def add_payment(
     takes the balance below zero unless `allow_negative`.
     """
     value = _amount(amount)
-    reference = reference.strip()
-    if not reference or len(reference) > 128:
-        raise BillingError("a payment needs a reference of 1-128 characters")
+    try:
+        reference = text.one_line(reference, "a payment's reference", 128)
+    except text.InvalidText as exc:
+        raise BillingError(str(exc)) from exc
     with database_proxy.atomic():
         locked = _locked_account(_id(account))
         if not allow_duplicate_reference:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from esl_callback import numbers
+from esl_callback import numbers, text
 
 MONEY_STEP = Decimal("0.0001")
 MONEY_LIMIT = Decimal(10) ** 10  # the money fields hold 14 digits, 4 after the point
@@ -281,7 +281,8 @@ def _rate_row(values: dict[str, str], source: str, line: int) -> RateRow:
         increment=seconds("increment", 60, 1),
         minimum=seconds("minimum", 60, 0),
     )
-    description = cell("description")
-    if len(description) > 128:
-        raise problem("description", "longer than 128 characters")
+    try:
+        description = text.one_line(cell("description"), "description", 128, required=False)
+    except text.InvalidText as exc:
+        raise problem("description", str(exc).removeprefix("description ")) from None
     return RateRow(rate=rate, description=description, line=line)

@@ -200,6 +200,8 @@ def test_a_rate_file_may_name_only_the_required_columns_in_any_order() -> None:
         (HEADER + "49,x,0.01,0,1.5,60\n", 2, "increment", "from 1 to 86400"),
         (HEADER + "49,x,0.01,0,60,-1\n", 2, "minimum", "from 0 to 86400"),
         (HEADER + "49,x,0.01,0,60\n", 2, None, "5 fields where the header has 6"),
+        (HEADER + "49,Ger\x1bmany,0.01,0,60,60\n", 2, "description", "one line of printable"),
+        (HEADER + f"49,{'x' * 129},0.01,0,60,60\n", 2, "description", "at most 128 characters"),
         (HEADER + "49,x,0.01,0,60,60\n49,y,0.02,0,60,60\n", 3, "prefix", "already on line 2"),
     ],
 )
