@@ -11,9 +11,19 @@ from typing import Any
 import peewee
 
 from esl_callback import numbers, text
+from esl_callback.callback.rating import money
 from esl_callback.db import database_proxy
 from esl_callback.hashing import hash_password, new_key, pin_digest
-from esl_callback.models import AccessNumber, Account, CallerId, Did, Setting, WebUser
+from esl_callback.models import (
+    AccessNumber,
+    Account,
+    CallbackRequest,
+    CallerId,
+    Did,
+    Payment,
+    Setting,
+    WebUser,
+)
 from esl_callback.statements import Statement
 
 PIN_LENGTHS = range(4, 13)
@@ -120,6 +130,8 @@ def update_account(account: Account, **changes: Any) -> Account:
     """Change an account's settings (the same keywords as `create_account`, None = unchanged)."""
     fields = account_fields(**{k: v for k, v in changes.items() if v is not None})
     with database_proxy.atomic():
+        if "currency" in fields:
+            _check_currency_change(Account.get_by_id(account.id), fields["currency"])
         # Only the changed columns: a stale copy of the account must never write back its
         # balance over payments and debits made meanwhile.
         if fields:
@@ -128,6 +140,22 @@ def update_account(account: Account, **changes: Any) -> Account:
         if "default_callback_number" in fields:
             ensure_caller_id(updated, updated.default_callback_number)
     return updated
+
+
+def _check_currency_change(account: Account, currency: str) -> None:
+    """Amounts are stored without a currency: an account with money or calls keeps its own."""
+    if currency == account.currency:
+        return
+    has_history = (
+        account.balance != 0
+        or Payment.select().where(Payment.account == account.id).exists()
+        or CallbackRequest.select().where(CallbackRequest.account == account.id).exists()
+    )
+    if has_history:
+        raise AccountError(
+            f"account {account.name} has a balance, payments or calls in {account.currency}: "
+            f"changing its currency would relabel them as {currency}; open a new account instead"
+        )
 
 
 def account_fields(
@@ -272,7 +300,7 @@ def describe(account: Account) -> dict[str, Any]:
         "id": account.id,
         "name": account.name,
         "status": account.status,
-        "balance": str(account.balance),
+        "balance": str(money(account.balance)),  # 4 decimals, as the API and the CLI show it
         "currency": account.currency,
         "has_pin": bool(account.pin_hash),
         "default_callback_number": account.default_callback_number,

@@ -193,3 +193,14 @@ def test_text_with_control_characters_is_refused_and_nothing_is_stored(cli, args
     assert (cli("account", "list", "--json").output, cli("access", "list", "--json").output) == (
         before
     )
+
+
+def test_an_accounts_currency_changes_only_while_it_has_no_money_and_no_calls(cli) -> None:
+    cli("account", "add", "alice")
+    assert cli("account", "set", "alice", "--currency", "usd").exit_code == 0
+    assert cli("payment", "add", "alice", "5", "--reference", "voucher 1").exit_code == 0
+    result = cli("account", "set", "alice", "--currency", "EUR")
+    assert result.exit_code == 1
+    assert "has a balance, payments or calls in USD" in result.output
+    shown = json.loads(cli("account", "show", "alice", "--json").output)
+    assert (shown["currency"], shown["balance"]) == ("USD", "5.0000")

@@ -94,6 +94,7 @@ class Refusal(StrEnum):
     """Why a callback was not authorised."""
 
     ACCOUNT_DISABLED = "account_disabled"
+    CURRENCY_MISMATCH = "currency_mismatch"
     DESTINATION_DENIED = "destination_denied"
     NO_RATE_DESTINATION = "no_rate_destination"
     NO_RATE_LEG_A = "no_rate_leg_a"
@@ -418,6 +419,12 @@ def _refusal(
     """The first reason (in the order of `Refusal`) not to place the call, if any."""
     if not account.is_active:
         return Refusal.ACCOUNT_DISABLED, f"account {account.name} is {account.status}"
+    if account.currency != settings.currency:
+        return Refusal.CURRENCY_MISMATCH, (
+            f"account {account.name} is kept in {account.currency} but the rates are in "
+            f"{settings.currency} (billing.currency): set the account's currency or the "
+            "configuration's"
+        )
     if destination is not None:
         if not prefix_policy_allows(destination, settings.allow_prefixes, settings.deny_prefixes):
             return Refusal.DESTINATION_DENIED, f"{destination} is denied by the prefix policy"

@@ -74,6 +74,7 @@ _REQUEST_CAUSE_WORDS = {
     "BRIDGE_FAILED": "the two calls could not be connected",
     "WRONG_CODE": "the code keyed was wrong",
     "account_disabled": "the account is disabled",
+    "currency_mismatch": "the account cannot be charged in its currency",
     "destination_denied": "calls to this destination are not allowed",
     "no_rate_destination": "no price for this destination",
     "no_rate_leg_a": "no price for the source number",

@@ -113,6 +113,14 @@ def test_leg_a_is_charged_per_account_else_per_global_setting(
     ("setup", "leg_a", "destination", "settings", "refusal", "detail"),
     [
         ({"status": "disabled"}, LEG_A, DEST, {}, Refusal.ACCOUNT_DISABLED, "is disabled"),
+        (
+            {"currency": "USD"},
+            LEG_A,
+            DEST,
+            {},
+            Refusal.CURRENCY_MISMATCH,
+            "kept in USD but the rates are in EUR",
+        ),
         ({}, LEG_A, "88112345", {}, Refusal.NO_RATE_DESTINATION, "no rate for 88112345"),
         ({}, "88112345", DEST, {}, Refusal.NO_RATE_LEG_A, "no rate for 88112345"),
         (
