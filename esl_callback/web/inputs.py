@@ -12,6 +12,7 @@ from typing import Any
 from flask import request
 
 from esl_callback import numbers
+from esl_callback.text import InvalidText, one_line
 from esl_callback.web.errors import Invalid, WebError
 
 MODES = {
@@ -61,17 +62,15 @@ def mode(raw: Any) -> str:
 
 
 def text(raw: Any, field: str, what: str, *, max_length: int, required: bool = True) -> str:
-    """Trimmed text of at most `max_length` characters."""
+    """Trimmed text of at most `max_length` characters on one line (`text.one_line`)."""
     if raw is None:
         raw = ""
     if not isinstance(raw, str):
         raise Invalid(f"{what} must be text", field=field)
-    value = raw.strip()
-    if required and not value:
-        raise Invalid(f"{what} is required", field=field)
-    if len(value) > max_length:
-        raise Invalid(f"{what} is too long (at most {max_length} characters)", field=field)
-    return value
+    try:
+        return one_line(raw, what, max_length, required=required)
+    except InvalidText as exc:
+        raise Invalid(str(exc), field=field) from None
 
 
 def day(raw: Any, field: str) -> date | None:

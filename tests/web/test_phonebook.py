@@ -54,6 +54,16 @@ def test_entries_are_added_edited_and_deleted(client: FlaskClient, alice: User) 
         ),
         ({"name": "Bob"}, "number", "number: enter a phone number"),
         (
+            {"name": "Bob\x00\x1b[31m", "number": "4940222222"},
+            "name",
+            "name must be one line of printable text; it holds the control character U+0000",
+        ),
+        (
+            {"name": "Bob", "number": "4940222222", "notes": "two\nlines"},
+            "notes",
+            "notes must be one line of printable text; it holds the control character U+000A",
+        ),
+        (
             {"name": "Bob", "number": 4940222222},
             "number",
             "number: expected a string of digits, got int",
