@@ -17,6 +17,8 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+import peewee
+
 from esl_callback import accounts
 from esl_callback.callback.requests import TERMINAL, State
 from esl_callback.callback.status import iso, request_failure_words
@@ -47,6 +49,29 @@ def start(account_id: int, digits: str) -> Verification:
         raise Conflict(f"{digits} cannot be added to this account", field="number")
     now = utcnow()
     with database_proxy.atomic():
+        if database_proxy.for_update:  # PostgreSQL: one start at a time per account
+            Account.select(Account.id).where(Account.id == account_id).for_update().execute()
+        under_way = (
+            Verification.select(Verification.id)
+            .join(CallbackRequest, peewee.JOIN.LEFT_OUTER)
+            .where(
+                Verification.account == account_id,
+                Verification.number == digits,
+                Verification.expires_at > now,
+                (Verification.status == Verification.PENDING)
+                | (
+                    (Verification.status == Verification.CALLING)
+                    & CallbackRequest.state.not_in(TERMINAL)
+                ),
+            )
+            .first()
+        )
+        if under_way is not None:
+            raise Conflict(
+                f"{digits} is being called for check {under_way.id}; answer that call, or start "
+                "again once it has ended",
+                field="number",
+            )
         recent = (
             Verification.select()
             .where(

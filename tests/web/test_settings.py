@@ -97,6 +97,24 @@ def test_a_wrong_code_adds_nothing_and_says_why(
     assert NEW_PHONE not in own_numbers(alice.account)
 
 
+def test_a_number_being_called_for_a_check_is_not_called_again_until_that_call_ends(
+    client: FlaskClient, alice: User, platform: WebPlatform
+) -> None:
+    first = verify(client, alice, NEW_PHONE).json
+    again = verify(client, alice, NEW_PHONE)
+    assert again.status_code == 409
+    assert again.json["error"] == {
+        "code": "conflict",
+        "message": f"{NEW_PHONE} is being called for check {first['id']}; answer that call, "
+        "or start again once it has ended",
+        "field": "number",
+    }
+    assert CallbackRequest.select().count() == 1
+    answer_and_key(platform, NEW_PHONE, "0")
+    wait_until_ended(first["request_id"])
+    assert verify(client, alice, NEW_PHONE).status_code == 201
+
+
 def test_a_verification_call_that_cannot_reach_the_phone_says_why(
     client: FlaskClient, alice: User
 ) -> None:
