@@ -7,13 +7,14 @@ from typing import Any
 import click
 from peewee import JOIN
 
-from esl_callback.callback import requests
+from esl_callback.callback import requests, status
 from esl_callback.cli.common import emit, json_option, with_database
 from esl_callback.models import Account, CallbackRequest
 
 
 def describe(request: CallbackRequest) -> dict[str, Any]:
-    """A request and its legs as plain data."""
+    """A request and its legs as plain data; a leg's state and cost as the portal shows them."""
+    bridged = request.state == requests.State.BRIDGED
     return {
         "id": request.id,
         "created_at": request.created_at.isoformat(sep=" ", timespec="seconds"),
@@ -30,10 +31,10 @@ def describe(request: CallbackRequest) -> dict[str, Any]:
                 "leg": leg.leg,
                 "uuid": leg.uuid,
                 "number": leg.number,
-                "state": leg.state,
+                "state": status.leg_status(leg, bridged),
                 "billsec": leg.billsec,
                 "cause": leg.hangup_cause,
-                "cost": str(leg.cost) if leg.cost is not None else None,
+                "cost": status.amount(leg.cost) if leg.billed else None,
             }
             for leg in requests.legs_of(request.id)
         ],
@@ -46,8 +47,10 @@ def line(data: dict[str, Any]) -> str:
         + (f"({leg['cause']})" if leg["cause"] else "")
         for leg in data["legs"]
     )
+    # How it was asked for: the identification of a phone trigger, else where it came from.
+    how = data["method"] if data["trigger"] == "phone" else data["trigger"]
     return (
-        f"{data['id']:>6} {data['created_at']} {data['account'] or '-':<12} {data['method']:<4} "
+        f"{data['id']:>6} {data['created_at']} {data['account'] or '-':<12} {how:<5} "
         f"{data['state']:<20} {data['source'] or '-':>15} -> {data['destination'] or '-':<15} "
         f"{data['cause'] or ''} {legs}"
     ).rstrip()
