@@ -204,3 +204,14 @@ def test_an_accounts_currency_changes_only_while_it_has_no_money_and_no_calls(cl
     assert "has a balance, payments or calls in USD" in result.output
     shown = json.loads(cli("account", "show", "alice", "--json").output)
     assert (shown["currency"], shown["balance"]) == ("USD", "5.0000")
+
+
+def test_account_show_reads_as_text_for_an_operator(cli) -> None:
+    cli("account", "add", "alice", "--callback-number", "+4930111", "--charge-leg-a")
+    cli("callerid", "add", "alice", "+4930222")
+    shown = cli("account", "show", "alice").output.splitlines()
+    assert "caller_ids: 4930111, 4930222" in shown
+    assert "charge_leg_a: yes" in shown
+    assert "has_pin: no" in shown
+    assert "max_concurrent_calls: -" in shown
+    assert "balance: 0.0000" in shown

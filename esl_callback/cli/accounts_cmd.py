@@ -83,7 +83,18 @@ def account_list(as_json: bool) -> None:
 def account_show(account: str, as_json: bool) -> None:
     """Show one account (by name or id)."""
     data = accounts.describe(accounts.find_account(account))
-    emit(data, as_json, "\n".join(f"{key}: {value}" for key, value in data.items()))
+    emit(data, as_json, "\n".join(f"{key}: {for_people(value)}" for key, value in data.items()))
+
+
+def for_people(value: Any) -> str:
+    """A value of `account show` as an operator reads it (not as a Python literal)."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
 
 
 @account_group.command("set")
