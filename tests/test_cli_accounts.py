@@ -25,11 +25,23 @@ def cli(tmp_path: Path):
 
 
 def test_commands_refuse_an_uninitialised_database(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").touch()
     result = CliRunner().invoke(
-        main, ["account", "list", "--database", f"sqlite:///{tmp_path / 'new.db'}"]
+        main, ["account", "list", "--database", f"sqlite:///{tmp_path / 'empty.db'}"]
     )
     assert result.exit_code == 1
     assert "run `esl-callback db init` first" in result.output
+
+
+@pytest.mark.parametrize("command", [("account", "list"), ("db", "version"), ("db", "upgrade")])
+def test_a_mistyped_database_file_is_an_error_and_no_file_is_left(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo.db"
+    result = CliRunner().invoke(main, [*command, "--database", f"sqlite:///{missing}"])
+    assert result.exit_code == 1
+    assert f"no database file {missing}; create it with `esl-callback db init`" in result.output
+    assert not missing.exists()
 
 
 def test_account_lifecycle_with_numbers(cli) -> None:

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -99,13 +100,18 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def open_database(url: str, *, initialise: bool = False) -> Database:
+def open_database(url: str, *, initialise: bool = False, create: bool = False) -> Database:
     """Open the database, or explain what is wrong and exit 1.
 
-    Commands other than `db init` require an initialised schema at the current version.
+    Commands other than `db init` require an initialised schema at the current version, and
+    only `db init` (`create`) makes a new SQLite file: a mistyped path is an error, not an
+    empty file left behind.
     """
     try:
         database = Database(url)
+        path = database.peewee.database
+        if database.is_sqlite and not create and not Path(path).exists():
+            fail(f"no database file {path}; create it with `esl-callback db init`")
         database.check()
         version = database.schema_version()
     except DatabaseError as exc:

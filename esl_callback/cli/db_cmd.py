@@ -37,7 +37,7 @@ def version(database_url: str) -> None:
 
 
 def run_schema_step(database_url: str, step: str) -> None:
-    database = open_database(database_url, initialise=True)
+    database = open_database(database_url, initialise=True, create=step == "init")
     try:
         for line in getattr(database, step)():
             click.echo(f"{database.display_url}: {line}")
