@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -76,3 +77,15 @@ def test_the_login_form_is_labelled(client: FlaskClient) -> None:
     page = parsed(client.get("/login").text)
     assert {c["name"] for c in page.controls} == {"username", "password"}
     assert page.unlabelled() == []
+
+
+def test_every_page_names_an_icon_that_is_served_so_browsers_do_not_ask_for_a_missing_one(
+    client: FlaskClient,
+) -> None:
+    icon = re.search(
+        r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', client.get("/login").text
+    )
+    assert icon is not None
+    served = client.get(icon.group(1))
+    assert (served.status_code, served.mimetype) == (200, "image/svg+xml")
+    assert served.data.startswith(b"<svg")
