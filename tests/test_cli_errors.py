@@ -128,3 +128,14 @@ def test_serve_refuses_to_start_when_a_port_it_listens_on_is_taken(
     assert serve.returncode == 1
     assert f"error: cannot listen on the {taken} port 127.0.0.1:{ports[taken]}" in serve.stderr
     assert "Traceback" not in serve.stderr
+
+
+def test_status_exits_2_when_a_freeswitch_node_is_down(fake_server) -> None:
+    down = (
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\r\n"
+        b'esl_callback_node_connected{node="fs1"} 1.0\n'
+        b'esl_callback_node_connected{node="fs2"} 0.0\n'
+    )
+    result = run("status", "--url", fake_server(down), "--interval", "0.1")
+    assert result.exit_code == 2
+    assert "fs1 connected" in result.output and "fs2 DOWN" in result.output

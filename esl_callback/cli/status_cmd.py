@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -17,6 +18,9 @@ from esl_callback.cli.config_cmd import load_settings_or_exit
 from esl_callback.config import local_url
 
 P = metrics.PREFIX
+
+
+NODE_DOWN = 2  # exit status when a FreeSWITCH node is not connected
 
 
 def metrics_url(config_path: str | None) -> str:
@@ -134,7 +138,11 @@ def render(url: str, s: dict[str, Any]) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: str | None, url: str | None, interval: float, as_json: bool) -> None:
-    """Live figures of a running `serve`: calls, setups per second, backlog, latencies."""
+    """Live figures of a running `serve`: calls, setups per second, backlog, latencies.
+
+    Exits 0 when every FreeSWITCH node is connected, 2 when one is down (for monitoring
+    scripts), 1 when serve's figures cannot be read.
+    """
     url = url or metrics_url(config_path)
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -156,6 +164,8 @@ def status(config_path: str | None, url: str | None, interval: float, as_json: b
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
     else:
         click.echo(render(url, figures))
+    if not all(node["connected"] for node in figures["nodes"].values()):
+        sys.exit(NODE_DOWN)
 
 
 COMMANDS = [status]
