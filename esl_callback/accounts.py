@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import peewee
+from peewee import fn
 
 from esl_callback import numbers, text
 from esl_callback.callback.rating import money
@@ -118,8 +119,9 @@ def create_account(
         pin=pin, currency=currency, default_callback_number=default_callback_number, **options
     )
     with database_proxy.atomic():
-        if Account.select().where(Account.name == name).exists():
-            raise AccountError(f"account {name!r} already exists")
+        taken = Account.get_or_none(fn.LOWER(Account.name) == name.lower())
+        if taken is not None:  # alice and ALICE would be told apart by case alone
+            raise AccountError(f"account {taken.name!r} already exists")
         account = Account.create(name=name, **fields)
         if account.default_callback_number:
             ensure_caller_id(account, account.default_callback_number)
@@ -286,6 +288,9 @@ def add_web_user(account: Account, username: str, password: str) -> WebUser:
     username = plain_text(username, "username", 64)
     if len(password) < 8:
         raise AccountError("password must be at least 8 characters")
+    taken = WebUser.get_or_none(fn.LOWER(WebUser.username) == username.lower())
+    if taken is not None:  # a login told apart from another by case alone invites mistakes
+        raise AccountError(f"user {taken.username!r} already exists")
     try:
         return WebUser.create(
             account=account, username=username, password_hash=hash_password(password)

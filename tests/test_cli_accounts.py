@@ -227,3 +227,18 @@ def test_account_show_reads_as_text_for_an_operator(cli) -> None:
     assert "has_pin: no" in shown
     assert "max_concurrent_calls: -" in shown
     assert "balance: 0.0000" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("account", "add", "ALICE"), "account 'alice' already exists"),
+        (("user", "add", "alice", "Alice", "--password", "long enough"), "user 'alice' already"),
+    ],
+)
+def test_names_told_apart_by_case_alone_are_refused(cli, args, message) -> None:
+    cli("account", "add", "alice")
+    assert cli("user", "add", "alice", "alice", "--password", "long enough").exit_code == 0
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert message in result.output
