@@ -50,8 +50,9 @@ EVENT_FILTERS = (
 TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
 
 
-class PortTaken(RuntimeError):
-    """A port serve must listen on cannot be bound; the message names which one."""
+class PortTaken(OSError):
+    """A port serve must listen on cannot be bound; the message names which one (an OSError,
+    as the bind's own error was)."""
 
 
 def listen(what: str, bind: str, port: int, start: Callable[[], T]) -> T:

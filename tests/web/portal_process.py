@@ -74,6 +74,7 @@ def settings_for(directory: Path, switch_port: int | None) -> object:
         "callback": {"delay_seconds": 0, "leg_a_retries": 0, "originate_timeout_seconds": 15},
         "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
         "logging": {"level": "INFO"},
+        "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}
