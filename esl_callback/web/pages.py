@@ -138,12 +138,11 @@ def first_submission() -> bool:
     """False if the form's one-use token was spent by an earlier submission of the same form.
 
     The token is spent before the form is carried out, so of two concurrent submissions (a
-    double click) one goes ahead. A form without a token (a script) is carried out every time.
+    double click) one goes ahead. A form without one (a page from before it had them, a
+    script: scripts have the JSON API) is refused.
     """
     token = request.form.get(FORM_TOKEN)
-    if not token:
-        return True
-    if len(token) > spent_tokens.MAX_LENGTH:
+    if not token or len(token) > spent_tokens.MAX_LENGTH:
         raise Invalid("this form is out of date; reload the page and try again")
     lifetime = portal().settings.web.session_lifetime_seconds
     return portal().run(spent_tokens.spend, spent_tokens.FORM, token, lifetime)

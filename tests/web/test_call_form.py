@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import re
-
 import gevent
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import ALICE_PHONE, SILENT, csrf_from
+from web_helpers import ALICE_PHONE, SILENT, csrf_from, form_token_from
 
 from esl_callback.models import CallbackRequest
-
-FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 
 
 def call_form(client: FlaskClient) -> dict[str, str]:
     """The call page's form as the browser would send it."""
     page = client.get("/call").text
-    match = FORM_TOKEN.search(page)
-    assert match, "no one-use token in the call form"
     return {
         "source": ALICE_PHONE,
         "destination": SILENT,
         "csrf_token": csrf_from(page),
-        "form_token": match.group(1),
+        "form_token": form_token_from(page),
     }
 
 
@@ -62,7 +56,18 @@ def test_a_call_form_refused_for_a_mistake_comes_back_ready_to_send_again(
     form = call_form(client)
     refused = client.post("/call", data={**form, "destination": "12x"})
     assert refused.status_code == 422
-    match = FORM_TOKEN.search(refused.text)
-    assert match and match.group(1) != form["form_token"]
-    fixed = {**form, "form_token": match.group(1)}
+    fresh = form_token_from(refused.text)
+    assert fresh != form["form_token"]
+    fixed = {**form, "form_token": fresh}
     assert client.post("/call", data=fixed).headers["Location"].startswith("/requests/")
+
+
+def test_a_call_form_without_its_one_use_token_places_no_call(
+    client: FlaskClient, logged_in: str
+) -> None:
+    form = call_form(client)
+    del form["form_token"]
+    refused = client.post("/call", data=form)
+    assert refused.status_code == 422
+    assert "this form is out of date; reload the page and try again" in refused.text
+    assert CallbackRequest.select().count() == 0

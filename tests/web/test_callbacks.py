@@ -23,6 +23,7 @@ from web_helpers import (
     User,
     WebPlatform,
     csrf_from,
+    form_token_from,
     is_live,
     wait_until_ended,
     web_settings,
@@ -228,9 +229,9 @@ def test_with_no_switch_connected_the_real_dialer_cannot_start_calls(
 def test_the_call_page_starts_a_callback_and_shows_its_status(
     client: FlaskClient, logged_in: str
 ) -> None:
+    form = {"source": ALICE_PHONE, "destination": "040 2222222", "csrf_token": logged_in}
     response = client.post(
-        "/call",
-        data={"source": ALICE_PHONE, "destination": "040 2222222", "csrf_token": logged_in},
+        "/call", data={**form, "form_token": form_token_from(client.get("/call").text)}
     )
     assert response.status_code == 302
     request_id = CallbackRequest.get(CallbackRequest.destination == FRIEND).id
@@ -243,7 +244,12 @@ def test_the_call_page_starts_a_callback_and_shows_its_status(
 
 
 def test_the_call_page_shows_errors_next_to_the_field(client: FlaskClient, logged_in: str) -> None:
-    response = client.post("/call", data={"destination": "12x", "csrf_token": logged_in})
+    form = {
+        "destination": "12x",
+        "csrf_token": logged_in,
+        "form_token": form_token_from(client.get("/call").text),
+    }
+    response = client.post("/call", data=form)
     assert response.status_code == 422
     assert 'id="destination-error"' in response.text
     assert "only digits 0-9 are allowed" in response.text

@@ -43,6 +43,7 @@ from esl_callback.web import auth
 
 PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+FORM_TOKEN_INPUT = re.compile(r'name="form_token" value="([^"]+)"')
 
 SPEED = 10.0  # the simulator's clock runs this many times faster than real time
 ESL_PASSWORD = "test-secret"
@@ -275,6 +276,13 @@ class User:
 def csrf_from(html: str) -> str:
     match = CSRF_INPUT.search(html)
     assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def form_token_from(html: str) -> str:
+    """The one-use token of the form on the page (the call form's)."""
+    match = FORM_TOKEN_INPUT.search(html)
+    assert match, "no one-use token in the form on the page"
     return match.group(1)
 
 
