@@ -76,15 +76,50 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+# The keys a simulator configuration may have (others are refused: a misspelt key, or a
+# controller's configuration given by mistake, would otherwise be ignored without a word).
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"esl", "switch", "sounds", "globals", "users", "gateways", "dialplan", "phones", "speed"}
+    ),
+    "esl": frozenset({"listen", "password", "apply_inbound_acl"}),
+    "switch": frozenset(
+        {
+            "hostname",
+            "ipv4",
+            "ipv6",
+            "max_sessions",
+            "sessions_per_second",
+            "event_queue_limit",
+            "event_loss_limit",
+        }
+    ),
+    "sounds": frozenset({"files", "default_seconds"}),
+}
+
+
+def _known(data: dict[str, Any], name: str) -> None:
+    unknown = sorted(str(key) for key in data if key not in KNOWN_KEYS[name])
+    if unknown:
+        where = f"in '{name}' " if name else ""
+        raise ConfigError(
+            f"unknown key(s) {where}{', '.join(unknown)}: this is not a simulator configuration "
+            f"or a key is misspelt (known: {', '.join(sorted(KNOWN_KEYS[name]))})"
+        )
+
+
 def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     value = data.get(name) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"'{name}' must be a mapping")
+    if name in KNOWN_KEYS:
+        _known(value, name)
     return value
 
 
 def from_mapping(data: dict[str, Any]) -> SimConfig:
-    """Build a SimConfig from parsed YAML."""
+    """Build a SimConfig from parsed YAML; unknown keys are refused (ConfigError)."""
+    _known(data, "")
     esl = _section(data, "esl")
     switch = _section(data, "switch")
     sounds = _section(data, "sounds")

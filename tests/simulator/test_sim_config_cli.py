@@ -94,6 +94,9 @@ def test_captures_fill_actions_and_dp_match() -> None:
         {"dialplan": {"x": [{"name": "no expression"}]}},
         {"dialplan": {"x": [{"expression": "([bad"}]}},
         {"esl": "not a mapping"},
+        {"database": {"url": "sqlite:///x.db"}, "web": {"port": 8080}},  # serve's configuration
+        {"esl": {"listen": "127.0.0.1:8021", "pasword": "ClueCon"}},
+        {"switch": {"max_session": 10}},
     ],
 )
 def test_bad_configs_are_refused(data) -> None:
