@@ -285,6 +285,13 @@ def charges_leg_a(account: Account, settings: BillingSettings) -> bool:
     return bool(settings.charge_leg_a) if account.charge_leg_a is None else account.charge_leg_a
 
 
+def call_limit(account: Account, default_limit: int | None) -> int | None:
+    """How many calls the account may have live at once: its own limit, else the default
+    (`callback.max_concurrent_calls`); None for no limit."""
+    own = account.max_concurrent_calls
+    return default_limit if own is None else own
+
+
 def held_for_live_calls(
     account_id: int, excluding_request: int | None = None
 ) -> tuple[Decimal, int]:
@@ -331,6 +338,7 @@ def authorise(
     leg_a_head_start: int = 0,
     leg_a_rate: RateSnapshot | None = None,
     max_seconds: int = MAX_CALL_SECONDS,
+    default_call_limit: int | None = None,
 ) -> Authorisation:
     """May `request` call `leg_a_number` and `destination` (E.164 digits), and for how long?
 
@@ -345,6 +353,8 @@ def authorise(
     when leg A is charged (the account's `charge_leg_a`, or the global setting when None).
     `leg_a_rate` is the rate leg A was opened with (`open_leg`), if it was: the hold is then
     computed at the rate its CDR will be billed at, not at one looked up again.
+    `default_call_limit` is how many calls an account without a limit of its own may have live
+    at once (`callback.max_concurrent_calls`), whatever triggered them (web, phone, SMS).
     """
     for what, digits in (("leg A number", leg_a_number), ("destination", destination)):
         if digits is not None and not numbers.is_digits(digits):
@@ -361,7 +371,15 @@ def authorise(
         held, live_calls = held_for_live_calls(locked.id, request_id)
         available = money(locked.balance) - held
         refusal, detail = _refusal(
-            locked, leg_a_number, destination, settings, charge_a, rate_a, rate_b, live_calls
+            locked,
+            leg_a_number,
+            destination,
+            settings,
+            charge_a,
+            rate_a,
+            rate_b,
+            live_calls,
+            call_limit(locked, default_call_limit),
         )
         legs = [ChargedLeg(rate_a, leg_a_head_start)] if charge_a and rate_a else []
         if rate_b is not None:
@@ -415,8 +433,10 @@ def _refusal(
     rate_a: RateSnapshot | None,
     rate_b: RateSnapshot | None,
     live_calls: int,
+    limit: int | None,
 ) -> tuple[Refusal | None, str]:
-    """The first reason (in the order of `Refusal`) not to place the call, if any."""
+    """The first reason (in the order of `Refusal`) not to place the call, if any (`limit`:
+    how many other calls the account may have live, None for no limit)."""
     if not account.is_active:
         return Refusal.ACCOUNT_DISABLED, f"account {account.name} is {account.status}"
     if account.currency != settings.currency:
@@ -432,7 +452,6 @@ def _refusal(
             return Refusal.NO_RATE_DESTINATION, f"no rate for {destination}"
     if charge_a and rate_a is None:
         return Refusal.NO_RATE_LEG_A, f"no rate for {leg_a_number}"
-    limit = account.max_concurrent_calls
     if limit is not None and live_calls >= limit:
         return Refusal.TOO_MANY_CALLS, f"{live_calls} live calls, the limit is {limit}"
     return None, ""

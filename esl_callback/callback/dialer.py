@@ -246,7 +246,7 @@ class Dialer:
             return self.db.run(
                 requests.create,
                 trigger=trigger,
-                method="did" if refused.reason == "no_callback_number" else "pin",
+                method=refused.method,
                 account=refused.account,
                 state=State.REJECTED,
                 caller_id=caller[:64],
@@ -1017,6 +1017,7 @@ class CallFlow:
                     leg_a_head_start=head_start,
                     leg_a_rate=leg_a_rate,
                     max_seconds=self.settings.billing.max_call_seconds,
+                    default_call_limit=self.settings.callback.max_concurrent_calls,
                 )
                 if auth.allowed and leg_a is not None and not leg_a.rated:
                     billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)

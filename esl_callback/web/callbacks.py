@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from esl_callback.callback import requests
+from esl_callback.callback import billing, requests
 from esl_callback.callback.dialer import FlowEnded
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
@@ -50,12 +50,6 @@ def read_order(data: Any, default_source: str | None, rules: Any) -> CallbackOrd
     return CallbackOrder(source, destination, inputs.mode(data.get("mode")))
 
 
-def concurrent_limit(account: Account, settings: Any) -> int:
-    if account.max_concurrent_calls is not None:
-        return account.max_concurrent_calls
-    return settings.callback.max_concurrent_calls
-
-
 def check_allowed(account_id: int, source: str, settings: Any) -> Account:
     """The account, if it may start a callback from `source` now (run through Database.run)."""
     account = Account.get_by_id(account_id)
@@ -82,9 +76,9 @@ def check_allowed(account_id: int, source: str, settings: Any) -> Account:
             f"at most {per_minute} callbacks a minute; wait a moment and try again",
             retry_after=60,
         )
-    limit = concurrent_limit(account, settings)
+    limit = billing.call_limit(account, settings.callback.max_concurrent_calls)
     live = requests.live_count(account_id)
-    if live >= limit:
+    if limit is not None and live >= limit:
         raise TooMany(
             f"{live} of your calls are in progress and the limit is {limit}; wait until one ends",
             retry_after=30,

@@ -178,6 +178,24 @@ def test_the_concurrent_call_limit_counts_the_other_live_calls(rates, account, r
     assert billing.authorise(alice, third, LEG_A, DEST, SETTINGS, max_seconds=60).allowed
 
 
+def test_an_account_without_a_limit_of_its_own_gets_the_default_one(
+    rates, account, request_for
+) -> None:
+    alice = account(balance="10")
+    first, second = request_for(alice), request_for(alice)
+    limited = {"max_seconds": 60, "default_call_limit": 1}
+    assert billing.authorise(alice, first, LEG_A, DEST, SETTINGS, **limited).allowed
+    refused = billing.authorise(alice, second, LEG_A, DEST, SETTINGS, **limited)
+    assert (refused.refusal, refused.detail) == (
+        Refusal.TOO_MANY_CALLS,
+        "1 live calls, the limit is 1",
+    )
+    roomy = Account.get_by_id(alice.id)
+    roomy.max_concurrent_calls = 2
+    roomy.save()
+    assert billing.authorise(roomy, second, LEG_A, DEST, SETTINGS, **limited).allowed
+
+
 def test_reauthorising_a_request_replaces_its_hold_and_a_refusal_keeps_it(
     rates, account, request_for
 ) -> None:

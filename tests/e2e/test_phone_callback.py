@@ -13,7 +13,7 @@ import pytest
 from platform_helpers import ANI_ACCESS, PIN_ACCESS
 
 from esl_callback import accounts
-from esl_callback.callback import billing
+from esl_callback.callback import billing, requests
 from esl_callback.callback.rating import RateRow, RateSnapshot
 from esl_callback.models import Account, AuthFailure, Leg
 
@@ -121,6 +121,22 @@ def test_caller_id_callback_calls_the_caller_back_without_asking_a_pin(platform,
     assert "ivr/ivr-please_enter_pin_followed_by_pound.wav" not in p.observer.played(CALLER)
 
 
+def test_a_caller_flooding_the_access_number_gets_no_more_live_callbacks_than_the_limit(
+    platform, alice
+) -> None:
+    billing.add_payment(alice, "1000", "voucher 2")  # money for four holds: only the limit refuses
+    p = platform({CALLER: {"answer_after": 1}}, max_concurrent_calls=2)
+    for _ in range(4):
+        p.trigger(CALLER, ANI_ACCESS)
+    p.wait_request(
+        lambda _: len(p.requests()) == 4 and all(r.state != "queued" for r in p.requests())
+    )
+    refused = [r for r in p.requests() if r.failure_cause == "too_many_calls"]
+    live = [r for r in p.requests() if r.state in requests.LIVE]
+    assert (len(live), len(refused)) == (2, 2)
+    assert all(p.legs(r.id) == [] for r in refused)  # refused before the caller was rung
+
+
 def test_caller_id_callback_rings_the_default_number_when_the_account_says_so(
     platform, alice
 ) -> None:
@@ -151,17 +167,17 @@ def test_did_callback_rings_the_accounts_predefined_number(platform, alice) -> N
 
 
 @pytest.mark.parametrize(
-    ("caller", "called", "cause"),
+    ("caller", "called", "cause", "method"),
     [
-        (CALLER, "18005559999", "unknown_number"),
-        ("15557777777", ANI_ACCESS, "unknown_caller_id"),
-        ("anonymous", ANI_ACCESS, "withheld_caller_id"),
-        ("123&park()", ANI_ACCESS, "invalid_caller_id"),
-        ("1|x", PIN_ACCESS, "invalid_caller_id"),
+        (CALLER, "18005559999", "unknown_number", "unknown"),
+        ("15557777777", ANI_ACCESS, "unknown_caller_id", "ani"),
+        ("anonymous", ANI_ACCESS, "withheld_caller_id", "ani"),
+        ("123&park()", ANI_ACCESS, "invalid_caller_id", "ani"),
+        ("1|x", PIN_ACCESS, "invalid_caller_id", "pin"),
     ],
 )
-def test_refused_triggers_are_recorded_and_nobody_is_called(
-    platform, alice, caller, called, cause
+def test_refused_triggers_are_recorded_with_their_access_path_and_nobody_is_called(
+    platform, alice, caller, called, cause, method
 ) -> None:
     p = platform({})
 
@@ -169,7 +185,7 @@ def test_refused_triggers_are_recorded_and_nobody_is_called(
     request = p.wait_request()
     p.wait_idle()
 
-    assert (request.state, request.failure_cause) == ("rejected", cause)
+    assert (request.state, request.failure_cause, request.method) == ("rejected", cause, method)
     assert p.legs(request.id) == []
     assert not any("originate" in name for name, _, _ in p.observer.executed)
 
@@ -183,6 +199,7 @@ def test_a_disabled_account_is_not_called_back(platform, alice) -> None:
     request = p.wait_request()
 
     assert (request.state, request.failure_cause) == ("rejected", "account_disabled")
+    assert (request.method, request.account_id) == ("did", alice.id)
     assert p.legs(request.id) == []
 
 
