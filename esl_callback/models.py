@@ -122,7 +122,8 @@ class CallbackRequest(BaseModel):
     """One callback: what triggered it, who pays, the two numbers and where it stands."""
 
     TRIGGERS = ("phone", "web", "sms", "gateway", "cli")
-    METHODS = ("pin", "ani", "did", "web", "sms")
+    # "unknown": a trigger refused because the number called is no access number or DID.
+    METHODS = ("pin", "ani", "did", "web", "sms", "unknown")
     MODES = ("two_stage", "source_first", "simultaneous", "verify")
 
     account = pw.ForeignKeyField(Account, backref="requests", null=True, on_delete="SET NULL")

@@ -27,24 +27,36 @@ class Trigger:
     called_number: str
 
 
-class TriggerRefused(Exception):
-    """The trigger is not honoured; `reason` is a short machine-readable word, `detail` prose."""
+# The method of a refused trigger whose number is neither an access number nor a DID.
+UNKNOWN_METHOD = "unknown"
 
-    def __init__(self, reason: str, detail: str, account: Account | None = None) -> None:
+
+class TriggerRefused(Exception):
+    """The trigger is not honoured; `reason` is a short machine-readable word, `detail` prose,
+    `method` the access path that refused it (pin, ani, did, or UNKNOWN_METHOD)."""
+
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        account: Account | None = None,
+        method: str = UNKNOWN_METHOD,
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.account = account
+        self.method = method
 
 
-def caller_number(raw: str, rules: numbers.NumberRules) -> str:
+def caller_number(raw: str, rules: numbers.NumberRules, method: str = UNKNOWN_METHOD) -> str:
     """The caller's number in E.164 digits, or TriggerRefused when withheld or unusable."""
     if raw.strip().lower() in WITHHELD:
-        raise TriggerRefused("withheld_caller_id", "the caller ID was withheld")
+        raise TriggerRefused("withheld_caller_id", "the caller ID was withheld", method=method)
     try:
         return numbers.normalise(raw, rules, what="caller ID")
     except numbers.InvalidNumber as exc:
-        raise TriggerRefused("invalid_caller_id", str(exc)) from exc
+        raise TriggerRefused("invalid_caller_id", str(exc), method=method) from exc
 
 
 def identify(called: str, caller: str, rules: numbers.NumberRules) -> Trigger:
@@ -56,27 +68,30 @@ def identify(called: str, caller: str, rules: numbers.NumberRules) -> Trigger:
 
     did = _DID.object(Did, number=called_number)
     if did is not None:
-        account = active(_ACCOUNT.object(Account, id=did.account_id))
+        account = active(_ACCOUNT.object(Account, id=did.account_id), "did")
         target = did.callback_number or account.default_callback_number
         if not target:
             raise TriggerRefused(
                 "no_callback_number",
                 f"DID {called_number}: account {account.name} has no callback number",
                 account,
+                "did",
             )
         return Trigger("did", account, target, called_number)
 
     access = _ACCESS_NUMBER.object(AccessNumber, number=called_number)
     if access is None:
         raise TriggerRefused("unknown_number", f"{called_number} is no access number or DID")
-    source = caller_number(caller, rules)
+    source = caller_number(caller, rules, access.method)
     if access.method == AccessNumber.PIN:
         return Trigger("pin", None, source, called_number)
 
     owner = _CALLER_ID.object(CallerId, number=source)
     if owner is None:
-        raise TriggerRefused("unknown_caller_id", f"caller ID {source} belongs to no account")
-    account = active(_ACCOUNT.object(Account, id=owner.account_id))
+        raise TriggerRefused(
+            "unknown_caller_id", f"caller ID {source} belongs to no account", method="ani"
+        )
+    account = active(_ACCOUNT.object(Account, id=owner.account_id), "ani")
     target = source
     if account.callback_to_default and account.default_callback_number:
         target = account.default_callback_number
@@ -89,8 +104,10 @@ _CALLER_ID = Statement(lambda s: CallerId.select().where(CallerId.number == s.nu
 _ACCOUNT = Statement(lambda s: Account.select().where(Account.id == s.id))
 
 
-def active(account: Account) -> Account:
-    """The account, or TriggerRefused when it is disabled."""
+def active(account: Account, method: str) -> Account:
+    """The account, or TriggerRefused (by `method`) when it is disabled."""
     if not account.is_active:
-        raise TriggerRefused("account_disabled", f"account {account.name} is disabled", account)
+        raise TriggerRefused(
+            "account_disabled", f"account {account.name} is disabled", account, method
+        )
     return account

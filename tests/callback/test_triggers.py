@@ -58,20 +58,22 @@ class TestRecognisedTriggers:
 
 @pytest.mark.usefixtures("numbers_set_up")
 @pytest.mark.parametrize(
-    ("called", "caller", "reason"),
+    ("called", "caller", "reason", "method"),
     [
-        ("4930555", "491701111", "unknown_number"),
-        ("4930100&park()", "491701111", "unknown_number"),
-        ("4930200", "491709999", "unknown_caller_id"),
-        ("4930200", "anonymous", "withheld_caller_id"),
-        ("4930100", "", "withheld_caller_id"),
-        ("4930100", "Bob%0AUnique-ID: x", "invalid_caller_id"),
+        ("4930555", "491701111", "unknown_number", "unknown"),
+        ("4930100&park()", "491701111", "unknown_number", "unknown"),
+        ("4930200", "491709999", "unknown_caller_id", "ani"),
+        ("4930200", "anonymous", "withheld_caller_id", "ani"),
+        ("4930100", "", "withheld_caller_id", "pin"),
+        ("4930100", "Bob%0AUnique-ID: x", "invalid_caller_id", "pin"),
     ],
 )
-def test_refused_triggers_say_why(called: str, caller: str, reason: str) -> None:
+def test_refused_triggers_say_why_and_by_which_access_path(
+    called: str, caller: str, reason: str, method: str
+) -> None:
     with pytest.raises(TriggerRefused) as refused:
         identify(called, caller, DEFAULT_RULES)
-    assert refused.value.reason == reason
+    assert (refused.value.reason, refused.value.method) == (reason, method)
 
 
 @pytest.mark.usefixtures("numbers_set_up")
