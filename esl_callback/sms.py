@@ -328,6 +328,10 @@ def callback_order(
     source = sender
     if owner.callback_to_default and owner.default_callback_number:
         source = owner.default_callback_number
+    if not pin_required:  # else the PIN, in the IVR, says whose call it is
+        refused = no_call_possible(owner, settings)
+        if refused is not None:
+            return refused
     if command.destination is None:
         return CallOrder(None if pin_required else owner, source, None)
     if pin_required and command.pin is None:
@@ -347,6 +351,21 @@ def callback_order(
     if not allowed or billing.rate_for(destination) is None:
         return Outcome("destination_refused", f"Sorry, we cannot call +{destination}.")
     return CallOrder(owner, source, destination)
+
+
+def no_call_possible(owner: Account, settings: Any) -> Outcome | None:
+    """Why billing would refuse any call of the account right now (as many calls live as it
+    may have, or no money free), so that the reply does not promise a call that will not come.
+    Billing still authorises the call itself."""
+    held, live = billing.held_for_live_calls(owner.id)
+    limit = billing.call_limit(owner, settings.callback.max_concurrent_calls)
+    if limit is not None and live >= limit:
+        return Outcome(
+            "too_many_calls", f"Sorry, {live} of your calls are in progress; try when one ends."
+        )
+    if rating.money(owner.balance) - held <= 0:
+        return Outcome("balance_too_low", "Sorry, your balance is too low for a call. Send BAL.")
+    return None
 
 
 def account_of(sender: str) -> Account | None:

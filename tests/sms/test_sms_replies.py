@@ -10,6 +10,7 @@ import pytest
 from sms_helpers import CALLER, CHANNELS, SMS_NUMBER
 
 from esl_callback import accounts, sms
+from esl_callback.callback import billing
 from esl_callback.models import AuthFailure, SmsMessage
 
 FRIEND = "15550002001"
@@ -172,3 +173,29 @@ def test_sms_are_ignored_when_switched_off(sms_platform, alice) -> None:
     assert status == 503 and "sms.enabled" in body["error"]["message"]
     assert SmsMessage.select().count() == 0
     assert p.sim.outbox == []
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_no_call_is_promised_when_the_balance_is_all_spent(sms_platform, alice, channel) -> None:
+    billing.add_payment(alice, "-10", "correction")
+    p = sms_platform()
+
+    assert p.send(channel, CALLER, "CB") == "Sorry, your balance is too low for a call. Send BAL."
+    assert p.send(channel, CALLER, FRIEND) == "Sorry, your balance is too low for a call. Send BAL."
+    assert p.requests() == []
+    assert [row.action for row in p.incoming(CALLER)] == ["balance_too_low"] * 2
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_no_call_is_promised_while_the_account_has_as_many_calls_live_as_it_may(
+    sms_platform, alice, channel
+) -> None:
+    p = sms_platform({CALLER: {"answer_after": 1}}, max_concurrent_calls=1)
+
+    assert p.send(channel, CALLER, "CB").startswith("OK, we are calling you back")
+    p.wait_request(lambda r: r.state == "in_ivr")
+    assert (
+        p.send(channel, CALLER, "CB")
+        == "Sorry, 1 of your calls are in progress; try when one ends."
+    )
+    assert len(p.requests()) == 1
