@@ -270,7 +270,8 @@ class EslConnection:
                 self.commands.append(command)
                 self.wakeup.set()
         except (FrameError, OSError, ValueError) as exc:
-            log.info("closing ESL connection: %s", exc)
+            if self.running:  # the peer's doing; a socket we closed ourselves is no news
+                log.info("closing ESL connection: %s", exc)
         finally:
             self.reader_done = True
             self.wakeup.set()
@@ -447,6 +448,7 @@ class EslConnection:
                     ("Content-Length", str(len(GOODBYE))),
                 ]
             self.send(format_frame(notice, GOODBYE))
+            self.running = False  # before the close: the reader then knows it was ours
             self._close_socket()
         self.running = False
         self.closed = True

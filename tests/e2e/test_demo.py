@@ -66,6 +66,10 @@ def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
                 "SELECT leg, number, billed FROM leg WHERE request_id = 1 ORDER BY leg"
             ).fetchall()
         assert legs == [("a", SCRIPTED_CALLER, 1), ("b", SCRIPTED_DESTINATION, 1)]
+        # Nothing in the log alarms a newcomer while all is well.
+        log = (tmp_path / "demo.log").read_text()
+        for alarming in ("WARNING", "ERROR", "Traceback", "closing ESL connection"):
+            assert alarming not in log, log
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(timeout=15)
