@@ -43,13 +43,23 @@ def test_requests_lists_legs_in_the_portals_words_and_says_how_each_was_asked_fo
             billed=True,
         )
     requests.create(trigger="phone", method="pin", account=alice, source="4930111")
+    requests.create(
+        trigger="phone",
+        method="ani",
+        account=None,
+        state=State.REJECTED,
+        caller_id="4930999",
+        called_number="18005550200",
+        failure_cause="unknown_caller_id",
+    )
     database.close()
 
     listed = CliRunner().invoke(main, ["requests", "--database", url], catch_exceptions=False)
-    completed, by_phone = listed.output.splitlines()[1], listed.output.splitlines()[0]
+    rejected, by_phone, completed = listed.output.splitlines()
+    assert " ani " in rejected and "4930999 -> 18005550200" in rejected
     assert " cli " in completed and " web " not in completed
     assert "a:4930111:hung_up(NORMAL_CLEARING) b:4940222:hung_up(NORMAL_CLEARING)" in completed
     assert " pin " in by_phone
     data = json.loads(CliRunner().invoke(main, ["requests", "--json", "--database", url]).output)
-    legs = data[1]["legs"]
+    legs = data[2]["legs"]
     assert [(leg["state"], leg["cost"]) for leg in legs] == [("hung_up", "0.0350")] * 2

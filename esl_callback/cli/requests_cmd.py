@@ -25,6 +25,8 @@ def describe(request: CallbackRequest) -> dict[str, Any]:
         "state": request.state,
         "source": request.source,
         "destination": request.destination,
+        "caller_id": request.caller_id,
+        "called_number": request.called_number,
         "cause": request.failure_cause,
         "legs": [
             {
@@ -51,7 +53,8 @@ def line(data: dict[str, Any]) -> str:
     how = data["method"] if data["trigger"] == "phone" else data["trigger"]
     return (
         f"{data['id']:>6} {data['created_at']} {data['account'] or '-':<12} {how:<5} "
-        f"{data['state']:<20} {data['source'] or '-':>15} -> {data['destination'] or '-':<15} "
+        f"{data['state']:<20} {data['source'] or data['caller_id'] or '-':>15} -> "
+        f"{data['destination'] or data['called_number'] or '-':<15} "
         f"{data['cause'] or ''} {legs}"
     ).rstrip()
 
