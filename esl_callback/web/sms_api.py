@@ -54,6 +54,13 @@ def authenticate() -> None:
     sent = request.headers.get(TOKEN_HEADER) or (bearer if scheme.lower() == "bearer" else "")
     g.gateway = gateway_for(portal().settings.sms.gateways, sent.strip())
     if g.gateway is None:
+        # A gateway with a stale token loses every SMS and call report: say so where it shows.
+        log.warning(
+            "gateway request to %s from %s refused: %s",
+            request.path,
+            request.remote_addr,
+            "wrong token" if sent.strip() else "no token",
+        )
         raise Unauthorised(f"send the gateway's token in {TOKEN_HEADER} or Authorization: Bearer")
 
 

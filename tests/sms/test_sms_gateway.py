@@ -16,15 +16,20 @@ FRIEND = "15550002001"
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "reason"),
     [
-        {},
-        {"X-Gateway-Token": "not-the-token-0123456789"},
-        {"Authorization": "Bearer " + TOKEN[:-1]},
-        {"Authorization": "Basic " + base64.b64encode(f"x:{TOKEN}".encode()).decode()},
+        ({}, "no token"),
+        ({"X-Gateway-Token": "not-the-token-0123456789"}, "wrong token"),
+        ({"Authorization": "Bearer " + TOKEN[:-1]}, "wrong token"),
+        (
+            {"Authorization": "Basic " + base64.b64encode(f"x:{TOKEN}".encode()).decode()},
+            "no token",  # only a Bearer token or X-Gateway-Token is read
+        ),
     ],
 )
-def test_requests_without_a_gateways_token_are_refused(sms_platform, alice, headers) -> None:
+def test_requests_without_a_gateways_token_are_refused_and_logged(
+    sms_platform, alice, headers, reason, caplog
+) -> None:
     p = sms_platform()
 
     sms_status, sms_body = post(
@@ -37,6 +42,9 @@ def test_requests_without_a_gateways_token_are_refused(sms_platform, alice, head
     assert (sms_status, call_status) == (401, 401)
     assert sms_body["error"]["code"] == "unauthorised"
     assert SmsMessage.select().count() == 0 and p.requests() == []
+    refusals = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"gateway request to /api/v1/sms/inbound from 127.0.0.1 refused: {reason}" in refusals
+    assert f"gateway request to /api/v1/gateway/call from 127.0.0.1 refused: {reason}" in refusals
 
 
 def test_a_form_post_with_the_bearer_token_works_like_json(sms_platform, alice) -> None:
