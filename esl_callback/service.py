@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import gevent.monkey
@@ -174,7 +175,8 @@ class Service:
         core_uuid = node.api("global_getvar core_uuid").strip()
         if core_uuid and not core_uuid.startswith("-"):
             self.dialer.core_uuids[node.name] = core_uuid
-        self.dialer.reconcile(node)
+        up_since = datetime.fromtimestamp(node.up_since, UTC).replace(tzinfo=None)
+        self.dialer.reconcile(node, up_since)
 
     def on_channel(self, channel: OutboundChannel) -> None:
         """A channel reached our outbound server: a trigger call, or leg A of a callback.

@@ -12,7 +12,14 @@ from playhouse.migrate import migrate
 from esl_callback import accounts
 from esl_callback.callback import requests
 from esl_callback.callback.dialer import open_legs_on
-from esl_callback.db import Database, DatabaseError, Migration, database_proxy, latest_version
+from esl_callback.db import (
+    Database,
+    DatabaseError,
+    Migration,
+    database_proxy,
+    latest_version,
+    utcnow,
+)
 from esl_callback.models import Account, SpentToken
 from esl_callback.web import history
 from esl_callback.web.sms_api import reported_call
@@ -291,7 +298,9 @@ def test_an_accounts_history_page_is_read_in_order_not_sorted_from_all_its_calls
             "callback_request_trigger_uuid",
             id="a gateway trigger reported again",
         ),
-        pytest.param(lambda: open_legs_on("fs1"), "leg_node_billed", id="a node's unbilled legs"),
+        pytest.param(
+            lambda: open_legs_on("fs1", utcnow()), "leg_node_billed", id="a node's unbilled legs"
+        ),
     ],
 )
 def test_lookups_made_for_each_call_read_only_what_they_need(tmp_path, lookup, index) -> None:

@@ -408,21 +408,24 @@ class Dialer:
             self.db.run(settle_orphan_request, bill.leg.request_id)
             self.notify(bill.leg.request_id)
 
-    def reconcile(self, node: Node) -> None:
+    def reconcile(self, node: Node, up_since: datetime) -> None:
         """After (re)connecting to a node, make the database agree with the switch.
 
         Like Kazoo after a reconnect: `show channels as json` is compared with the legs the
-        database believes are up on this node. A leg the switch no longer has ended while we
-        were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and billed nothing
-        (its duration is unknown; the operator sees the cause). A leg still up whose flow is
-        gone (we restarted) is adopted when bridged, so its hangup is billed, else hung up.
+        database believes are up on this node, stored before the connection came up
+        (`up_since`): a leg originated since then gets its events on this connection, and its
+        channel may not exist yet when the switch lists them. A leg the switch no longer has
+        ended while we were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and
+        billed nothing (its duration is unknown; the operator sees the cause). A leg still up
+        whose flow is gone (we restarted) is adopted when bridged, so its hangup is billed,
+        else hung up.
         """
         try:
             channels = parse_channels(node.api(commands.show_channels_json()))
         except (ValueError, RuntimeError) as exc:
             log.error("node %s: cannot list channels to reconcile: %s", node.name, exc)
             return
-        for leg_uuid, request_id, request_state in self.db.run(open_legs_on, node.name):
+        for leg_uuid, request_id, request_state in self.db.run(open_legs_on, node.name, up_since):
             flow = self.flows.get(request_id)
             if leg_uuid not in channels:
                 log.warning(
@@ -1173,16 +1176,21 @@ def parse_channels(reply: str) -> set[str]:
     return {row["uuid"] for row in data.get("rows", [])}
 
 
-def open_legs_on(node: str) -> list[tuple[str, int, str]]:
-    """(leg UUID, request id, request state) of the unbilled legs on a node."""
-    return _OPEN_LEGS_ON.rows(node=node)
+def open_legs_on(node: str, created_before: datetime) -> list[tuple[str, int, str]]:
+    """(leg UUID, request id, request state) of the unbilled legs on a node stored before
+    `created_before`."""
+    return _OPEN_LEGS_ON.rows(node=node, created_before=created_before)
 
 
 _OPEN_LEGS_ON = Statement(
     lambda s: (
         Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
         .join(CallbackRequest)
-        .where(Leg.node == s.node, Leg.billed == False)  # noqa: E712
+        .where(
+            Leg.node == s.node,
+            Leg.billed == False,  # noqa: E712
+            Leg.created_at < s.created_before,
+        )
     )
 )
 

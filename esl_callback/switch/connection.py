@@ -530,6 +530,9 @@ class InboundConnection:
         self.stable_after = stable_after
         self.job_ttl = job_ttl
         self.connections_made = 0
+        # When the current connection came up (epoch seconds): what was sent before it may have
+        # had events that were lost; everything sent after it gets its events.
+        self.up_since = 0.0
         self.peak_backlog = 0  # the most events seen waiting unread, since start
         self._esl: _InboundESL | None = None
         self._jobs: dict[str, Job] = {}
@@ -650,6 +653,7 @@ class InboundConnection:
         except BaseException:
             esl.close(timeout=0)
             raise
+        self.up_since = time.time()
         self._esl = esl
         self.connections_made += 1
         self._up.set()

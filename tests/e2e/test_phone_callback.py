@@ -15,6 +15,7 @@ from platform_helpers import ANI_ACCESS, PIN_ACCESS
 from esl_callback import accounts
 from esl_callback.callback import billing, requests
 from esl_callback.callback.rating import RateRow, RateSnapshot
+from esl_callback.db import utcnow
 from esl_callback.models import Account, AuthFailure, Leg
 
 CALLER = "15550001001"
@@ -362,6 +363,24 @@ def test_the_call_is_cut_when_the_balance_runs_out(platform, alice) -> None:
 
 
 # -- the switch connection ----------------------------------------------------------------
+
+
+def test_reconciling_judges_only_legs_stored_before_the_connection_came_up(platform, alice) -> None:
+    p = platform({})
+    node = p.service.nodes[0]
+    connected = utcnow()
+    request = requests.create(trigger="phone", method="ani", account=alice, source=CALLER)
+    Leg.create(
+        request=request.id, leg="a", uuid="not-yet-on-the-switch", node=node.name, number=CALLER
+    )
+
+    # Originated since the connection came up: its channel may not be listed yet; not lost.
+    p.service.dialer.reconcile(node, connected)
+    assert not Leg.get(Leg.uuid == "not-yet-on-the-switch").billed
+    # Stored before it: the switch no longer has it, so it ended while we were away.
+    p.service.dialer.reconcile(node, utcnow())
+    lost = Leg.get(Leg.uuid == "not-yet-on-the-switch")
+    assert (lost.billed, lost.hangup_cause) == (True, "LOST_WHILE_DISCONNECTED")
 
 
 def test_a_dropped_switch_connection_is_restored_and_the_call_billed_once(platform, alice) -> None:
