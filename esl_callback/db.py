@@ -95,6 +95,14 @@ MIGRATIONS: list[Migration] = [
 BASELINE_VERSION = 1
 
 
+def masked_url(url: str) -> str:
+    """A database URL with any password masked, for logs and error messages."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
 def latest_version(migrations: list[Migration] | None = None) -> int:
     """The schema version the code expects."""
     steps = MIGRATIONS if migrations is None else migrations
@@ -192,10 +200,7 @@ class Database:
     @property
     def display_url(self) -> str:
         """The URL with any password masked, for logs and error messages."""
-        parsed = urlparse(self.url)
-        if parsed.password:
-            return self.url.replace(f":{parsed.password}@", ":***@", 1)
-        return self.url
+        return masked_url(self.url)
 
     def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run `fn(*args, **kwargs)`, one unit of database work, as no other greenlet's runs.

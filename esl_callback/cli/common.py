@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -14,7 +15,7 @@ import peewee
 
 from esl_callback import numbers
 from esl_callback.config import ConfigError, load_config
-from esl_callback.db import Database, DatabaseError
+from esl_callback.db import Database, DatabaseError, masked_url
 
 DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
 # ctx.meta key: the `numbers` rules of the configuration given with `-c` (see PhoneNumber).
@@ -107,17 +108,13 @@ def open_database(url: str, *, initialise: bool = False, create: bool = False) -
     only `db init` (`create`) makes a new SQLite file: a mistyped path is an error, not an
     empty file left behind.
     """
-    try:
+    with database_errors(masked_url(url)):
         database = Database(url)
         path = database.peewee.database
         if database.is_sqlite and not create and not Path(path).exists():
             fail(f"no database file {path}; create it with `esl-callback db init`")
         database.check()
         version = database.schema_version()
-    except DatabaseError as exc:
-        fail(str(exc))
-    except peewee.DatabaseError as exc:
-        database_failed(url, exc)
     if initialise:
         return database
     if version is None:
@@ -126,15 +123,23 @@ def open_database(url: str, *, initialise: bool = False, create: bool = False) -
     return database
 
 
-def database_failed(url: str, exc: peewee.DatabaseError) -> NoReturn:
-    """Explain a database that refused the work (not a database file, read-only, ...)."""
-    problem = " ".join(str(exc).split())
-    hint = "check the URL and that this user may read and write it"
-    if "not a database" in problem:
-        hint = "is the URL right? it must name an esl-callback SQLite file"
-    elif "readonly" in problem or "read-only" in problem:
-        hint = "the file (and its directory) must be writable by this user"
-    fail(f"database {url}: {problem}; {hint}")
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn what a database refuses inside the block into an explanation and exit 1: a
+    DatabaseError says it itself; a driver error (not a database file, read-only, ...) is
+    explained for `url`, given with its password masked."""
+    try:
+        yield
+    except DatabaseError as exc:
+        fail(str(exc))
+    except peewee.DatabaseError as exc:
+        problem = " ".join(str(exc).split())
+        hint = "check the URL and that this user may read and write it"
+        if "not a database" in problem:
+            hint = "is the URL right? it must name an esl-callback SQLite file"
+        elif "readonly" in problem or "read-only" in problem:
+            hint = "the file (and its directory) must be writable by this user"
+        fail(f"database {url}: {problem}; {hint}")
 
 
 def emit(obj: object, as_json: bool, text: str | None = None) -> None:
@@ -154,11 +159,10 @@ def with_database(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Ca
         def wrapper(database_url: str, **kwargs: Any) -> Any:
             database = open_database(database_url)
             try:
-                return fn(**kwargs)
+                with database_errors(database.display_url):
+                    return fn(**kwargs)
             except errors as exc:
                 fail(str(exc))
-            except peewee.DatabaseError as exc:
-                database_failed(database.display_url, exc)
             finally:
                 database.close()
 

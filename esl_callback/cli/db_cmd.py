@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-import peewee
 
-from esl_callback.cli.common import database_failed, database_option, fail, open_database
-from esl_callback.db import DatabaseError, latest_version
+from esl_callback.cli.common import database_errors, database_option, open_database
+from esl_callback.db import latest_version
 
 
 @click.group("db")
@@ -39,12 +38,9 @@ def version(database_url: str) -> None:
 def run_schema_step(database_url: str, step: str) -> None:
     database = open_database(database_url, initialise=True, create=step == "init")
     try:
-        for line in getattr(database, step)():
-            click.echo(f"{database.display_url}: {line}")
-    except DatabaseError as exc:
-        fail(str(exc))
-    except peewee.DatabaseError as exc:
-        database_failed(database.display_url, exc)
+        with database_errors(database.display_url):
+            for line in getattr(database, step)():
+                click.echo(f"{database.display_url}: {line}")
     finally:
         database.close()
 

@@ -6,12 +6,10 @@ import signal
 
 import click
 import gevent
-import peewee
 from gevent.event import Event
 
-from esl_callback.cli.common import config_option, database_failed, fail
+from esl_callback.cli.common import config_option, database_errors, fail
 from esl_callback.cli.config_cmd import load_settings_or_exit, start_logging_or_exit
-from esl_callback.db import DatabaseError
 from esl_callback.gctuning import tune_gc
 from esl_callback.service import PortTaken, Service
 
@@ -34,11 +32,10 @@ def serve(config_path: str | None) -> None:
     start_logging_or_exit(settings)
     service = Service(settings)
     try:
-        service.start()
-    except (DatabaseError, PortTaken) as exc:
+        with database_errors(service.db.display_url):
+            service.start()
+    except PortTaken as exc:
         fail(str(exc))
-    except peewee.DatabaseError as exc:
-        database_failed(settings.database.url, exc)
     tune_gc()
     run_until_signalled(service)
 
