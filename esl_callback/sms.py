@@ -357,12 +357,13 @@ def no_call_possible(owner: Account, settings: Any) -> Outcome | None:
     """Why billing would refuse any call of the account right now (as many calls live as it
     may have, or no money free), so that the reply does not promise a call that will not come.
     Billing still authorises the call itself."""
-    held, live = billing.held_for_live_calls(owner.id)
-    limit = billing.call_limit(owner, settings.callback.max_concurrent_calls)
-    if limit is not None and live >= limit:
+    at_limit = billing.calls_at_limit(owner, settings.callback.max_concurrent_calls)
+    if at_limit is not None:
         return Outcome(
-            "too_many_calls", f"Sorry, {live} of your calls are in progress; try when one ends."
+            "too_many_calls",
+            f"Sorry, {at_limit[0]} of your calls are in progress; try when one ends.",
         )
+    held, _ = billing.held_for_live_calls(owner.id)
     if rating.money(owner.balance) - held <= 0:
         return Outcome("balance_too_low", "Sorry, your balance is too low for a call. Send BAL.")
     return None

@@ -37,6 +37,7 @@ import peewee
 from peewee import EXCLUDED, chunked, fn
 
 from esl_callback import numbers, text
+from esl_callback.callback import requests
 from esl_callback.callback.rating import (
     MONEY_LIMIT,
     MONEY_STEP,
@@ -290,6 +291,17 @@ def call_limit(account: Account, default_limit: int | None) -> int | None:
     (`callback.max_concurrent_calls`); None for no limit."""
     own = account.max_concurrent_calls
     return default_limit if own is None else own
+
+
+def calls_at_limit(account: Account, default_limit: int | None) -> tuple[int, int] | None:
+    """(live requests, limit) when the account already has as many callbacks live as it may
+    (`call_limit`), else None: the check before a new one is stored (web, SMS), so that it is
+    refused up front; `authorise` checks again when the call is placed."""
+    limit = call_limit(account, default_limit)
+    if limit is None:
+        return None
+    live = requests.live_count(account.id)
+    return (live, limit) if live >= limit else None
 
 
 def held_for_live_calls(

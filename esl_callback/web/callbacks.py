@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from esl_callback.callback import billing, requests
+from esl_callback.callback import billing
 from esl_callback.callback.dialer import FlowEnded
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
@@ -76,9 +76,9 @@ def check_allowed(account_id: int, source: str, settings: Any) -> Account:
             f"at most {per_minute} callbacks a minute; wait a moment and try again",
             retry_after=60,
         )
-    limit = billing.call_limit(account, settings.callback.max_concurrent_calls)
-    live = requests.live_count(account_id)
-    if limit is not None and live >= limit:
+    at_limit = billing.calls_at_limit(account, settings.callback.max_concurrent_calls)
+    if at_limit is not None:
+        live, limit = at_limit
         raise TooMany(
             f"{live} of your calls are in progress and the limit is {limit}; wait until one ends",
             retry_after=30,
