@@ -434,6 +434,7 @@ class EslConnection:
         if self.session is not None:
             self.session.watchers.discard(self.wakeup)
         self.queue.clear()
+        self.running = False  # before the socket closes: the reader then knows it was ours
         if not self.killed:
             if self.session is not None:
                 notice = [
@@ -448,9 +449,7 @@ class EslConnection:
                     ("Content-Length", str(len(GOODBYE))),
                 ]
             self.send(format_frame(notice, GOODBYE))
-            self.running = False  # before the close: the reader then knows it was ours
             self._close_socket()
-        self.running = False
         self.closed = True
         self.closed_event.set()
         ch = self.session
