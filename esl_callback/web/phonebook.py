@@ -2,6 +2,9 @@
 
 Functions taking `account_id` only ever see that account's entries: an entry of another account
 is "not found", exactly like one that does not exist. Run them through `Database.run`.
+
+An account has one entry per number (as stored, E.164 digits): adding a number the book already
+has, or changing an entry to one, is a Conflict naming the entry that has it (`refuse_taken`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import Any
 from esl_callback import numbers
 from esl_callback.callback.status import iso
 from esl_callback.db import database_proxy, utcnow
-from esl_callback.models import PhoneBookEntry
+from esl_callback.models import Account, PhoneBookEntry
 from esl_callback.web import inputs
-from esl_callback.web.errors import Invalid, NotFound
+from esl_callback.web.errors import Conflict, Invalid, NotFound
 from esl_callback.web.paging import Page, paginate
 
 CSV_COLUMNS = ("name", "number", "notes")
@@ -91,7 +94,26 @@ def get(account_id: int, entry_id: int) -> PhoneBookEntry:
     return entry
 
 
-def create(account_id: int, fields: Fields) -> PhoneBookEntry:
+def lock_book(account_id: int) -> None:
+    """PostgreSQL: one change of the account's phone book at a time (SQLite runs one anyway)."""
+    if database_proxy.for_update:
+        Account.select(Account.id).where(Account.id == account_id).for_update().execute()
+
+
+def refuse_taken(account_id: int, number: str) -> None:
+    """Conflict when one of the account's entries already has `number` (call under lock_book)."""
+    holder = PhoneBookEntry.get_or_none(
+        PhoneBookEntry.account == account_id, PhoneBookEntry.number == number
+    )
+    if holder is not None:
+        raise Conflict(
+            f'{number} is already in your phone book as "{holder.name}"; edit that entry instead',
+            field="number",
+        )
+
+
+def insert(account_id: int, fields: Fields) -> PhoneBookEntry:
+    """A new entry, unchecked: callers make sure its number is not taken."""
     now = utcnow()
     return PhoneBookEntry.create(
         account=account_id,
@@ -103,9 +125,21 @@ def create(account_id: int, fields: Fields) -> PhoneBookEntry:
     )
 
 
-def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
+def create(account_id: int, fields: Fields) -> PhoneBookEntry:
+    """A new entry; Conflict if the book already has its number."""
     with database_proxy.atomic():
+        lock_book(account_id)
+        refuse_taken(account_id, fields.number)
+        return insert(account_id, fields)
+
+
+def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
+    """Change an entry; Conflict if its new number is another entry's."""
+    with database_proxy.atomic():
+        lock_book(account_id)
         entry = get(account_id, entry_id)
+        if fields.number != entry.number:
+            refuse_taken(account_id, fields.number)
         entry.name, entry.number, entry.notes = fields.name, fields.number, fields.notes
         entry.updated_at = utcnow()
         entry.save()
@@ -151,6 +185,7 @@ def import_rows(account_id: int, rows: list[Fields]) -> ImportResult:
     result = ImportResult()
     now = utcnow()
     with database_proxy.atomic():
+        lock_book(account_id)
         existing = {
             entry.number: entry
             for entry in PhoneBookEntry.select().where(PhoneBookEntry.account == account_id)
@@ -158,7 +193,7 @@ def import_rows(account_id: int, rows: list[Fields]) -> ImportResult:
         for row in rows:
             entry = existing.get(row.number)
             if entry is None:
-                existing[row.number] = create(account_id, row)
+                existing[row.number] = insert(account_id, row)
                 result.created += 1
             elif (entry.name, entry.notes) != (row.name, row.notes):
                 entry.name, entry.notes, entry.updated_at = row.name, row.notes, now

@@ -38,6 +38,45 @@ def test_entries_are_added_edited_and_deleted(client: FlaskClient, alice: User) 
     assert client.get(path, headers=alice.auth).status_code == 404
 
 
+def test_a_number_already_in_the_phone_book_is_refused_naming_its_entry(
+    client: FlaskClient, alice: User, bob: User
+) -> None:
+    """Numbers are compared as stored: the same number written another way is the same."""
+    add(client, alice, "Bob", "+49 40 2222222")
+    again = add(client, alice, "Bobby", "0049 40 222 2222")
+    assert again.status_code == 409
+    assert again.json["error"] == {
+        "code": "conflict",
+        "message": '49402222222 is already in your phone book as "Bob"; edit that entry instead',
+        "field": "number",
+    }
+    assert names(client, alice) == ["Bob"]
+    assert add(client, bob, "Bob", "49402222222").status_code == 201  # another account's book
+
+
+def test_an_entry_keeps_its_own_number_but_cannot_take_another_entrys(
+    client: FlaskClient, alice: User
+) -> None:
+    add(client, alice, "Bob", "4940222222")
+    carol = add(client, alice, "Carol", "4989333333").json["id"]
+    path = f"/api/v1/phonebook/{carol}"
+    taken = client.put(path, json={"name": "Carol", "number": "+49 40 222222"}, headers=alice.auth)
+    assert taken.status_code == 409
+    message = taken.json["error"]["message"]
+    assert message.startswith('4940222222 is already in your phone book as "Bob"')
+    assert client.get(path, headers=alice.auth).json["number"] == "4989333333"
+    kept = client.put(path, json={"name": "Caroline", "number": "4989333333"}, headers=alice.auth)
+    assert kept.status_code == 200
+    # A number stored twice before it was refused: either entry can still be renamed.
+    twin = PhoneBookEntry.create(account=alice.account.id, name="Bobby", number="4940222222")
+    renamed = client.put(
+        f"/api/v1/phonebook/{twin.id}",
+        json={"name": "Robert", "number": "4940222222"},
+        headers=alice.auth,
+    )
+    assert renamed.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("entry", "field", "message"),
     [
@@ -250,3 +289,21 @@ def test_the_phone_book_page_imports_and_exports_csv(client: FlaskClient, logged
     )
     assert empty.status_code == 422
     assert "choose a CSV file" in empty.text
+
+
+def test_the_phone_book_page_refuses_a_number_already_in_the_book(
+    client: FlaskClient, logged_in: str
+) -> None:
+    form = {"name": "Bob", "number": "040 2222222", "csrf_token": logged_in}
+    client.post("/phonebook", data=form)
+    again = client.post("/phonebook", data={**form, "name": "Bobby", "number": "+49402222222"})
+    assert again.status_code == 409
+    assert 'id="number-error"' in again.text
+    assert "49402222222 is already in your phone book as &#34;Bob&#34;" in again.text
+    assert 'value="Bobby"' in again.text  # what was typed is kept
+    client.post("/phonebook", data={**form, "name": "Carol", "number": "4989333333"})
+    carol = PhoneBookEntry.get(PhoneBookEntry.name == "Carol")
+    edited = client.post(f"/phonebook/{carol.id}/edit", data={**form, "name": "Carol"})
+    assert edited.status_code == 409
+    assert "already in your phone book as &#34;Bob&#34;" in edited.text
+    assert PhoneBookEntry.get_by_id(carol.id).number == "4989333333"
