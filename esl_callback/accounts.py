@@ -29,6 +29,8 @@ from esl_callback.statements import Statement
 
 PIN_LENGTHS = range(4, 13)
 MAX_CALLS = range(1, 100_001)  # an account's concurrent-call limit
+# As an account's max_concurrent_calls: no limit of its own, callback.max_concurrent_calls applies.
+DEFAULT_CALL_LIMIT = "default"
 
 
 class AccountError(ValueError):
@@ -168,10 +170,10 @@ def account_fields(
     status: str | None = None,
     callback_to_default: bool | None = None,
     charge_leg_a: bool | None = None,
-    max_concurrent_calls: int | None = None,
+    max_concurrent_calls: int | str | None = None,
     allow_any_source: bool | None = None,
 ) -> dict[str, Any]:
-    """Validate account settings and turn them into model fields."""
+    """Validate account settings and turn them into model fields (None: not given)."""
     fields: dict[str, Any] = {}
     if pin is not None:
         digest = pin_digest(check_pin(pin), pin_key())
@@ -188,20 +190,30 @@ def account_fields(
         if status not in Account.STATUSES:
             raise AccountError(f"status must be one of {', '.join(Account.STATUSES)}")
         fields["status"] = status
-    if max_concurrent_calls is not None and max_concurrent_calls not in MAX_CALLS:
-        raise AccountError(
-            f"max concurrent calls must be {MAX_CALLS.start} to {MAX_CALLS.stop - 1}, not "
-            f"{max_concurrent_calls} (to stop an account's calls, disable it)"
-        )
+    if max_concurrent_calls is not None:
+        fields["max_concurrent_calls"] = own_call_limit(max_concurrent_calls)
     for key, value in (
         ("callback_to_default", callback_to_default),
         ("charge_leg_a", charge_leg_a),
-        ("max_concurrent_calls", max_concurrent_calls),
         ("allow_any_source", allow_any_source),
     ):
         if value is not None:
             fields[key] = value
     return fields
+
+
+def own_call_limit(limit: int | str) -> int | None:
+    """An account's concurrent-call limit as stored: a number in MAX_CALLS, or None for
+    DEFAULT_CALL_LIMIT (the account follows callback.max_concurrent_calls)."""
+    if limit == DEFAULT_CALL_LIMIT:
+        return None
+    if not isinstance(limit, int) or limit not in MAX_CALLS:
+        raise AccountError(
+            f"max concurrent calls must be {MAX_CALLS.start} to {MAX_CALLS.stop - 1}, not "
+            f"{limit} (to stop an account's calls, disable it; {DEFAULT_CALL_LIMIT!r} follows "
+            "callback.max_concurrent_calls)"
+        )
+    return limit
 
 
 def ensure_caller_id(account: Account, digits: str) -> CallerId:

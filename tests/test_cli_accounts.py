@@ -225,8 +225,29 @@ def test_account_show_reads_as_text_for_an_operator(cli) -> None:
     assert "caller_ids: 4930111, 4930222" in shown
     assert "charge_leg_a: yes" in shown
     assert "has_pin: no" in shown
-    assert "max_concurrent_calls: -" in shown
+    assert "max_concurrent_calls: default (callback.max_concurrent_calls)" in shown
     assert "balance: 0.0000" in shown
+
+
+def test_an_accounts_own_call_limit_can_be_reset_to_the_global_default(cli) -> None:
+    cli("account", "add", "alice", "--max-calls", "3")
+    assert json.loads(cli("account", "show", "alice", "--json").output)["max_concurrent_calls"] == 3
+
+    assert cli("account", "set", "alice", "--max-calls", "default").exit_code == 0
+
+    assert (
+        json.loads(cli("account", "show", "alice", "--json").output)["max_concurrent_calls"] is None
+    )
+    shown = cli("account", "show", "alice").output.splitlines()
+    assert "max_concurrent_calls: default (callback.max_concurrent_calls)" in shown
+
+
+def test_a_call_limit_that_is_neither_a_number_nor_default_is_a_usage_error(cli) -> None:
+    cli("account", "add", "alice", "--max-calls", "3")
+    result = cli("account", "set", "alice", "--max-calls", "unlimited")
+    assert result.exit_code == 2
+    assert "'unlimited' is neither a number of calls nor 'default'" in result.output
+    assert json.loads(cli("account", "show", "alice", "--json").output)["max_concurrent_calls"] == 3
 
 
 @pytest.mark.parametrize(

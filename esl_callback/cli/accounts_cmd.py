@@ -13,6 +13,24 @@ from esl_callback.cli.common import PhoneNumber, emit, fail, json_option, with_d
 from esl_callback.models import AccessNumber, Account, Did
 
 
+class CallLimit(click.ParamType):
+    """`--max-calls`: a number of calls, or `default` (accounts.DEFAULT_CALL_LIMIT)."""
+
+    name = "limit"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if isinstance(value, int):
+            return value
+        if value.strip().lower() == accounts.DEFAULT_CALL_LIMIT:
+            return accounts.DEFAULT_CALL_LIMIT
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of calls nor 'default'", param, ctx)
+
+
 def account_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options `account add` and `account set` share."""
     options = [
@@ -34,7 +52,16 @@ def account_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Charge the callback leg (default: the global billing setting).",
         ),
-        click.option("--max-calls", "max_concurrent_calls", type=int, help="Concurrent limit."),
+        click.option(
+            "--max-calls",
+            "max_concurrent_calls",
+            type=CallLimit(),
+            metavar="N|default",
+            help=(
+                "Calls the account may have live at once; default: follow "
+                "callback.max_concurrent_calls, as a new account does."
+            ),
+        ),
         click.option(
             "--any-source/--own-sources",
             "allow_any_source",
@@ -83,11 +110,22 @@ def account_list(as_json: bool) -> None:
 def account_show(account: str, as_json: bool) -> None:
     """Show one account (by name or id)."""
     data = accounts.describe(accounts.find_account(account))
-    emit(data, as_json, "\n".join(f"{key}: {for_people(value)}" for key, value in data.items()))
+    emit(
+        data, as_json, "\n".join(f"{key}: {for_people(key, value)}" for key, value in data.items())
+    )
 
 
-def for_people(value: Any) -> str:
+# Account settings that, when not set (None), follow a global setting.
+FOLLOWS_GLOBAL = {
+    "max_concurrent_calls": "callback.max_concurrent_calls",
+    "charge_leg_a": "billing.charge_leg_a",
+}
+
+
+def for_people(key: str, value: Any) -> str:
     """A value of `account show` as an operator reads it (not as a Python literal)."""
+    if value is None and key in FOLLOWS_GLOBAL:
+        return f"default ({FOLLOWS_GLOBAL[key]})"
     if value is None or value == []:
         return "-"
     if isinstance(value, bool):
