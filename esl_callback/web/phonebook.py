@@ -157,7 +157,9 @@ def delete(account_id: int, entry_id: int) -> PhoneBookEntry:
 def parse_csv(text: str, rules: numbers.NumberRules) -> tuple[list[Fields], list[str]]:
     """Rows of a CSV with a header naming `name` and `number` (and optionally `notes`).
 
-    Returns the valid rows and one message per bad row, with its line number.
+    Returns the valid rows and one message per bad row, with its line number. A row with more
+    values than the header names columns is bad (a comma outside quotes would lose data), and so
+    is one repeating the number of an earlier row (one entry per number).
     """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
@@ -165,19 +167,46 @@ def parse_csv(text: str, rules: numbers.NumberRules) -> tuple[list[Fields], list
         return [], ["line 1: the first line must name the columns, e.g. name,number,notes"]
     reader.fieldnames = header
     rows, errors = [], []
+    first_lines: dict[str, int] = {}
     for index, row in enumerate(reader):
         line = reader.line_num
         if index >= MAX_IMPORT_ROWS:
             errors.append(f"line {line}: at most {MAX_IMPORT_ROWS} entries per import")
             break
-        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+        if not any(value.strip() for value in cells(row)):
             continue
-        row = {key: unquote_formula(value) for key, value in row.items() if key}
         try:
-            rows.append(read_fields(row, rules))
+            fields = read_row(row, len(header), rules)
+            refuse_repeat(fields.number, line, first_lines)
         except Invalid as exc:
             errors.append(f"line {line}: {exc.message}")
+        else:
+            rows.append(fields)
     return rows, errors
+
+
+def cells(row: dict[str | None, Any]) -> list[str]:
+    """Every value of a `csv.DictReader` row, those beyond the header's columns (key None) too."""
+    named = [value for key, value in row.items() if key is not None and isinstance(value, str)]
+    return named + (row.get(None) or [])
+
+
+def read_row(row: dict[str | None, Any], columns: int, rules: numbers.NumberRules) -> Fields:
+    """A CSV row's fields; Invalid if it has more values than the header's `columns`."""
+    extra = row.get(None)
+    if extra:
+        raise Invalid(
+            f"{columns + len(extra)} values but the first line names {columns} columns; put a "
+            'value holding a comma in double quotes, e.g. "Smith, John"'
+        )
+    return read_fields({key: unquote_formula(value) for key, value in row.items() if key}, rules)
+
+
+def refuse_repeat(number: str, line: int, first_lines: dict[str, int]) -> None:
+    """Invalid if an earlier line of the file has `number`; else remember this line has it."""
+    first = first_lines.setdefault(number, line)
+    if first != line:
+        raise Invalid(f"{number} is already on line {first}: one entry per number")
 
 
 def import_rows(account_id: int, rows: list[Fields]) -> ImportResult:

@@ -216,6 +216,49 @@ def test_an_import_with_bad_lines_imports_nothing_and_lists_them(
     assert names(client, alice) == []
 
 
+def import_csv(client: FlaskClient, user: User, csv_text: str):
+    return client.post(
+        "/api/v1/phonebook/import", data=csv_text, content_type="text/csv", headers=user.auth
+    )
+
+
+def test_an_import_with_more_values_on_a_line_than_columns_imports_nothing(
+    client: FlaskClient, alice: User
+) -> None:
+    """An unquoted comma would cut a name or a note short: the line is refused, not truncated."""
+    add(client, alice, "Bob", "4940222222")
+    csv_text = (
+        "number,name,notes\n"
+        "4989333333,Carol,\n"
+        "4940222222,Bob,call after 5, not before\n"
+        '4930444444,"Smith, Ann",\n'
+        "4930555555,Smith, John,friend\n"
+    )
+    result = import_csv(client, alice, csv_text)
+    assert result.status_code == 422
+    assert result.json["error"]["lines"] == [
+        "line 3: 4 values but the first line names 3 columns; put a value holding a comma in "
+        'double quotes, e.g. "Smith, John"',
+        "line 5: 4 values but the first line names 3 columns; put a value holding a comma in "
+        'double quotes, e.g. "Smith, John"',
+    ]
+    assert names(client, alice) == ["Bob"]
+    assert client.get("/api/v1/phonebook", headers=alice.auth).json["items"][0]["notes"] == ""
+
+
+def test_an_import_repeating_a_number_imports_nothing_and_names_both_lines(
+    client: FlaskClient, alice: User
+) -> None:
+    """Numbers are compared as stored, so the same number written two ways is a repeat."""
+    csv_text = "name,number\nCarol,4989333333\nBob,4940222222\nCaroline,+49 89 333333\n"
+    result = import_csv(client, alice, csv_text)
+    assert result.status_code == 422
+    assert result.json["error"]["lines"] == [
+        "line 4: 4989333333 is already on line 2: one entry per number"
+    ]
+    assert names(client, alice) == []
+
+
 def test_an_import_without_a_header_is_refused(client: FlaskClient, alice: User) -> None:
     result = client.post(
         "/api/v1/phonebook/import",
@@ -307,3 +350,18 @@ def test_the_phone_book_page_refuses_a_number_already_in_the_book(
     assert edited.status_code == 409
     assert "already in your phone book as &#34;Bob&#34;" in edited.text
     assert PhoneBookEntry.get_by_id(carol.id).number == "4989333333"
+
+
+def test_the_phone_book_page_refuses_an_import_with_a_line_of_too_many_values(
+    client: FlaskClient, logged_in: str
+) -> None:
+    csv_file = (io.BytesIO(b"name,number\nBob,4940222222\nSmith, John,4940333333\n"), "book.csv")
+    refused = client.post(
+        "/phonebook/import",
+        data={"file": csv_file, "csrf_token": logged_in},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert 'id="file-error"' in refused.text
+    assert "nothing imported: line 3: 3 values but the first line names 2 columns" in refused.text
+    assert PhoneBookEntry.select().count() == 0
