@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from esl_callback.web import account, auth, callbacks, history, inputs, phonebook, sse, verification
-from esl_callback.web.errors import Invalid, Unauthorised, WebError
+from esl_callback.web.errors import Forbidden, Invalid, Unauthorised, WebError
 from esl_callback.web.portal import portal
 
 PREFIX = "/api/v1"
@@ -70,7 +70,18 @@ def create_token() -> Any:
 
 @blueprint.delete("/auth/token")
 def revoke_token() -> Any:
-    portal().run(auth.revoke_token, g.user.id)
+    """Revoke the bearer token this request is made with; a portal session may not.
+
+    With the session cookie the token would be another device's app's, revoked by surprise.
+    """
+    token = auth.bearer_token()
+    if token is None:
+        raise Forbidden(
+            "this revokes the API token sent in Authorization: Bearer, and this request has "
+            "none; to log out of the portal, POST /logout; to revoke your app's token, use "
+            "Revoke the token in Settings (/settings)"
+        )
+    portal().run(auth.revoke_own_token, token)
     return "", 204
 
 

@@ -164,7 +164,15 @@ def issue_token(user_id: int) -> str:
 
 
 def revoke_token(user_id: int) -> None:
+    """Revoke the user's API token, whichever app holds it (the settings page)."""
     WebUser.update(api_token_hash=None).where(WebUser.id == user_id).execute()
+
+
+def revoke_own_token(token: str) -> None:
+    """Revoke this API token (an app logging out); a token that replaced it is left alone."""
+    WebUser.update(api_token_hash=None).where(
+        WebUser.api_token_hash == hash_api_token(token)
+    ).execute()
 
 
 def has_token(user_id: int) -> bool:

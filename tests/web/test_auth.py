@@ -320,6 +320,18 @@ def test_an_api_token_works_until_it_is_replaced_or_revoked(
     assert client.get("/api/v1/account", headers=bearer).status_code == 401
 
 
+def test_a_portal_session_cannot_revoke_the_app_token_and_is_told_what_to_do(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    """The endpoint is an app logging out; the session's user may hold another device's token."""
+    refused = client.delete("/api/v1/auth/token", headers={"X-CSRF-Token": logged_in})
+    assert refused.status_code == 403
+    message = refused.json["error"]["message"]
+    assert "POST /logout" in message and "Settings" in message
+    assert client.get("/api/v1/account", headers=alice.auth).status_code == 200
+    assert client.get("/api/v1/account").status_code == 200  # the session goes on too
+
+
 def test_only_a_hash_of_the_api_token_is_stored(client: FlaskClient, alice: User) -> None:
     token = api_login(client, "alice", PASSWORD).json["token"]
     stored = WebUser.get(WebUser.username == "alice").api_token_hash
