@@ -14,6 +14,8 @@ Syntax (case-insensitive; spaces before, after and between words do not matter):
 
 NUMBER is one word: digits with an optional leading `+` or international prefix, dashes, dots,
 slashes and brackets allowed (`+49-30-1234567`), spaces not (`4711 030123` is PIN and number).
+A word that does not start like a number (`looks_like_number`) is not one: a text such as
+`HELLO` is not understood, while a number we cannot call (`12`, `555&park()`) is answered so.
 
 The sender must be a registered caller ID of an active account (`callerid add`); the callback
 rings the sender, or the account's default number when the account says so
@@ -138,11 +140,18 @@ def parse(text: str) -> Command:
         words = words[1:]
     if not words:
         return Command("callback")
-    if len(words) == 1:
+    if len(words) == 1 and looks_like_number(words[0]):
         return Command("callback", destination=words[0])
-    if len(words) == 2 and numbers.is_digits(words[0]):
+    if len(words) == 2 and numbers.is_digits(words[0]) and looks_like_number(words[1]):
         return Command("callback", destination=words[1], pin=words[0])
     return Command("invalid")
+
+
+def looks_like_number(word: str) -> bool:
+    """Whether `word` is meant as a phone number: a digit first, after any `+` and the
+    formatting characters people type (`(030) ...`). Whether it is a valid one is for
+    `numbers.normalise` to say."""
+    return word.lstrip("+" + numbers.FORMATTING_CHARACTERS)[:1] in numbers.ASCII_DIGITS
 
 
 def is_received(event: Any) -> bool:

@@ -108,6 +108,21 @@ def test_bad_destinations_are_refused_with_a_reply_and_nobody_is_called(
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
+def test_a_word_that_is_not_number_like_is_not_understood_rather_than_a_bad_number(
+    sms_platform, alice, channel
+) -> None:
+    p = sms_platform()
+
+    assert p.send(channel, CALLER, "HELLOTHEREPLEASECALL") == sms.NOT_UNDERSTOOD
+    assert p.send(channel, CALLER, "CB hello") == sms.NOT_UNDERSTOOD
+    assert p.send(channel, CALLER, "1234 hello") == sms.NOT_UNDERSTOOD
+
+    assert p.requests() == []
+    assert AuthFailure.select().count() == 0  # "1234 hello" is no PIN and number: no wrong PIN
+    assert [row.action for row in p.incoming(CALLER)] == ["invalid"] * 3
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
 def test_two_words_from_an_account_without_a_pin_are_not_taken_for_a_wrong_pin(
     sms_platform, channel
 ) -> None:

@@ -42,6 +42,11 @@ CAPTURE = (
         ("HELP me", Command("help")),
         ("call 4930123", Command("invalid")),
         ("4711 49 30 123", Command("invalid")),
+        ("HELLOTHEREPLEASECALL", Command("invalid")),
+        ("cb hello", Command("invalid")),
+        ("4711 hello", Command("invalid")),
+        ("(030)123-45", Command("callback", destination="(030)123-45")),
+        ("555&park()", Command("callback", destination="555&park()")),
     ],
 )
 def test_the_syntax_is_case_insensitive_and_tolerant_of_spaces(text, command) -> None:
