@@ -14,7 +14,9 @@
 
 Schema versions live in the `schema_version` table. A new database gets the current schema and
 the latest version in one step; an older one is brought forward by the migrations in
-`MIGRATIONS`, each applied once, in order, inside a transaction.
+`MIGRATIONS`, each applied once, in order, inside a transaction. A migration spells out the
+schema it makes (SQL, migrator steps), never through the current models, which later commits
+change: it must make the same tables on every database it ever runs on.
 """
 
 from __future__ import annotations
@@ -76,10 +78,31 @@ def _index_history_lookups(migrator: SchemaMigrator, database: peewee.Database) 
     )
 
 
-def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    from esl_callback.models import SpentToken
+# The table of migration 4 exactly as it shipped (what peewee made of models.SpentToken then),
+# so that a later change to the model cannot change what this migration creates: such a change
+# is a migration of its own.
+_SPENT_TOKEN_TABLE = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "spent_token" ("id" INTEGER NOT NULL PRIMARY KEY, '
+        '"kind" VARCHAR(16) NOT NULL, "token" VARCHAR(64) NOT NULL, '
+        '"expires_at" DATETIME NOT NULL)'
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "spent_token" ("id" SERIAL NOT NULL PRIMARY KEY, '
+        '"kind" VARCHAR(16) NOT NULL, "token" VARCHAR(64) NOT NULL, '
+        '"expires_at" TIMESTAMP NOT NULL)'
+    ),
+}
+_SPENT_TOKEN_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS "spent_token_expires_at" ON "spent_token" ("expires_at")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "spent_token_kind_token" ON "spent_token" ("kind", "token")',
+)
 
-    database.create_tables([SpentToken])  # IF NOT EXISTS, with its indexes
+
+def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    for statement in (_SPENT_TOKEN_TABLE[dialect], *_SPENT_TOKEN_INDEXES):
+        database.execute_sql(statement)
 
 
 # Later issues append here; never edit or reorder a migration that has shipped.

@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 from playhouse.migrate import migrate
 
-from esl_callback import accounts
+from esl_callback import accounts, models
 from esl_callback.callback import requests
 from esl_callback.callback.dialer import open_legs_on
 from esl_callback.db import (
@@ -20,7 +20,7 @@ from esl_callback.db import (
     latest_version,
     utcnow,
 )
-from esl_callback.models import Account, SpentToken
+from esl_callback.models import Account, BaseModel, SpentToken
 from esl_callback.web import history
 from esl_callback.web.sms_api import reported_call
 
@@ -114,15 +114,49 @@ def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Data
     assert all(history_indexes(db))
 
 
-def test_a_version_3_database_gets_the_table_of_spent_tokens(db: Database) -> None:
+def spent_token_schema(db: Database) -> tuple[list, list, list]:
+    """spent_token's columns, primary key and indexes (with their SQL), as the database says."""
+    return (
+        db.peewee.get_columns("spent_token"),
+        db.peewee.get_primary_keys("spent_token"),
+        sorted(db.peewee.get_indexes("spent_token")),
+    )
+
+
+def as_version_3(db: Database) -> None:
     db.peewee.execute_sql("DROP TABLE spent_token")
     db.peewee.execute_sql("UPDATE schema_version SET version = 3")
+
+
+class SpentTokenChangedLater(BaseModel):
+    """SpentToken as a later commit might change it: a wider column, a new column, a new index."""
+
+    kind = peewee.CharField(max_length=32)
+    token = peewee.CharField(max_length=64, index=True)
+    expires_at = peewee.DateTimeField(index=True)
+    note = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "spent_token"
+        indexes = ((("kind", "token"), True),)
+
+
+def test_a_version_3_database_gets_the_table_of_spent_tokens_db_init_makes(db: Database) -> None:
+    made_by_init = spent_token_schema(db)
+    as_version_3(db)
     assert db.upgrade() == [MIGRATION_4]
     assert SpentToken.select().count() == 0
-    assert {tuple(i.columns) for i in db.peewee.get_indexes("spent_token")} >= {
-        ("kind", "token"),
-        ("expires_at",),
-    }
+    assert spent_token_schema(db) == made_by_init
+
+
+def test_migration_4_creates_the_table_it_shipped_with_whatever_the_model_says_now(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = spent_token_schema(db)
+    as_version_3(db)
+    monkeypatch.setattr(models, "SpentToken", SpentTokenChangedLater)
+    assert db.upgrade() == [MIGRATION_4]
+    assert spent_token_schema(db) == shipped
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:
