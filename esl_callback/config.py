@@ -7,8 +7,11 @@ reader walks the dataclasses, so every error has the same shape::
     freeswitch.nodes[0].port: expected an integer 1-65535, got "abc" (line 7)
     web.prot: unknown key (did you mean "port"?) (line 31)
 
-All errors are collected before :class:`ConfigError` is raised. The file is read with PyYAML's safe
-loader (a subclass that also remembers line numbers and refuses duplicate keys).
+All errors are collected before :class:`ConfigError` is raised, those of the checks across
+settings (a section's ``_check_*`` methods, e.g. ``web.port`` against ``outbound.port``) too: they
+run on whatever settings were read, and a check that would read one that failed is skipped (that
+setting has its own error). The file is read with PyYAML's safe loader (a subclass that also
+remembers line numbers and refuses duplicate keys).
 
 Secrets may come from the environment instead of the file (the environment wins):
 
@@ -22,6 +25,7 @@ Secrets may come from the environment instead of the file (the environment wins)
 ESL_CALLBACK_NODE_FS_1_PASSWORD). A per-name variable that matches no node or gateway is an error.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -31,7 +35,7 @@ import os
 import re
 import string
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -115,6 +119,32 @@ class ConfigError(Exception):
 # --- the field-spec mechanism ------------------------------------------------------------------
 
 _BAD = object()  # a value that failed validation; its error has been recorded
+
+
+class _Unread(Exception):
+    """A check across settings read one that failed: the check is skipped."""
+
+
+class _Partial:
+    """What was read of a section with errors: its valid settings, the defaults of those not
+    given and its nested sections (partial too), for the checks across settings, which therefore
+    read settings only (no properties or methods). Reading a setting that failed raises
+    :class:`_Unread`."""
+
+    def __init__(self, cls: type, values: dict[str, Any]) -> None:
+        self._cls = cls
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise _Unread(name) from None
+
+
+def _failed(value: Any) -> bool:
+    """Whether a value read has errors (recorded already): invalid, or a partial section."""
+    return value is _BAD or isinstance(value, _Partial)
 
 
 class _Invalid(Exception):
@@ -248,7 +278,7 @@ class _List(_Kind):
             return _BAD
         lines = getattr(raw, "lines", [None] * len(raw))
         items = [self.item.read(v, where.item(i, lines[i]), errors) for i, v in enumerate(raw)]
-        complete = all(item is not _BAD for item in items)
+        complete = not any(_failed(item) for item in items)
         if len(items) < self.min_items:
             errors.add(where, f"expected at least {self.min_items} item(s), got {len(items)}")
             complete = False
@@ -265,7 +295,7 @@ class _List(_Kind):
         first_seen: dict[Any, int] = {}
         unique = True
         for index, (entry, item) in enumerate(zip(raw, items, strict=True)):
-            if item is not _BAD:
+            if not _failed(item):
                 value = getattr(item, attribute)
             else:
                 value = entry.get(attribute) if isinstance(entry, dict) else None
@@ -346,17 +376,39 @@ def _read_section(cls: type, raw: Any, where: _Where, errors: _Errors) -> Any:
                 complete = False
             continue
         value = spec.kind.read(raw[name], where.child(name, lines.get(name), spec.mask), errors)
-        if value is _BAD:
-            complete = False
-        else:
+        complete &= not _failed(value)
+        if value is not _BAD:
             values[name] = value
-    if not complete:
-        return _BAD
-    section = cls(**values)
-    problems = list(section._problems()) if hasattr(section, "_problems") else []
+    section = cls(**values) if complete else _Partial(cls, _defaults(cls, raw) | values)
+    problems = _cross_problems(section)
     for key, message in problems:
         errors.add(where.child(key, lines.get(key.split(".")[0])), message)
-    return _BAD if problems else section
+    if complete and problems:  # still read by the checks of the sections around it
+        return _Partial(cls, {name: getattr(section, name) for name in specs})
+    return section
+
+
+def _defaults(cls: type, given: Iterable[Any]) -> dict[str, Any]:
+    """The default of each setting of ``cls`` that has one and is not ``given``."""
+    return {
+        f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(cls)
+        if f.name not in given
+        and (f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
+    }
+
+
+def _cross_problems(section: Any) -> list[tuple[str, str]]:
+    """What the checks across settings of the section's class (its ``_check_*`` methods, each
+    yielding (key, message)) find. On a :class:`_Partial` a check that reads a setting which
+    failed is skipped: in its place, a default could contradict what the file meant."""
+    cls = section._cls if isinstance(section, _Partial) else type(section)
+    problems = []
+    for name, check in vars(cls).items():
+        if name.startswith("_check_"):
+            with contextlib.suppress(_Unread):
+                problems.extend(check(section))
+    return problems
 
 
 def _section_to_dict(section: Any, masked: bool) -> dict[str, Any]:
@@ -662,7 +714,7 @@ class FreeswitchSettings:
     reconnect_max_seconds: Annotated[float, _seconds(0.1, 3600)] = 30.0
     max_event_backlog: Annotated[int, _integer(0, 100_000)] = 250
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _check_reconnect_order(self) -> Iterator[tuple[str, str]]:
         if self.reconnect_min_seconds > self.reconnect_max_seconds:
             yield "reconnect_max_seconds", "must not be below reconnect_min_seconds"
 
@@ -790,7 +842,7 @@ class RouteSettings:
         str | None, _optional(_text(r"[A-Za-z0-9_.-]+", "a gateway name (letters, digits, _ . -)"))
     ] = None
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _check_gateway(self) -> Iterator[tuple[str, str]]:
         if "gateway" in _placeholder_names(self.template) and not self.gateway:
             yield "gateway", "required because the template uses {gateway}"
 
@@ -808,9 +860,11 @@ class NumbersSettings:
     min_length: Annotated[int, _integer(3, 15)] = 7
     max_length: Annotated[int, _integer(3, 15)] = 15
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _check_lengths(self) -> Iterator[tuple[str, str]]:
         if self.min_length > self.max_length:
             yield "max_length", "must not be below min_length"
+
+    def _check_prefixes(self) -> Iterator[tuple[str, str]]:
         if self.national_prefix == self.international_prefix:
             yield "international_prefix", "must differ from national_prefix"
 
@@ -886,7 +940,7 @@ class BillingSettings:
     allow_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()
     deny_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _check_prefix_lists(self) -> Iterator[tuple[str, str]]:
         both = sorted(set(self.allow_prefixes) & set(self.deny_prefixes))
         if both:
             yield "deny_prefixes", f"also in allow_prefixes: {', '.join(both)}"
@@ -932,7 +986,7 @@ class Settings:
         matching = [route for route in self.routes if number.startswith(route.prefix)]
         return max(matching, key=lambda route: len(route.prefix), default=None)
 
-    def _problems(self) -> Iterator[tuple[str, str]]:
+    def _check_web_port(self) -> Iterator[tuple[str, str]]:
         web, outbound = self.web, self.outbound
         shared_address = (
             web.bind == outbound.bind
@@ -941,7 +995,9 @@ class Settings:
         )
         if web.enabled and web.port == outbound.port and shared_address:
             yield "web.port", f"same as outbound.port ({web.port}); the two servers need their own"
-        metrics = self.metrics
+
+    def _check_metrics_port(self) -> Iterator[tuple[str, str]]:
+        web, outbound, metrics = self.web, self.outbound, self.metrics
         taken = {outbound.port: "outbound.port"} | ({web.port: "web.port"} if web.enabled else {})
         if metrics.enabled and metrics.port in taken:
             yield "metrics.port", f"same as {taken[metrics.port]} ({metrics.port}); use another"
@@ -1058,7 +1114,7 @@ def settings_from_mapping(data: Any, environ: Mapping[str, str] | None = None) -
     """
     errors = _Errors()
     settings = _read_section(Settings, data, _Where(""), errors)
-    if settings is not _BAD:
+    if not _failed(settings):
         settings = _apply_environment(settings, os.environ if environ is None else environ, errors)
     if errors.messages:
         raise ConfigError(errors.messages)

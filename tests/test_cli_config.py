@@ -66,6 +66,22 @@ def test_check_prints_every_error_on_its_own_line_and_exits_1(tmp_path: Path) ->
     assert result.output.splitlines() == [*BAD_LINES, f"{path}: 2 errors"]
 
 
+def test_check_reports_contradictions_in_the_same_run_as_invalid_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "web:\n  port: 8084\nnumbers:\n  min_length: 12\n  max_length: 8\n"
+        "callback:\n  delay_seconds: abc\n",
+    )
+    result = CliRunner().invoke(config, ["check", path])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "web.port: same as outbound.port (8084); the two servers need their own (line 1)",
+        "numbers.max_length: must not be below min_length (line 5)",
+        'callback.delay_seconds: expected a number of seconds 0-300, got "abc" (line 7)',
+        f"{path}: 3 errors",
+    ]
+
+
 def test_check_prints_warnings_and_still_passes(tmp_path: Path) -> None:
     path = write(tmp_path, "web:\n  secret: k3Jx9vQ2mL7pR4tW8yZ1aB5cD6eF0gH2\n")
     result = CliRunner().invoke(config, ["check", path])

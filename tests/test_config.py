@@ -311,6 +311,53 @@ def test_settings_that_contradict_each_other_are_errors(data: dict, expected: st
 
 
 @pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (  # the default min_length 7 in place of "x" would contradict max_length 5
+            {"numbers": {"min_length": "x", "max_length": 5, "national_prefix": "00"}},
+            [
+                'numbers.min_length: expected an integer 3-15, got "x"',
+                "numbers.international_prefix: must differ from national_prefix",
+            ],
+        ),
+        (  # the default web.port 8080 in place of "x" would clash with outbound.port
+            {
+                "web": {"port": "x", "bind": "0.0.0.0"},
+                "outbound": {"port": 8080},
+                "numbers": {"min_length": 12, "max_length": 8, "country_code": "abc"},
+            },
+            [
+                'web.port: expected an integer 1-65535, got "x"',
+                'numbers.country_code: expected 1-3 digits in quotes, e.g. "44", got "abc"',
+                "numbers.max_length: must not be below min_length",
+            ],
+        ),
+        (  # the default reconnect_min_seconds 1 in place of "x" would exceed the maximum 0.5
+            {
+                "freeswitch": {"reconnect_min_seconds": "x", "reconnect_max_seconds": 0.5},
+                "web": {"port": 8084},
+            },
+            [
+                'freeswitch.reconnect_min_seconds: expected a number of seconds 0.1-3600, got "x"',
+                "web.port: same as outbound.port (8084); the two servers need their own",
+            ],
+        ),
+        (
+            {"routes": [{"prefix": "x", "template": "sofia/gateway/{gateway}/{number}"}]},
+            [
+                'routes[0].prefix: expected 0-15 digits in quotes, e.g. "44", got "x"',
+                "routes[0].gateway: required because the template uses {gateway}",
+            ],
+        ),
+    ],
+)
+def test_contradictions_are_reported_with_other_errors_but_never_on_a_setting_that_failed(
+    data: dict, expected: list[str]
+) -> None:
+    assert mapping_errors(data) == expected
+
+
+@pytest.mark.parametrize(
     ("template", "expected"),
     [
         ("sofia/gateway/{gw}/{number}", "unknown placeholder {gw}"),
