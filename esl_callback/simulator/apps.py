@@ -180,13 +180,42 @@ def app_sleep(ch: Channel, arg: str) -> None:
 
 
 def app_park(ch: Channel, arg: str) -> None:
-    """switch_ivr_park: CHANNEL_PARK, serve sendmsg/DTMF until hangup or transfer, UNPARK."""
+    """switch_ivr_park: CHANNEL_PARK, serve sendmsg/DTMF until hangup or transfer, UNPARK.
+
+    It is also what an async `socket` session runs, so `park_timeout` bounds both: between
+    applications, once it has passed, the channel is hung up.
+    """
     ch.controlled = True
+    expires, cause = _park_timeout(ch)
     ch.fire("CHANNEL_PARK")
-    while ch.wait(None, until=lambda: not ch.controlled) == BREAK:
-        pass
+    while True:
+        remaining = None if expires is None else expires - ch.sim.clock.now()
+        result = ch.wait(remaining, until=lambda: not ch.controlled)
+        if result == TIMEOUT:
+            ch.hangup(cause)
+            break
+        if result != BREAK:
+            break
     ch.controlled = False
     ch.fire("CHANNEL_UNPARK")
+
+
+def _park_timeout(ch: Channel) -> tuple[float | None, str]:
+    """`park_timeout` (`<seconds>[:<cause>]`), read and cleared as the park starts: when the
+    park expires, on the switch's whole-second clock (None: never; the seconds are read like
+    C's atoi, so a value that is not a number expires at once) and the cause it hangs up with
+    (NORMAL_CLEARING unless named)."""
+    value = ch.get_var("park_timeout")
+    if value is None:
+        return None, "NORMAL_CLEARING"
+    ch.set_var("park_timeout", None)
+    seconds_text, colon, cause_text = value.partition(":")
+    cause = cause_from_text(cause_text) if colon else "NORMAL_CLEARING"
+    number = re.match(r"\s*([+-]?\d+)", seconds_text)
+    seconds = int(number.group(1)) if number else 0
+    if seconds < 0:
+        return None, cause
+    return math.floor(ch.sim.clock.now()) + seconds, cause
 
 
 def app_set(ch: Channel, arg: str) -> None:

@@ -123,6 +123,39 @@ def test_sched_hangup_hits_the_named_leg_only(sim: Simulator, client) -> None:
     assert other.get("Hangup-Cause") == "NORMAL_CLEARING"
 
 
+def test_park_timeout_hangs_up_a_parked_leg_with_the_cause_it_names(sim: Simulator, client) -> None:
+    watcher = client()
+    watcher.command("event plain CHANNEL_HANGUP")
+    phone = "loopback/15550001001/phones &park()"  # answers, then stays parked
+    plain = sim.api(f"originate {{ignore_early_media=true,park_timeout=2}}{phone}").split()[1]
+    named_cause = sim.api(
+        f"originate {{ignore_early_media=true,park_timeout=2:ALLOTTED_TIMEOUT}}{phone}"
+    ).split()[1]
+    untimed = sim.api(f"originate {{ignore_early_media=true}}{phone}").split()[1]
+    causes = {}
+    for _ in range(2):
+        hangup = watcher.event(
+            "CHANNEL_HANGUP", lambda e: e.get("Unique-ID") in (plain, named_cause)
+        )
+        causes[hangup.get("Unique-ID")] = hangup.get("Hangup-Cause")
+    assert causes == {plain: "NORMAL_CLEARING", named_cause: "ALLOTTED_TIMEOUT"}
+    assert untimed in sim.channels
+
+
+def test_an_async_socket_session_is_parked_so_park_timeout_ends_it_too(make_sim, sessions) -> None:
+    """mod_event_socket parks a channel it hands to an async session: the leg's `park_timeout`
+    bounds the whole session, whatever the controller is doing with it."""
+    address, accepted = sessions
+    sim = make_sim(outbound=address)
+    dial = "{ignore_early_media=true,park_timeout=2}loopback/15550001001/phones"
+    leg = sim.api(f"originate {dial} &socket('{address} async full')").split()[1]
+    session = accepted.get(timeout=5)
+    session.connect()
+    session.command("myevents")
+    hangup = session.event("CHANNEL_HANGUP", channel(leg))
+    assert hangup.get("Hangup-Cause") == "NORMAL_CLEARING"
+
+
 def test_no_uuid_sched_hangup_and_usage_texts(sim: Simulator, client) -> None:
     conn = client()
     assert conn.api("uuid_sched_hangup +5 x") == "-ERR uuid_sched_hangup Command not found!\n"
