@@ -789,17 +789,23 @@ class CallFlow:
         else:
             self.advance(state, new_leg=leg, **fields)
         cfg = self.settings.callback
-        variables = {
+        variables: dict[str, object] = {
             "origination_uuid": leg.uuid,
             "callback_request_id": self.plan.request_id,
             "callback_leg": role,
             "callback_account": self.account_id or "unknown",
             "callback_method": self.plan.method,
+            # The application runs when the leg answers, not on early media (a network's
+            # announcement or ringback): the IVR must not play to a phone still ringing.
+            "ignore_early_media": True,
             "originate_timeout": cfg.originate_timeout_seconds,
-            "park_timeout": cfg.park_timeout_seconds,
             "origination_caller_id_number": self.presented_number(role),
             "origination_caller_id_name": cfg.caller_id_name,
         }
+        if application == commands.park_application():
+            # Only a parked leg: an async socket session is parked too, and the timeout
+            # would cut leg A's IVR and B's ringing short.
+            variables["park_timeout"] = cfg.park_timeout_seconds
         command = commands.originate(self.dialer.route(number), application, variables)
         try:
             job = node.bgapi(command)

@@ -112,25 +112,32 @@ class Observer:
     """
 
     def __init__(self, sim: Simulator) -> None:
-        self.executed: list[tuple[str, str, str]] = []  # (channel name, app, data)
+        # (channel name, app or CHANNEL_ANSWER, data), in the order the switch reported them
+        self.executed: list[tuple[str, str, str]] = []
         self.connection = InboundConnection(
             name="observer",
             host="127.0.0.1",
             port=sim.port,
             password="test-secret",
-            events=["CHANNEL_EXECUTE"],
+            events=["CHANNEL_EXECUTE", "CHANNEL_ANSWER"],
             on_event=self.record,
         ).start()
         assert self.connection.wait_connected(5)
 
     def record(self, event: Any, node: str) -> None:
+        name = event.get("Event-Name")
         self.executed.append(
             (
                 event.get("Channel-Name") or "",
-                event.get("Application") or "",
+                event.get("Application") or "" if name == "CHANNEL_EXECUTE" else name,
                 event.get("Application-Data") or "",
             )
         )
+
+    def on_leg_a(self, number: str) -> list[str]:
+        """What happened on the callback leg towards `number`: apps run and its answer."""
+        channel = f"loopback/{number}-a"
+        return [app for name, app, _ in self.executed if name == channel]
 
     def played(self, number: str) -> list[str]:
         """Sounds played to the callback leg towards `number` (its loopback -a channel)."""

@@ -88,6 +88,35 @@ def test_pin_callback_rings_back_the_caller_and_bridges_the_destination(platform
     assert set(p.service.router.dropped) <= {"BACKGROUND_JOB"}
 
 
+def test_the_ivr_starts_when_the_caller_answers_not_on_early_media(platform, alice) -> None:
+    """A mobile network plays early media (an announcement, ringback) before the phone
+    answers: the PIN prompt must wait for the answer, or it plays to nobody."""
+    caller = {"early_media": "tone_stream://%(3000,0,440)", **keys("4711#", f"{FRIEND}#")}
+    p = platform({CALLER: caller, FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S})
+
+    p.trigger(CALLER, PIN_ACCESS)
+    request = p.wait_request()
+
+    assert (request.state, request.failure_cause) == ("completed", None)
+    on_leg_a = p.observer.on_leg_a(CALLER)
+    assert on_leg_a.index("CHANNEL_ANSWER") < on_leg_a.index("play_and_get_digits")
+
+
+def test_a_caller_in_the_ivr_longer_than_the_park_timeout_is_not_cut_off(platform, alice) -> None:
+    """FreeSWITCH parks a leg it hands to an async socket session, so a `park_timeout` on
+    leg A would hang the caller up in the middle of the IVR; it bounds parked legs only."""
+    p = platform(
+        {CALLER: keys("4711#", f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S},
+        park_timeout_seconds=2,  # the PIN and the destination take 3.5 s
+    )
+
+    p.trigger(CALLER, PIN_ACCESS)
+    request = p.wait_request()
+
+    assert (request.state, request.failure_cause) == ("completed", None)
+    assert p.legs(request.id)[1].billsec >= 3  # bridged, and the call went on
+
+
 def test_a_rate_change_during_the_ivr_leaves_leg_a_at_the_rate_it_was_opened_with(
     platform, alice
 ) -> None:
