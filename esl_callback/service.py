@@ -22,6 +22,7 @@ from esl_callback.callback.dialer import Dialer, event_variable
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
 from esl_callback.sms import SmsService
+from esl_callback.switch import commands
 from esl_callback.switch.connection import Backoff, CommandTimeout, InboundConnection
 from esl_callback.switch.outbound import OutboundChannel, OutboundServer
 from esl_callback.switch.router import EventRouter
@@ -172,7 +173,7 @@ class Service:
 
     def on_node_connected(self, node: InboundConnection) -> None:
         """After every (re)connect: learn the switch's Core-UUID, reconcile with what it has."""
-        core_uuid = node.api("global_getvar core_uuid").strip()
+        core_uuid = node.api(commands.global_getvar("core_uuid")).strip()
         if core_uuid and not core_uuid.startswith("-"):
             self.dialer.core_uuids[node.name] = core_uuid
         up_since = datetime.fromtimestamp(node.up_since, UTC).replace(tzinfo=None)

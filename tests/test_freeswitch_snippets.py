@@ -29,7 +29,6 @@ import pytest
 from esl_callback.config import settings_from_mapping
 from esl_callback.service import SUBSCRIBED_EVENTS, Service
 from esl_callback.switch import commands
-from esl_callback.switch.connection import InboundConnection
 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTORY_FILE = ROOT / "freeswitch" / "directory" / "esl-callback.xml"
@@ -58,6 +57,7 @@ API_BUILDERS = {
     "sched_hangup": lambda: commands.sched_hangup(300, UUID),
     "show_channels_json": commands.show_channels_json,
     "chat": lambda: commands.chat("4930100300", "15550001001", "We call you back now."),
+    "global_getvar": lambda: commands.global_getvar("core_uuid"),
 }
 NOT_API_COMMANDS = {
     # checks of values
@@ -72,8 +72,10 @@ NOT_API_COMMANDS = {
     "dial_string",
     "park_application",
     "socket_application",
-    # `filter`: an event-socket command of its own, not checked against esl-allowed-api
+    # `filter` and `event`: event-socket commands of their own, not checked against
+    # esl-allowed-api (the events subscribed are checked against esl-allowed-events)
     "event_filter",
+    "event_subscription",
     # applications run on a call's own outbound socket (`sendmsg execute`), where no userauth
     # applies
     "application_args",
@@ -195,7 +197,7 @@ def test_no_api_command_is_allowed_that_the_controller_does_not_send() -> None:
 
 def test_the_subscription_the_controller_sends_is_allowed_event_by_event() -> None:
     names, subclasses = _allowed_events()
-    words = InboundConnection._subscription("plain", SUBSCRIBED_EVENTS).split(" ")
+    words = commands.event_subscription("plain", SUBSCRIBED_EVENTS).split(" ")
     assert words[:2] == ["event", "plain"]
     custom = False
     for word in words[2:]:  # mod_event_socket's `event` command, token by token

@@ -10,7 +10,7 @@ the ESL command and start another). A bad value raises `UnsafeCommand`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from esl_callback.numbers import is_digits
 
@@ -21,6 +21,7 @@ _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # originate's {a=b,c=d} syntax. A value with spaces is single-quoted.
 _VAR_VALUE = re.compile(r"[A-Za-z0-9 _.:@+/#*-]{0,128}")
 _APP_NAME = re.compile(r"[a-z_]{1,32}")
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(::[A-Za-z0-9_:.-]+)?")
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}")
 _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 # A filter value: a word, or a regular expression between slashes; no whitespace.
@@ -76,6 +77,23 @@ def event_filter(header: str, value: str) -> str:
     return f"filter {header} {value}"
 
 
+def event_subscription(event_format: str, events: Iterable[str]) -> str:
+    """`event <format> NAME ...`: each name once, CUSTOM subclasses after `CUSTOM`."""
+    names: list[str] = []
+    subclasses: list[str] = []
+    for event in events:
+        if not _EVENT_NAME.fullmatch(event):
+            raise UnsafeCommand(f"not an event name: {event!r}")
+        target = subclasses if "::" in event else names
+        if event not in target:
+            target.append(event)
+    if not names and not subclasses:
+        raise ValueError("subscribe to at least one event")
+    if subclasses:
+        names = [n for n in names if n != "CUSTOM"] + ["CUSTOM", *subclasses]
+    return f"event {event_format} {' '.join(names)}"
+
+
 def format_variables(variables: Mapping[str, object]) -> str:
     """`{name=value,...}` for originate; values whitelisted, quoted when they hold spaces."""
     parts = []
@@ -125,11 +143,17 @@ def park_application() -> str:
 def socket_application(address: str) -> str:
     """`&socket('host:port async full')`: when the leg answers it connects to our server.
 
-    `address` may list failover servers as `host1:port|host2:port`.
+    One address: mod_event_socket has no failover list (it splits host and port at the last
+    colon).
     """
-    for part in address.split("|"):
-        check_host_port(part)
-    return f"&socket('{address} async full')"
+    return f"&socket('{check_host_port(address)} async full')"
+
+
+def global_getvar(name: str) -> str:
+    """`global_getvar <name>`: a global variable of the switch (e.g. its core_uuid)."""
+    if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+        raise UnsafeCommand(f"not a global variable name: {name!r}")
+    return f"global_getvar {name}"
 
 
 def uuid_bridge(uuid_a: str, uuid_b: str) -> str:

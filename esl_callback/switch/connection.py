@@ -32,7 +32,6 @@ import contextlib
 import fcntl
 import logging
 import random
-import re
 import sys
 import termios
 import time
@@ -53,7 +52,6 @@ log = logging.getLogger(__name__)
 EVENT_CONTENT_TYPES = frozenset({"text/event-plain", "text/event-json"})
 YIELD_EVERY = 64  # frames read in a row before the reader lets other greenlets run
 BACKLOG_SAMPLE = 16  # events between two looks at the unread backlog (a system call)
-_EVENT_NAME = re.compile(r"[A-Za-z0-9_]+(::[A-Za-z0-9_:.-]+)?")
 
 EventCallback = Callable[[Frame, str], None]
 
@@ -520,7 +518,7 @@ class InboundConnection:
         self.name = name or f"{host}:{self.port}"
         self._password = password
         self._user = user or None
-        self.subscription = self._subscription(event_format, events)
+        self.subscription = commands.event_subscription(event_format, events)
         self.filters = [commands.event_filter(header, value) for header, value in filters]
         self._on_event = on_event
         self._on_connected = on_connected
@@ -539,22 +537,6 @@ class InboundConnection:
         self._up = gevent.event.Event()
         self._stopping = gevent.event.Event()
         self._supervisor: gevent.Greenlet | None = None
-
-    @staticmethod
-    def _subscription(event_format: str, events: Iterable[str]) -> str:
-        names: list[str] = []
-        subclasses: list[str] = []
-        for event in events:
-            if not _EVENT_NAME.fullmatch(event):
-                raise UnsafeCommand(f"not an event name: {event!r}")
-            target = subclasses if "::" in event else names
-            if event not in target:
-                target.append(event)
-        if not names and not subclasses:
-            raise ValueError("subscribe to at least one event")
-        if subclasses:
-            names = [n for n in names if n != "CUSTOM"] + ["CUSTOM", *subclasses]
-        return f"event {event_format} {' '.join(names)}"
 
     # -- life cycle ------------------------------------------------------------------------
 
