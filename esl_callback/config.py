@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from esl_callback.callback import rating
+from esl_callback.switch import commands
 
 FREESWITCH_DEFAULT_PASSWORD = "ClueCon"
 ROUTE_PLACEHOLDERS = ("number", "gateway")
@@ -620,19 +621,24 @@ def _route_template() -> _Scalar:
         try:
             fields = [(n, c, s) for _, n, s, c in string.Formatter().parse(raw) if n is not None]
         except ValueError as problem:
-            raise _Invalid(
-                f"is not a valid template ({problem}); write a literal brace twice: {{{{ }}}}",
-                show_value=False,
-            ) from None
+            raise _Invalid(f"is not a valid template ({problem})", show_value=False) from None
         for name, conversion, spec in fields:
             if name not in ROUTE_PLACEHOLDERS or conversion or spec:
                 raise _Invalid(
-                    f"unknown placeholder {_placeholder(name, conversion, spec)} (known: {known}; "
-                    "FreeSWITCH's own braces are written twice: {{var=value}})",
+                    f"unknown placeholder {_placeholder(name, conversion, spec)} (known: {known})",
                     show_value=False,
                 )
         if "number" not in {name for name, _, _ in fields}:
             raise _Invalid("must contain the {number} placeholder", show_value=False)
+        try:  # what the dialer will refuse to send, refused now
+            commands.dial_string(raw, "15550001001", "gateway")
+        except commands.UnsafeCommand:
+            raise _Invalid(
+                "must dial one channel: no , | & ' ^ or FreeSWITCH {variables} / [variables] "
+                "(the controller sets the variables a callback needs, ignore_early_media "
+                "included; set others on the sofia gateway)",
+                show_value=False,
+            ) from None
         return raw
 
     return _Scalar(convert)

@@ -375,21 +375,33 @@ def test_route_templates_are_checked(template: str, expected: str) -> None:
     assert expected in message
 
 
-def test_route_templates_accept_known_placeholders_and_doubled_braces() -> None:
-    template = "{{ignore_early_media=true}}sofia/gateway/{gateway}/{number}"
+def test_route_templates_accept_known_placeholders() -> None:
     routes = [
-        {"prefix": "", "template": template, "gateway": "carrier"},
+        {"prefix": "", "template": "sofia/gateway/{gateway}/{number}", "gateway": "carrier"},
         {"prefix": "1555", "template": "loopback/{number}/phones"},
-        {"prefix": "99", "template": "{{gateway}}sofia/x/{number}"},
         {"prefix": "15550", "template": "user/{number}"},
     ]
     settings = settings_from_mapping({"routes": routes}, NO_ENV)
-    assert settings.routes[0].template.format(number="4420", gateway="gw") == (
-        "{ignore_early_media=true}sofia/gateway/gw/4420"
-    )
     assert settings.route_for("15550001001").template == "user/{number}"
     assert settings.route_for("15551231234").template == "loopback/{number}/phones"
     assert settings.route_for("442079460000").gateway == "carrier"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ignore_early_media=true}}sofia/gateway/{gateway}/{number}",
+        "[[leg_timeout=20]]sofia/gateway/{gateway}/{number}",
+        "user/{number},user/9",
+        "sofia/gateway/{gateway}/{number}|sofia/gateway/backup/{number}",
+    ],
+)
+def test_a_route_template_the_dialer_would_refuse_fails_the_check(template: str) -> None:
+    """`config check` saying OK means every callback on the route can be dialled: the dialer
+    refuses these (a variable block, more than one channel) at call time."""
+    (message,) = mapping_errors({"routes": [{"template": template, "gateway": "carrier"}]})
+    assert "must dial one channel" in message
+    assert "ignore_early_media" in message
 
 
 def test_route_for_is_none_without_a_default_route() -> None:
