@@ -68,6 +68,11 @@ def _group(groups: tuple[str | None, ...], index: int) -> str:
     return ""
 
 
+# A phone that stays on the line is a person holding it: the `park` that models it must not
+# be ended by the park_timeout its loopback channel copied from the leg that called it.
+STAY_ON_THE_LINE: list[Action] = [("unset", "park_timeout"), ("park", None)]
+
+
 def phone_actions(spec: Mapping[str, Any]) -> list[Action]:
     """Expand a virtual phone's shorthands into the applications a real phone extension runs.
 
@@ -91,7 +96,7 @@ def phone_actions(spec: Mapping[str, Any]) -> list[Action]:
     if spec.get("early_media"):
         actions += [("pre_answer", None), ("playback", str(spec["early_media"]))]
     if spec.get("no_answer") or "answer_after" not in spec:
-        return [*actions, ("park", None)]
+        return [*actions, *STAY_ON_THE_LINE]
     after = float(spec["answer_after"])
     if after > 0:
         actions.append(("sleep", str(int(after * 1000))))
@@ -110,7 +115,7 @@ def phone_actions(spec: Mapping[str, Any]) -> list[Action]:
         cause = spec.get("hangup_cause")
         actions.append(("hangup", str(cause) if cause else None))
     else:
-        actions.append(("park", None))
+        actions += STAY_ON_THE_LINE
     return actions
 
 

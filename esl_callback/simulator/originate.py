@@ -118,7 +118,9 @@ def _create_pair(
             ("read_rate", "8000"),
             ("write_codec", "L16"),
             ("write_rate", "8000"),
-            *ordered_vars,
+            # mod_loopback copies the leg's variables to its -b twin; a gateway's far end is
+            # a phone elsewhere, which never sees them (nor a park_timeout).
+            *(ordered_vars if not hidden_far_end else ()),
         ]
     )
     if leg.endpoint == "loopback":

@@ -15,7 +15,9 @@ from sim_client import EslClient, channel, named
 from sim_setup import sim_config
 
 from esl_callback.simulator import Simulator
+from esl_callback.simulator.config import GatewaySpec
 from esl_callback.simulator.core import DB_LAG
+from esl_callback.simulator.dialplan import Extension
 
 ANSWERED_PHONE = "{ignore_early_media=true}loopback/15550001001/phones"
 TRIGGER = "{origination_caller_id_number=15550001001}loopback/18005550100/access &park()"
@@ -154,6 +156,39 @@ def test_an_async_socket_session_is_parked_so_park_timeout_ends_it_too(make_sim,
     session.command("myevents")
     hangup = session.event("CHANNEL_HANGUP", channel(leg))
     assert hangup.get("Hangup-Cause") == "NORMAL_CLEARING"
+
+
+def test_a_bridged_call_to_phones_holding_the_line_outlives_the_park_timeout(
+    sim: Simulator,
+) -> None:
+    """uuid_bridge ends both legs' parks (and their timeouts); the virtual phones that hold the
+    line are people, not parked channels, whatever park_timeout their loopback twin copied."""
+    parked = "{ignore_early_media=true,park_timeout=2}loopback/%s/phones &park()"
+    a = sim.api("originate " + parked % "15550001001").split()[1]
+    b = sim.api("originate " + parked % "15550001002").split()[1]
+    assert sim.api(f"uuid_bridge {a} {b}") == f"+OK {b}\n"
+    gevent.sleep(sim.clock.real(5))
+    assert a in sim.channels and b in sim.channels
+
+
+def test_a_loopback_twin_copies_the_legs_park_timeout_but_a_gateways_far_end_does_not() -> None:
+    """mod_loopback gives the -b channel the leg's variables (the recorded flows show them), so
+    a far end that parks is hung up by them; a sofia gateway's far end is a phone elsewhere."""
+    config = sim_config()
+    config.gateways = {"carrier": GatewaySpec(context="parks")}
+    config.dialplan.contexts["parks"] = [
+        Extension("parks", r"^(\d+)$", [("answer", None), ("park", None)])
+    ]
+    simulator = Simulator(config, speed=20.0).start()
+    try:
+        leg = "{ignore_early_media=true,park_timeout=1}%s/15550003001%s &echo()"
+        looped = simulator.api("originate " + leg % ("loopback", "/parks")).split()[1]
+        via_gateway = simulator.api("originate " + leg % ("sofia/gateway/carrier", "")).split()[1]
+        simulator.wait_gone(looped, timeout=simulator.clock.real(5))
+        gevent.sleep(simulator.clock.real(3))
+        assert via_gateway in simulator.channels
+    finally:
+        simulator.stop()
 
 
 def test_no_uuid_sched_hangup_and_usage_texts(sim: Simulator, client) -> None:

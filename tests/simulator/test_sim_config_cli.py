@@ -41,7 +41,7 @@ def test_demo_config_loads() -> None:
         ({"busy": True}, [("hangup", "USER_BUSY")]),
         ({"unreachable": True}, [("hangup", "SUBSCRIBER_ABSENT")]),
         ({"respond": 486}, [("respond", "486")]),
-        ({"no_answer": True}, [("ring_ready", None), ("park", None)]),
+        ({"no_answer": True}, [("ring_ready", None), ("unset", "park_timeout"), ("park", None)]),
         (
             {"answer_after": 2, "keys": [{"after": 1, "digits": "12#"}], "hangup_after": 3},
             [
@@ -56,7 +56,12 @@ def test_demo_config_loads() -> None:
         ),
         (
             {"early_media": "tone_stream://%(1000,0,440)", "ring": False},
-            [("pre_answer", None), ("playback", "tone_stream://%(1000,0,440)"), ("park", None)],
+            [
+                ("pre_answer", None),
+                ("playback", "tone_stream://%(1000,0,440)"),
+                ("unset", "park_timeout"),
+                ("park", None),
+            ],
         ),
         (
             {
@@ -129,6 +134,7 @@ def test_export_xml_writes_a_freeswitch_dialplan(tmp_path: Path) -> None:
         ("ring_ready", None),
         ("sleep", "1000"),
         ("answer", None),
+        ("unset", "park_timeout"),
         ("park", None),
     ]
     out = tmp_path / "dialplan.xml"
