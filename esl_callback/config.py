@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from esl_callback import numbers
 from esl_callback.callback import rating
 from esl_callback.switch import commands
 
@@ -521,6 +522,28 @@ def _digits(low: int, high: int, example: str) -> _Scalar:
     return _Scalar(convert)
 
 
+def _phone_number(example: str) -> _Scalar:
+    """A phone number as people write it (``+49 30 100300``), kept as text: YAML reads an
+    unquoted +4930100300 as 4930100300 and 030100300 as an octal number. Whether it is a valid
+    number is checked across settings, with the ``numbers`` section."""
+
+    def convert(raw: Any) -> str:
+        if isinstance(raw, str):
+            try:
+                numbers.digits_only(raw, allow_formatting=True)
+                return raw.strip()
+            except numbers.InvalidNumber:
+                pass
+        elif isinstance(raw, int) and not isinstance(raw, bool):
+            raise _Invalid(
+                f'expected a phone number in quotes, e.g. "{example}" (unquoted, YAML reads it '
+                "as an integer: a leading + or 0 is lost or read as octal)"
+            )
+        raise _Invalid(f'expected a phone number in quotes, e.g. "{example}"')
+
+    return _Scalar(convert)
+
+
 def _money(low: Decimal) -> _Scalar:
     def convert(raw: Any) -> Decimal:
         if isinstance(raw, int | float | str) and not isinstance(raw, bool):
@@ -922,7 +945,10 @@ class SmsGatewaySettings:
 class SmsSettings:
     """SMS triggers (FreeSWITCH MESSAGE events and gateway posts)."""
 
-    enabled: Annotated[bool, _boolean()] = True
+    # Off unless the service's SMS numbers are listed: see _check_numbers_when_enabled.
+    enabled: Annotated[bool, _boolean()] = False
+    # The numbers SMS to the service arrive on; an SMS to any other number is ignored.
+    numbers: Annotated[tuple[str, ...], _List(_phone_number("+4930100300"))] = ()
     reply_unknown_sender: Annotated[bool, _boolean()] = False
     rate_limit_per_minute: Annotated[int, _integer(1, 10_000)] = 5
     # Accounts that have a PIN must send it ("<PIN> <destination>"); see esl_callback/sms.py.
@@ -931,6 +957,16 @@ class SmsSettings:
         tuple[SmsGatewaySettings, ...],
         _List(_Section(SmsGatewaySettings), unique=("name", "token")),
     ] = ()
+
+    def _check_numbers_when_enabled(self) -> Iterator[tuple[str, str]]:
+        if self.enabled and not self.numbers:
+            yield (
+                "numbers",
+                "required while sms.enabled is true: list the numbers SMS to the service arrive "
+                "on (those of the to_user pattern of chatplan/esl-callback.xml and of your "
+                "gateways). FreeSWITCH also reports the SIP MESSAGEs its users send each other; "
+                "only SMS to these numbers are acted on. Or set sms.enabled: false",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1001,6 +1037,13 @@ class Settings:
         )
         if web.enabled and web.port == outbound.port and shared_address:
             yield "web.port", f"same as outbound.port ({web.port}); the two servers need their own"
+
+    def _check_sms_numbers(self) -> Iterator[tuple[str, str]]:
+        for index, raw in enumerate(self.sms.numbers):
+            try:
+                numbers.normalise(raw, self.numbers, what=f'"{raw}"', allow_formatting=True)
+            except numbers.InvalidNumber as problem:
+                yield f"sms.numbers[{index}]", f"{problem} (read with the numbers section)"
 
     def _check_metrics_port(self) -> Iterator[tuple[str, str]]:
         web, outbound, metrics = self.web, self.outbound, self.metrics

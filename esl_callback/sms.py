@@ -4,6 +4,13 @@ An SMS reaches us as a FreeSWITCH `MESSAGE` event (mod_sms; the reply goes back 
 API) or as a POST from an SMS gateway to /api/v1/sms/inbound (the reply is in the response and,
 where the gateway has a `reply_url`, POSTed there). Both end up in `SmsService.receive`.
 
+Only an SMS addressed to one of the service's own numbers (`sms.numbers`, compared as E.164
+digits read with the `numbers` section) is acted on. FreeSWITCH fires MESSAGE for more than
+that: mod_sms's `fire` copy for messages our chatplan extension takes, and, for every message no
+chatplan extension takes (a subscriber texting a friend), the copy switch_core_chat_send fires
+after trying to deliver it (`Nonblocking-Delivery: true`). Any other SMS is logged with the
+reason and dropped: not stored, not answered, no callback.
+
 Syntax (case-insensitive; spaces before, after and between words do not matter):
 
     (empty) or CB        call me back, then I dial the destination in the IVR (two-stage)
@@ -194,6 +201,17 @@ class SmsService:
 
     def receive(self, message: Inbound) -> Outcome:
         """Store the SMS, act on it once, and say what was done and what to reply."""
+        ignored = not_for_us(message, self.settings)
+        if ignored is not None:
+            log.info(
+                "sms %s from %r to %r via %s ignored: %s",
+                message.message_id,
+                message.sender,
+                message.recipient,
+                message.channel,
+                ignored,
+            )
+            return Outcome("not_our_number", None)
         stored = self.db.run(store_incoming, message, self.settings.numbers)
         if isinstance(stored, Outcome):
             log.info("sms %s from %r: duplicate delivery", message.message_id, message.sender)
@@ -257,6 +275,29 @@ class SmsService:
         if not sent:
             log.warning("sms reply to %r via %s not sent: %s", destination, node_name, result)
         self.db.run(record_sent, FREESWITCH, source, destination, text, sent, result)
+
+
+def own_numbers(settings: Any) -> frozenset[str]:
+    """The service's SMS numbers (`sms.numbers`) as E.164 digits."""
+    return frozenset(
+        numbers.normalise(raw, settings.numbers, what="sms.numbers", allow_formatting=True)
+        for raw in settings.sms.numbers
+    )
+
+
+def not_for_us(message: Inbound, settings: Any) -> str | None:
+    """Why the SMS is not addressed to one of the service's SMS numbers; None when it is."""
+    if not settings.sms.numbers:
+        return "sms.numbers is empty"
+    try:
+        recipient = numbers.normalise(
+            message.recipient, settings.numbers, what="recipient", allow_formatting=True
+        )
+    except numbers.InvalidNumber as exc:
+        return f"{exc}, not one of sms.numbers"
+    if recipient not in own_numbers(settings):
+        return f"{recipient} is not one of sms.numbers"
+    return None
 
 
 # -- database steps (run through Database.run) ----------------------------------------------

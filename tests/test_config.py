@@ -666,3 +666,40 @@ def test_the_controller_url_is_an_address_with_nothing_after_the_port() -> None:
     for bad in ("127.0.0.1:8080", "ftp://host", "http://host:8080/api", "http://u:p@host", 8080):
         (message,) = mapping_errors({"web": {"controller_url": bad}})
         assert message.startswith("web.controller_url: expected the http:// or https:// address")
+
+
+# --- the service's SMS numbers ---------------------------------------------------------------
+
+
+def test_sms_is_off_until_the_services_numbers_are_listed() -> None:
+    assert Settings.default().sms.enabled is False
+    assert mapping_errors({"sms": {"enabled": True}}) == [
+        "sms.numbers: required while sms.enabled is true: list the numbers SMS to the service "
+        "arrive on (those of the to_user pattern of chatplan/esl-callback.xml and of your "
+        "gateways). FreeSWITCH also reports the SIP MESSAGEs its users send each other; only "
+        "SMS to these numbers are acted on. Or set sms.enabled: false"
+    ]
+
+
+def test_sms_numbers_are_quoted_numbers_valid_under_the_numbers_section(tmp_path: Path) -> None:
+    text = """\
+numbers:
+  country_code: "49"
+sms:
+  enabled: true
+  numbers: ["+49 30 100300", "030-100400", +4930100500, "12", "0800 CALLME"]
+"""
+    assert errors_of(tmp_path, text) == [
+        'sms.numbers[2]: expected a phone number in quotes, e.g. "+4930100300" (unquoted, '
+        "YAML reads it as an integer: a leading + or 0 is lost or read as octal), got 4930100500 "
+        "(line 5)",
+        'sms.numbers[4]: expected a phone number in quotes, e.g. "+4930100300", '
+        'got "0800 CALLME" (line 5)',
+    ]
+    text = text.replace(', +4930100500, "12", "0800 CALLME"', ', "12"')
+    assert errors_of(tmp_path, text) == [
+        'sms.numbers[2]: "12": 12 is too short (at least 7 digits) (read with the numbers '
+        "section) (line 3)"
+    ]
+    loaded = load_text(tmp_path, text.replace(', "12"', ""))
+    assert loaded.sms.numbers == ("+49 30 100300", "030-100400")

@@ -171,7 +171,8 @@ def start_sms_platform(
         )
         data["web"].update(enabled=True, port=web_port, secret="s" * 40, secure_cookies=False)
         gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
-        data["sms"].update({"gateways": [gateway], **(sms or {})})
+        sms_section = {"enabled": True, "numbers": [SMS_NUMBER], "gateways": [gateway]}
+        data["sms"].update({**sms_section, **(sms or {})})
         service = Service(settings_from_mapping(data, environ={}))
         try:
             service.start()
