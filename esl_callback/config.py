@@ -707,6 +707,7 @@ _PASSWORD = _text(
 )
 _SOUND = _text(r"[^\s'\"]+", "a sound file name or tone_stream://... without spaces or quotes")
 _CAUSE = _choice(HANGUP_CAUSES, str.upper, "a FreeSWITCH hangup cause such as USER_BUSY")
+_CURRENCY = _text(r"[A-Z]{3}", "a three-letter currency code such as EUR")
 _PREFIXES = _List(_digits(1, 15, "44"))
 
 
@@ -899,6 +900,34 @@ class NumbersSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CurrencySoundSettings:
+    """What is said after an amount in one currency: after its whole units, after its cents."""
+
+    currency: Annotated[str, _CURRENCY]
+    units: Annotated[str, _SOUND]
+    unit: Annotated[str | None, _optional(_SOUND)] = None  # after exactly 1; None: units
+    cents: Annotated[str, _SOUND]
+    cent: Annotated[str | None, _optional(_SOUND)] = None  # after exactly 1; None: cents
+
+
+_DEFAULT_CURRENCY_SOUNDS = (
+    CurrencySoundSettings(
+        currency="EUR",
+        units="currency/euro.wav",
+        cents="currency/cents.wav",
+        cent="currency/cent.wav",
+    ),
+    CurrencySoundSettings(
+        currency="USD",
+        units="currency/dollars.wav",
+        unit="currency/dollar.wav",
+        cents="currency/cents.wav",
+        cent="currency/cent.wav",
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class IvrSettings:
     """What callers hear (FreeSWITCH sound names, relative to its sounds dir) and digit input."""
 
@@ -909,6 +938,13 @@ class IvrSettings:
     invalid_pin: Annotated[str, _SOUND] = "ivr/ivr-pin_or_extension_is-invalid.wav"
     locked_out: Annotated[str, _SOUND] = "voicemail/vm-abort.wav"
     your_balance_is: Annotated[str, _SOUND] = "voicemail/vm-you_have.wav"
+    # The balance is said as numbers, each followed by its currency's sound (see
+    # callback.ivr.Ivr.say_amount); the first entry also serves when the currency is not known.
+    currency_sounds: Annotated[
+        tuple[CurrencySoundSettings, ...],
+        _List(_Section(CurrencySoundSettings), min_items=1, unique=("currency",)),
+    ] = _DEFAULT_CURRENCY_SOUNDS
+    negative: Annotated[str, _SOUND] = "currency/negative.wav"
     enter_destination: Annotated[str, _SOUND] = "ivr/ivr-enter_destination_telephone_number.wav"
     invalid_number: Annotated[str, _SOUND] = "ivr/ivr-invalid_number_format.wav"
     no_rate: Annotated[str, _SOUND] = "ivr/ivr-no_route_destination.wav"
@@ -973,7 +1009,7 @@ class SmsSettings:
 class BillingSettings:
     """Money: currency, what is charged, rounding and the destination policy."""
 
-    currency: Annotated[str, _text(r"[A-Z]{3}", "a three-letter currency code such as EUR")] = "EUR"
+    currency: Annotated[str, _CURRENCY] = "EUR"
     charge_leg_a: Annotated[bool, _boolean()] = True
     low_balance_threshold: Annotated[Decimal, _money(Decimal(0))] = Decimal("1.00")
     warning_seconds_before_hangup: Annotated[int, _integer(0, 600)] = 60

@@ -703,3 +703,22 @@ sms:
     ]
     loaded = load_text(tmp_path, text.replace(', "12"', ""))
     assert loaded.sms.numbers == ("+49 30 100300", "030-100400")
+
+
+# --- how amounts are said --------------------------------------------------------------------
+
+
+def test_currency_sounds_name_each_currency_once_and_cannot_be_empty() -> None:
+    euro = {"currency": "EUR", "units": "my/euro.wav", "cents": "my/cents.wav"}
+    assert mapping_errors({"ivr": {"currency_sounds": [euro, {**euro, "units": "x.wav"}]}}) == [
+        'ivr.currency_sounds[1].currency: duplicate "EUR" (same as ivr.currency_sounds[0])'
+    ]
+    assert mapping_errors({"ivr": {"currency_sounds": []}}) == [
+        "ivr.currency_sounds: expected at least 1 item(s), got 0"
+    ]
+    assert mapping_errors({"ivr": {"currency_sounds": [{**euro, "currency": "euro"}]}}) == [
+        "ivr.currency_sounds[0].currency: expected a three-letter currency code such as EUR, "
+        'got "euro"'
+    ]
+    ivr = settings_from_mapping({"ivr": {"currency_sounds": [euro]}}, NO_ENV).ivr
+    assert (ivr.currency_sounds[0].unit, ivr.negative) == (None, "currency/negative.wav")

@@ -9,6 +9,7 @@ from the `ivr` configuration section; every argument is built by `switch.command
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -30,6 +31,16 @@ class Channel(Protocol):
     def execute(self, app: str, arg: str = "", timeout: float | None = None) -> object: ...
 
 
+class CurrencySounds(Protocol):
+    """What is said after an amount of one currency (an `ivr.currency_sounds` entry)."""
+
+    currency: str
+    units: str
+    unit: str | None
+    cents: str
+    cent: str | None
+
+
 class IvrPrompts(Protocol):
     """Sound files (FreeSWITCH names) and digit timing of the `ivr` configuration section."""
 
@@ -38,6 +49,17 @@ class IvrPrompts(Protocol):
     first_digit_timeout_ms: int
     inter_digit_timeout_ms: int
     invalid_entry: str
+    negative: str
+    currency_sounds: Sequence[CurrencySounds]
+
+
+def unit_sound(sounds: CurrencySounds | None, count: int, *, cents: bool) -> str | None:
+    """The sound said after `count` whole units (or cents): the singular one after 1."""
+    if sounds is None:
+        return None
+    if cents:
+        return (sounds.cent if count == 1 else None) or sounds.cents
+    return (sounds.unit if count == 1 else None) or sounds.units
 
 
 class Ivr:
@@ -75,12 +97,44 @@ class Ivr:
         log.debug("channel %s: %s collected %r", self.channel.uuid, variable, digits)
         return digits or None
 
-    def say_amount(self, amount: Decimal) -> None:
-        """Say an amount of money (e.g. the balance) in the configured language."""
-        value = f"{amount.quantize(Decimal('0.01')):f}"
+    def say_amount(self, amount: Decimal, currency: str | None = None) -> None:
+        """Say an amount of money (e.g. the balance, which may be negative) in `currency`.
+
+        "Minus" (`ivr.negative`) when below zero, then the whole units and the cents as numbers,
+        each followed by the currency's sound (`ivr.currency_sounds`; the first entry when
+        `currency` is None). Not mod_say's CURRENCY type: it says dollars for every currency.
+        """
+        cents_total = int(amount.quantize(Decimal("0.01")) * 100)
+        units, cents = divmod(abs(cents_total), 100)
+        sounds = self.currency_sounds(currency)
+        if cents_total < 0:
+            self.play(self.prompts.negative)
+        if units or not cents:
+            self.say_count(units, unit_sound(sounds, units, cents=False))
+        if cents:
+            self.say_count(cents, unit_sound(sounds, cents, cents=True))
+
+    def currency_sounds(self, currency: str | None) -> CurrencySounds | None:
+        """The sounds of `currency` (None: the first listed); None when it has none."""
+        listed = self.prompts.currency_sounds
+        if currency is None:
+            return listed[0] if listed else None
+        found = next((entry for entry in listed if entry.currency == currency), None)
+        if found is None:
+            log.warning(
+                "no ivr.currency_sounds entry for %s: amounts are said without the currency; "
+                "add one (currency, units, cents)",
+                currency,
+            )
+        return found
+
+    def say_count(self, count: int, sound: str | None) -> None:
+        """Say a whole number, then `sound` (a currency word) if any."""
         self.channel.execute(
-            *commands.say_number(self.prompts.language, value, "CURRENCY"), timeout=self.timeout
+            *commands.say_number(self.prompts.language, str(count)), timeout=self.timeout
         )
+        if sound is not None:
+            self.play(sound)
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         """Hang up the leg (the bridged partner, if any, follows)."""

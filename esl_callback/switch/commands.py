@@ -276,15 +276,25 @@ def hangup(cause: str) -> tuple[str, str]:
     return application_args("hangup", check_cause(cause))
 
 
-def say_number(language: str, value: str, say_type: str = "NUMBER") -> tuple[str, str]:
-    """`say` a number or an amount (e.g. CURRENCY) in the language's module."""
-    if not re.fullmatch(r"[a-z]{2}", language):
+# mod_say's CURRENCY type is left out: mod_say_en (and the other languages) say "dollars" and
+# "cents" whatever the currency. An amount is said as numbers and the currency's own sounds.
+_SAY_TYPES = ("NUMBER", "ITEMS")
+_SAY_METHODS = ("pronounced", "iterated", "counted")
+
+
+def say_number(
+    language: str, value: str, say_type: str = "NUMBER", method: str = "pronounced"
+) -> tuple[str, str]:
+    """`say` a whole number (at most 9 digits, no sign or point: what mod_say's count parses)."""
+    if not re.fullmatch(r"[a-z]{2,3}", language):
         raise UnsafeCommand(f"not a say language: {language!r}")
-    if say_type not in ("NUMBER", "CURRENCY", "ITEMS"):
-        raise UnsafeCommand(f"not a say type: {say_type!r}")
-    if not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,4})?", value):
-        raise UnsafeCommand(f"not a number to say: {value!r}")
-    return application_args("say", language, say_type, "pronounced", value)
+    if say_type not in _SAY_TYPES:
+        raise UnsafeCommand(f"not a say type: {say_type!r} (one of {', '.join(_SAY_TYPES)})")
+    if method not in _SAY_METHODS:
+        raise UnsafeCommand(f"not a say method: {method!r}")
+    if not re.fullmatch(r"[0-9]{1,9}", value):
+        raise UnsafeCommand(f"not a whole number of at most 9 digits to say: {value!r}")
+    return application_args("say", language, say_type, method, value)
 
 
 def set_variable(name: str, value: str) -> tuple[str, str]:

@@ -153,3 +153,27 @@ def test_event_filters_take_a_word_or_a_slashed_regular_expression() -> None:
 def test_event_filters_cannot_carry_a_second_command(header: str, value: str) -> None:
     with pytest.raises(UnsafeCommand):
         commands.event_filter(header, value)
+
+
+def test_say_number_says_whole_numbers_as_mod_say_counts_them() -> None:
+    assert commands.say_number("en", "12") == ("say", "en NUMBER pronounced 12")
+    assert commands.say_number("en", "30", "NUMBER", "iterated") == (
+        "say",
+        "en NUMBER iterated 30",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "say_type"),
+    [
+        ("12.30", "CURRENCY"),  # mod_say_en's CURRENCY: "dollars" and "cents", any currency
+        ("5", "CURRENCY"),
+        ("12.30", "NUMBER"),  # en_say_general_count: digits and commas only, else Parse Error
+        ("1234567890", "NUMBER"),  # more than 9 digits: Parse Error
+    ],
+)
+def test_say_number_refuses_what_mod_say_would_say_wrongly_or_not_at_all(
+    value: str, say_type: str
+) -> None:
+    with pytest.raises(UnsafeCommand):
+        commands.say_number("en", value, say_type)
