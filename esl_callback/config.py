@@ -49,6 +49,13 @@ from esl_callback.callback import rating
 from esl_callback.switch import commands
 
 FREESWITCH_DEFAULT_PASSWORD = "ClueCon"
+# ESL passwords anyone can know: FreeSWITCH's default and the placeholders of the shipped
+# snippets (freeswitch/autoload_configs/event_socket.conf.xml, freeswitch/directory/).
+KNOWN_ESL_PASSWORDS = {
+    FREESWITCH_DEFAULT_PASSWORD: "FreeSWITCH's default",
+    "CHANGE-ME-long-random-secret": "the placeholder of event_socket.conf.xml",
+    "CHANGE-ME-esl-password-long-random": "the placeholder of directory/esl-callback.xml",
+}
 ROUTE_PLACEHOLDERS = ("number", "gateway")
 
 # Hangup causes FreeSWITCH knows by name (the Q.850 ones), usable to reject a trigger call.
@@ -1274,12 +1281,13 @@ def config_warnings(settings: Settings) -> list[str]:
     """Risky but valid choices an operator must hear about (default passwords, open listeners)."""
     warnings = []
     for index, node in enumerate(settings.freeswitch.nodes):
-        if node.password == FREESWITCH_DEFAULT_PASSWORD:
+        known = KNOWN_ESL_PASSWORDS.get(node.password)
+        if known is not None:
             warnings.append(
-                f"freeswitch.nodes[{index}].password: is FreeSWITCH's default "
-                f'"ClueCon": anyone who reaches {node.host}:{node.port} controls the switch. '
-                "Set your own password in event_socket.conf.xml and here (or in "
-                "ESL_CALLBACK_ESL_PASSWORD)"
+                f'freeswitch.nodes[{index}].password: is {known} "{node.password}": anyone '
+                f"who reaches {node.host}:{node.port} controls the switch. Generate one (e.g. "
+                "`openssl rand -hex 24`) and set it in event_socket.conf.xml (or as the userauth "
+                "user's esl-password) and here (or in ESL_CALLBACK_ESL_PASSWORD)"
             )
     outbound = settings.outbound
     open_to_all = not outbound.allow or any(n.prefixlen == 0 for n in outbound.allow)

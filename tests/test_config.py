@@ -722,3 +722,31 @@ def test_currency_sounds_name_each_currency_once_and_cannot_be_empty() -> None:
     ]
     ivr = settings_from_mapping({"ivr": {"currency_sounds": [euro]}}, NO_ENV).ivr
     assert (ivr.currency_sounds[0].unit, ivr.negative) == (None, "currency/negative.wav")
+
+
+# --- well-known ESL passwords ----------------------------------------------------------------
+
+FREESWITCH_SNIPPETS = Path(__file__).resolve().parent.parent / "freeswitch"
+
+
+def _shipped_esl_passwords() -> list[str]:
+    """The ESL password values of the shipped FreeSWITCH snippets (placeholders to replace)."""
+    event_socket = FREESWITCH_SNIPPETS / "autoload_configs" / "event_socket.conf.xml"
+    directory = FREESWITCH_SNIPPETS / "directory" / "esl-callback.xml"
+    return [
+        *re.findall(r'name="password" value="([^"]+)"', event_socket.read_text()),
+        *re.findall(r'name="esl-password" value="([^"]+)"', directory.read_text()),
+    ]
+
+
+def test_the_shipped_placeholder_esl_passwords_are_warned_about_with_how_to_make_one() -> None:
+    shipped = _shipped_esl_passwords()
+    assert len(shipped) == 2
+    for password in shipped:
+        nodes = [{"name": "fs1", "host": "192.0.2.7", "password": password}]
+        (warning,) = config_warnings(
+            settings_from_mapping({**CLEAN, "freeswitch": {"nodes": nodes}}, NO_ENV)
+        )
+        assert warning.startswith("freeswitch.nodes[0].password: is the placeholder of ")
+        assert f'"{password}": anyone who reaches 192.0.2.7:8021 controls the switch' in warning
+        assert "openssl rand -hex 24" in warning
