@@ -204,6 +204,12 @@ def show_channels_json() -> str:
     return "show channels as json"
 
 
+# The chat API splits its argument with switch_separate_string (switch_utils.c): `|` ends a
+# field (the rest of a body would become the content type), a pair of `'` quotes text and is
+# removed, and `\` escapes the next character (`\n` a line break, `\s` a space, `\|` a bar).
+_CHAT_SPECIAL = ("|", "'", "\\")
+
+
 def chat(source: str, destination: str, body: str, proto: str = "sip") -> str:
     """`chat proto|from|to|body` (an outgoing SMS); line breaks become spaces."""
     if not re.fullmatch(r"[a-z_]{1,16}", proto):
@@ -212,8 +218,12 @@ def chat(source: str, destination: str, body: str, proto: str = "sip") -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.@+:-]{1,128}", value):
             raise UnsafeCommand(f"unsafe chat {what} address: {value!r}")
     text = " ".join(body.split())
-    if "|" in text:  # chat splits on |: the rest would become the content type
-        raise UnsafeCommand(f"a chat body must not contain '|': {text!r}")
+    found = [special for special in _CHAT_SPECIAL if special in text]
+    if found:
+        raise UnsafeCommand(
+            f"a chat body must not contain {' or '.join(repr(c) for c in found)} (FreeSWITCH's "
+            f"chat splits on |, removes ' quotes and reads \\ as an escape): {text!r}"
+        )
     return f"chat {proto}|{source}|{destination}|{text}"
 
 

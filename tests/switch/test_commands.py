@@ -177,3 +177,17 @@ def test_say_number_refuses_what_mod_say_would_say_wrongly_or_not_at_all(
 ) -> None:
     with pytest.raises(UnsafeCommand):
         commands.say_number("en", value, say_type)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Your PIN is 'secret' now",  # a ' pair: removed, and a | between them would not split
+        "Don't text 'CB' twice",
+        "call C:\\new",  # \n becomes a line break in FreeSWITCH, \s a space
+        "a\\sb",  # \s: a space
+    ],
+)
+def test_chat_refuses_the_quote_and_backslash_freeswitchs_chat_splitting_reads(body: str) -> None:
+    with pytest.raises(UnsafeCommand, match="must not contain"):
+        commands.chat("4930100", "4917011", body)
