@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+import gevent
 import peewee
 from gevent.lock import RLock
 from playhouse.migrate import SchemaMigrator, migrate
@@ -46,6 +47,17 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 5000,
 }
+
+
+# What a database that cannot be reached raises (the server stopped, the file locked by another
+# process or its disk full), as opposed to a query it refuses.
+UNREACHABLE: tuple[type[Exception], ...] = (peewee.OperationalError, peewee.InterfaceError)
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0
+
+
+def in_words(exc: BaseException) -> str:
+    """A database error on one line (psycopg2's span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class DatabaseError(RuntimeError):
@@ -238,6 +250,31 @@ class Database:
                 return fn(*args, **kwargs)
         with self.peewee.connection_context():
             return fn(*args, **kwargs)
+
+    def run_until_done(self, what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """`run`, tried again while the database cannot be reached, for what must not be lost
+        (a CDR, the end of a request): the caller waits, with backoff, saying once what it
+        waits for and once when it is written. `fn` must be one transaction or idempotent.
+        """
+        delay, waited = RETRY_FIRST_SECONDS, 0.0
+        while True:
+            try:
+                done = self.run(fn, *args, **kwargs)
+            except UNREACHABLE as exc:
+                if not waited:
+                    log.error(
+                        "database %s unreachable (%s): %s is kept and written when it answers",
+                        self.display_url,
+                        in_words(exc),
+                        what,
+                    )
+                gevent.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            if waited:
+                log.warning("database %s answers again: %s written", self.display_url, what)
+            return done
 
     def check(self) -> None:
         """Connect once and run a trivial query, or raise DatabaseError saying what to check."""

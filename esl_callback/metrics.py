@@ -30,6 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from esl_callback.db import UNREACHABLE
 from esl_callback.switch.connection import TRAFFIC
 
 PREFIX = "esl_callback"
@@ -78,6 +79,12 @@ DATABASE_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+DATABASE_UNREACHABLE = Counter(
+    f"{PREFIX}_database_unreachable",
+    "Database calls that failed because the database could not be reached (server stopped, "
+    "file locked by another process, disk full).",
+    registry=REGISTRY,
+)
 EVENT_LAG_SECONDS = Histogram(
     f"{PREFIX}_event_lag_seconds",
     "From an event's Event-Date-Timestamp on the switch to its dispatch here (needs NTP).",
@@ -106,6 +113,19 @@ def timed(histogram: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _counting_unreachable(run: Callable[..., Any]) -> Callable[..., Any]:
+    """`run` counting the calls that failed because the database could not be reached."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(*args, **kwargs)
+        except UNREACHABLE:
+            DATABASE_UNREACHABLE.inc()
+            raise
+
+    return call
+
+
 def command_name(command: str) -> str:
     """The label of an api command: its verb (`originate`, `uuid_bridge`), never its data."""
     return command.split(" ", 1)[0][:32]
@@ -113,7 +133,7 @@ def command_name(command: str) -> str:
 
 def instrument(service: Any) -> None:
     """Time the database and the ESL commands of `service`, and describe it when scraped."""
-    service.db.run = timed(DATABASE_SECONDS, service.db.run)
+    service.db.run = timed(DATABASE_SECONDS, _counting_unreachable(service.db.run))
     for node in service.nodes:
         # Served as 0 from the start, so that an alert on `increase()` sees the first one.
         TURNED_AWAY.labels(node.name)

@@ -37,7 +37,7 @@ from esl_callback.callback import billing, causes, requests, triggers
 from esl_callback.callback.ivr import CODE_VARIABLE, DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
 from esl_callback.callback.status import ROLES
-from esl_callback.db import Database, database_proxy, utcnow
+from esl_callback.db import UNREACHABLE, Database, database_proxy, in_words, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
 from esl_callback.statements import ListStatement, Statement
 from esl_callback.switch import commands
@@ -228,21 +228,42 @@ class Dialer:
         (see `node_for`).
         """
         log.info("trigger %s (%s): %r called %r", trigger_uuid, trigger, caller, called)
-        cfg = self.settings.callback
         try:
             node = self.node_for(core_uuid)
-        except FlowEnded as ended:
-            log.warning("trigger %s turned away: %s", trigger_uuid, ended.detail)
-            if reject is not None:
-                reject(TRY_LATER_CAUSE)
-            raise
+            return self._store_trigger(caller, called, trigger, trigger_uuid, node, reject)
+        except UNREACHABLE as exc:
+            ended = FlowEnded(
+                State.FAILED,
+                "DATABASE_UNREACHABLE",
+                f"the database cannot be reached ({in_words(exc)}): check it",
+            )
+        except FlowEnded as turned_away:
+            ended = turned_away
+        log.warning("trigger %s turned away: %s", trigger_uuid, ended.detail)
+        if reject is not None:
+            reject(TRY_LATER_CAUSE)
+        raise ended
+
+    def _store_trigger(
+        self,
+        caller: str,
+        called: str,
+        trigger: str,
+        trigger_uuid: str | None,
+        node: Node,
+        reject: Callable[[str], None] | None,
+    ) -> CallbackRequest:
+        """Identify the trigger and store its request; only then tell the caller (busy: "we
+        call you back"; a refusal's cause), so that no callback is promised that was not
+        stored. Starts the callback."""
+        cfg = self.settings.callback
         try:
             found = self.db.run(triggers.identify, called, caller, self.settings.numbers)
         except triggers.TriggerRefused as refused:
             log.warning("trigger %s refused: %s", trigger_uuid, refused.detail)
             metrics.REQUESTS_ENDED.labels(State.REJECTED, refused.reason).inc()
             if reject is not None:
-                reject(cfg.reject_cause)
+                reject(cfg.reject_cause)  # refused whether or not the record can be stored
             return self.db.run(
                 requests.create,
                 trigger=trigger,
@@ -255,8 +276,6 @@ class Dialer:
                 failure_cause=refused.reason,
                 failure_detail=refused.detail,
             )
-        if reject is not None:
-            reject(cfg.trigger_hangup_cause)
         request = self.db.run(
             requests.create,
             trigger=trigger,
@@ -268,6 +287,8 @@ class Dialer:
             trigger_uuid=trigger_uuid,
             source=found.callback_number,
         )
+        if reject is not None:
+            reject(cfg.trigger_hangup_cause)
         self.start(
             Plan(
                 request_id=request.id,
@@ -405,7 +426,7 @@ class Dialer:
             return
         bill = self.close_leg(event)
         if bill is not None and not bill.duplicate:
-            self.db.run(settle_orphan_request, bill.leg.request_id)
+            self.settle_orphan(bill.leg.request_id)
             self.notify(bill.leg.request_id)
 
     def reconcile(self, node: Node, up_since: datetime) -> None:
@@ -425,18 +446,20 @@ class Dialer:
         except (ValueError, RuntimeError) as exc:
             log.error("node %s: cannot list channels to reconcile: %s", node.name, exc)
             return
-        for leg_uuid, request_id, request_state in self.db.run(open_legs_on, node.name, up_since):
+        open_legs = self.db.run_until_done(
+            f"the reconciliation of node {node.name}", open_legs_on, node.name, up_since
+        )
+        for leg_uuid, request_id, request_state in open_legs:
             flow = self.flows.get(request_id)
             if leg_uuid not in channels:
                 log.warning(
                     "leg %s of request %s ended while we were not listening", leg_uuid, request_id
                 )
-                lost = billing.Hangup(leg_uuid, "LOST_WHILE_DISCONNECTED", 0)
-                self.db.run(billing.close_leg, lost, self.settings.billing)
+                self.close_cdr(billing.Hangup(leg_uuid, "LOST_WHILE_DISCONNECTED", 0))
                 if flow is not None:
                     flow.inbox.put(Inbox("lost", uuid=leg_uuid))
                 else:
-                    self.db.run(settle_orphan_request, request_id)
+                    self.settle_orphan(request_id)
             elif flow is None and request_state != State.BRIDGED:
                 log.warning(
                     "leg %s of request %s outlived its flow; hanging it up", leg_uuid, request_id
@@ -488,7 +511,19 @@ class Dialer:
         does not say (no SIP disposition).
         """
         hangup = hangup_from_event(event, hung_up_by)
-        return self.db.run(billing.close_leg, hangup, self.settings.billing)
+        return self.close_cdr(hangup)
+
+    def settle_orphan(self, request_id: int) -> None:
+        """End a request without a flow once its legs are billed (waiting for the database)."""
+        self.db.run_until_done(
+            f"the end of request {request_id}", settle_orphan_request, request_id
+        )
+
+    def close_cdr(self, hangup: billing.Hangup) -> billing.LegBill | None:
+        """Bill a leg that ended, waiting for the database if it cannot be reached."""
+        return self.db.run_until_done(
+            f"the CDR of leg {hangup.uuid}", billing.close_leg, hangup, self.settings.billing
+        )
 
     def notify(self, request_id: int) -> None:
         """Tell listeners (live status for the web) that a request changed."""
@@ -547,6 +582,13 @@ class CallFlow:
             cause = f" ({ended.cause})" if ended.cause else ""
             log.info("request %s: %s%s %s", rid, ended.state, cause, ended.detail)
             self.finish(ended.state, ended.cause, ended.detail)
+        except UNREACHABLE as exc:
+            log.error(
+                "request %s: the database cannot be reached (%s); ending the call",
+                rid,
+                in_words(exc),
+            )
+            self.finish(State.FAILED, "DATABASE_UNREACHABLE", in_words(exc))
         except Exception as exc:
             log.exception("request %s: flow failed", rid)
             self.finish(State.FAILED, "CONTROLLER_ERROR", str(exc))
@@ -967,8 +1009,7 @@ class CallFlow:
                 # reported later for the same UUID is a duplicate and bills nothing.
                 leg.ended = leg.closed = True
                 leg.cause = message.body[4:].strip() or "NORMAL_TEMPORARY_FAILURE"
-                hangup = billing.Hangup(leg.uuid, leg.cause, 0)
-                self.db.run(billing.close_leg, hangup, self.settings.billing)
+                self.dialer.close_cdr(billing.Hangup(leg.uuid, leg.cause, 0))
                 self.dialer.notify(self.plan.request_id)
             return
         name = message.event.get("Event-Name") if message.kind == "event" else None
@@ -1102,7 +1143,10 @@ class CallFlow:
     def finish(self, state: State, cause: str | None, detail: str = "") -> None:
         """End the request: legs hung up, their CDRs awaited, the hold released."""
         if self.unsaved_marks:  # before the hangups, so they come after
-            self.save()
+            try:
+                self.save()
+            except UNREACHABLE:  # live status only: the CDRs will say what the legs did
+                self.unsaved_marks = []
         for leg in self.every_leg.values():
             if not leg.ended:
                 self.hang_up(leg, "NORMAL_CLEARING")
@@ -1115,7 +1159,14 @@ class CallFlow:
                 open_legs,
             )
         self.dialer.router.unregister(self.key)
-        self.db.run(end_request, self.plan.request_id, state, cause, detail or None)
+        self.db.run_until_done(
+            f"the end of request {self.plan.request_id}",
+            end_request,
+            self.plan.request_id,
+            state,
+            cause,
+            detail or None,
+        )
         metrics.REQUESTS_ENDED.labels(state, cause or "").inc()
         self.dialer.notify(self.plan.request_id)
 

@@ -70,6 +70,7 @@ def summary(before: metrics.Snapshot, after: metrics.Snapshot) -> dict[str, Any]
         "esl_commands": quantiles(f"{P}_esl_command_seconds"),
         "esl_messages_per_second": rate(f"{P}_esl_messages_total"),
         "database": quantiles(f"{P}_database_seconds"),
+        "database_unreachable": int(after.total(f"{P}_database_unreachable_total")),
         "outbound_sessions": int(after.total(f"{P}_outbound_sessions")),
         "resident_memory_mb": after.total("process_resident_memory_bytes") / 2**20,
         "cpu_percent": 100 * rate("process_cpu_seconds_total"),
@@ -115,7 +116,10 @@ def render(url: str, s: dict[str, Any]) -> str:
         ("Event lag", _latency(s["event_lag"])),
         ("ESL commands", _latency(s["esl_commands"])),
         ("ESL messages", f"{s['esl_messages_per_second']:.0f}/s"),
-        ("Database calls", _latency(s["database"])),
+        (
+            "Database calls",
+            f"{_latency(s['database'])}; {s['database_unreachable']} could not reach it",
+        ),
         (
             "Process",
             f"{s['resident_memory_mb']:.0f} MB resident, {s['cpu_percent']:.0f}% CPU, "

@@ -13,9 +13,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
-from esl_callback.db import Database
+from esl_callback.db import UNREACHABLE, Database, in_words
 from esl_callback.web import api, auth, operator_api, pages, sms_api, spent_tokens
-from esl_callback.web.errors import WebError
+from esl_callback.web.errors import Unavailable, WebError
 from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
 
@@ -58,6 +58,8 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.after_request(security_headers)
     app.register_error_handler(WebError, web_error)
     app.register_error_handler(HTTPException, http_error)
+    for unreachable in UNREACHABLE:
+        app.register_error_handler(unreachable, database_unreachable)
     app.context_processor(template_globals)
     app.add_template_filter(money)
     app.add_template_filter(when)
@@ -116,6 +118,15 @@ def web_error(exc: WebError) -> Any:
     if exc.retry_after:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+def database_unreachable(exc: Exception) -> Any:
+    """503, not an internal error: the database is down, locked or full; nothing was done."""
+    log.error(
+        "%s %s: the database cannot be reached (%s)", request.method, request.path, in_words(exc)
+    )
+    message = "the service cannot reach its database just now: try again in a moment"
+    return web_error(Unavailable(message, retry_after=30))
 
 
 def http_error(exc: HTTPException) -> Any:

@@ -10,13 +10,14 @@ from decimal import Decimal
 
 import gevent
 import pytest
+from outage import sqlite_only, write_locked
 from platform_helpers import ANI_ACCESS, PIN_ACCESS
 
-from esl_callback import accounts
+from esl_callback import accounts, metrics
 from esl_callback.callback import billing, requests
 from esl_callback.callback.rating import RateRow, RateSnapshot
 from esl_callback.db import utcnow
-from esl_callback.models import Account, AuthFailure, Leg
+from esl_callback.models import Account, AuthFailure, CallbackRequest, Leg
 
 CALLER = "15550001001"
 OTHER_PHONE = "15550001002"
@@ -429,6 +430,52 @@ def test_a_dropped_switch_connection_is_restored_and_the_call_billed_once(platfo
     assert legs[1].billsec >= 5
     assert billing.audit(alice).balanced
     assert Leg.select().where(Leg.billed == False).count() == 0  # noqa: E712
+
+
+# -- the database out of reach ------------------------------------------------------------
+
+
+def test_a_trigger_the_database_cannot_store_is_told_to_try_later_not_promised_a_callback(
+    platform, alice, db
+) -> None:
+    sqlite_only(db)
+    p = platform({CALLER: keys(f"{FRIEND}#")})
+
+    with write_locked(db):
+        p.trigger(CALLER, ANI_ACCESS)
+        with gevent.Timeout(20, AssertionError("the trigger was not hung up")):
+            while not (hangups := [e for e in p.observer.executed if e[1] == "hangup"]):
+                gevent.sleep(0.1)
+
+    # Busy would have told the caller "we call you back"; nothing was stored to do it.
+    assert hangups == [(f"loopback/{ANI_ACCESS}-b", "hangup", "NORMAL_TEMPORARY_FAILURE")]
+    assert CallbackRequest.select().count() == 0
+
+
+def test_a_call_that_ends_while_the_database_is_locked_is_billed_once_it_answers(
+    platform, alice, db
+) -> None:
+    sqlite_only(db)
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: {"answer_after": 1, "hangup_after": 2}})
+
+    unreachable = "esl_callback_database_unreachable_total"
+    before = metrics.REGISTRY.get_sample_value(unreachable)
+
+    p.trigger(CALLER, ANI_ACCESS)
+    p.wait_request(lambda r: r.state == "bridged")
+    with write_locked(db), gevent.Timeout(60, AssertionError("the call did not end")):
+        while p.sim.channels:  # the call ends on the switch while nothing can be written
+            gevent.sleep(0.1)
+    request = p.wait_request(timeout=60)
+
+    assert (request.state, request.failure_cause) == ("completed", None)
+    leg_a, leg_b = p.legs(request.id)
+    assert leg_a.billed and leg_b.billed
+    assert leg_b.billsec >= 2  # the switch's figures, not a lost leg's zero
+    assert leg_b.hangup_cause == "NORMAL_CLEARING"
+    assert balance("alice") == Decimal("10") - leg_a.cost - leg_b.cost
+    assert billing.audit(alice).balanced  # and the hold released
+    assert metrics.REGISTRY.get_sample_value(unreachable) > before  # operators are told
 
 
 def test_a_destination_too_long_for_e164_is_refused_before_any_dial_string(platform, alice) -> None:
