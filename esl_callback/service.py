@@ -152,12 +152,14 @@ class Service:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting calls, let live sessions finish (up to `timeout`), disconnect."""
+        """Stop taking calls; end those not connected yet (up to `timeout`) and leave the
+        connected ones to the next start; disconnect."""
         for server in (self.web_server, self.metrics_server):
             if server is not None:
                 server.stop(timeout=1)
-        self.outbound.stop(timeout)
-        self.dialer.abandon_flows()
+        self.outbound.stop_accepting()
+        self.dialer.wind_down(timeout)
+        self.outbound.stop(timeout=1)
         for node in self.nodes:
             node.stop()
         self.db.close()

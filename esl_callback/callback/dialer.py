@@ -149,6 +149,9 @@ class Inbox:
     reason: str = ""
 
 
+STOPPING_CAUSE = "SERVICE_STOPPING"
+
+
 def event_variable(event: Any, name: str) -> str | None:
     return event.get(f"variable_{name}")
 
@@ -194,6 +197,7 @@ class Dialer:
         # Node name -> its FreeSWITCH Core-UUID, learnt at each connect: a trigger's channel
         # data names the switch it came from, and its callback must go out through that one.
         self.core_uuids: dict[str, str] = {}
+        self.stopping = False  # set at shutdown: flows originate no new leg
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -383,12 +387,25 @@ class Dialer:
         flow.greenlet = gevent.spawn_later(plan.delay, flow.run)
         return flow
 
+    def wind_down(self, timeout: float) -> None:
+        """At shutdown: end the calls not connected yet (their legs hung up and billed, the
+        requests ended SERVICE_STOPPING), for up to `timeout` seconds; leave the connected
+        ones to the next start, which adopts and bills them. No new leg is originated."""
+        self.stopping = True
+        ending = [flow for flow in self.flows.values() if not flow.connected()]
+        if ending:
+            log.warning("stopping: ending %d callbacks not connected yet", len(ending))
+        for flow in ending:
+            flow.interrupt(FlowEnded(State.CANCELLED, STOPPING_CAUSE, "the service is stopping"))
+        gevent.joinall([flow.greenlet for flow in ending if flow.greenlet], timeout=timeout)
+        self.abandon_flows()
+
     def abandon_flows(self) -> None:
-        """At shutdown: stop following live calls; they go on on the switch and the next
-        start reconciles them (bridged calls are adopted and billed, the others hung up)."""
+        """Stop following live calls; they go on on the switch and the next start reconciles
+        them (bridged calls are adopted and billed, the others hung up)."""
         greenlets = [flow.greenlet for flow in self.flows.values() if flow.greenlet is not None]
         if greenlets:
-            log.warning("leaving %d live callbacks to the next start", len(greenlets))
+            log.warning("leaving %d connected callbacks to the next start", len(greenlets))
         gevent.killall(greenlets, block=True, timeout=2)
         self.flows.clear()
 
@@ -559,12 +576,14 @@ class CallFlow:
         self.state = State.QUEUED
         self.done = Event()
         self.greenlet: gevent.Greenlet | None = None
+        self.running = self.finishing = False
         self.key = str(plan.request_id)
         dialer.router.register(self.key, self.deliver, inline=True)
 
     # -- the flow -------------------------------------------------------------------------
 
     def run(self) -> None:
+        self.running = True
         rid = self.plan.request_id
         try:
             if self.plan.mode == "simultaneous":
@@ -653,10 +672,10 @@ class CallFlow:
         if self.account_id is None:
             self.account_id = self.collect_pin(ivr)
             self.authorise(None)
-        balance = self.db.run(billing.balance_of, self.account_id)
+        balance, currency = self.db.run(billing.balance_of, self.account_id)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             self.guard(ivr.play, prompts.your_balance_is)
-            self.guard(ivr.say_amount, balance)
+            self.guard(ivr.say_amount, balance, currency)
         for _ in range(cfg.destination_attempts):
             digits = self.guard(
                 ivr.collect,
@@ -822,6 +841,8 @@ class CallFlow:
         """`bgapi originate` one leg, its CDR row stored first (with the move to `state`, if
         given, setting `fields`); its events come to the inbox.
         """
+        if self.dialer.stopping:
+            raise FlowEnded(State.CANCELLED, STOPPING_CAUSE, "the service is stopping")
         node = self.plan.node
         leg = LegState(role, str(uuidlib.uuid4()), number, node.name)
         self.legs[role] = self.every_leg[leg.uuid] = leg
@@ -1032,6 +1053,10 @@ class CallFlow:
             self.dialer.close_leg(message.event, leg.hung_up_by)
             self.dialer.notify(self.plan.request_id)
 
+    def connected(self) -> bool:
+        """Bridged and still up: a call in progress, left to go on when the service stops."""
+        return self.state is State.BRIDGED and not any(leg.ended for leg in self.legs.values())
+
     def all_closed(self) -> bool:
         """Every leg of the request hung up and its CDR closed."""
         return all(leg.closed for leg in self.every_leg.values())
@@ -1140,8 +1165,15 @@ class CallFlow:
         self.db.run(unit)
         self.dialer.notify(self.plan.request_id)
 
+    def interrupt(self, ended: FlowEnded) -> None:
+        """End a running flow as `ended` says, wherever it waits (a prompt, a ringing leg);
+        one not started yet ends when it would originate, one already finishing finishes."""
+        if self.running and not self.finishing and self.greenlet is not None:
+            self.greenlet.kill(ended, block=False)
+
     def finish(self, state: State, cause: str | None, detail: str = "") -> None:
         """End the request: legs hung up, their CDRs awaited, the hold released."""
+        self.finishing = True
         if self.unsaved_marks:  # before the hangups, so they come after
             try:
                 self.save()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import click
@@ -13,6 +14,12 @@ from esl_callback.cli.config_cmd import load_settings_or_exit, start_logging_or_
 from esl_callback.gctuning import tune_gc
 from esl_callback.service import PortTaken, Service
 
+log = logging.getLogger(__name__)
+STOPPING = (
+    "stopping: no new calls; calls not connected yet are ended, connected ones go on and are "
+    "taken over at the next start"
+)
+
 
 def run_until_signalled(service: Service) -> None:
     """Block until SIGTERM or SIGINT, then stop the service gracefully."""
@@ -20,7 +27,8 @@ def run_until_signalled(service: Service) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
     stop.wait()
-    click.echo("stopping: letting live calls finish", err=True)
+    click.echo(STOPPING, err=True)
+    log.warning(STOPPING)
     service.stop()
 
 

@@ -288,10 +288,14 @@ class OutboundServer:
             a in net for a in candidates for net in self._networks if a.version == net.version
         )
 
+    def stop_accepting(self) -> None:
+        """Take no new connection; the live sessions go on."""
+        self._server.close()
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let live sessions finish for up to `timeout` s, then kill the rest."""
         limit = self.stop_timeout if timeout is None else timeout
-        self._server.close()
+        self.stop_accepting()
         if self._pool:
             log.info("outbound: waiting up to %g s for %d live sessions", limit, len(self._pool))
         self._pool.join(timeout=limit)

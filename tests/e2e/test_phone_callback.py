@@ -506,6 +506,25 @@ def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(platform
     assert billing.audit(alice).balanced
 
 
+def test_stopping_ends_a_call_still_in_the_ivr_and_bills_its_leg(platform, alice) -> None:
+    """SIGTERM: a caller not connected yet is hung up and billed now, not left in a prompt
+    with no controller until the next start."""
+    p = platform({CALLER: {"answer_after": 1, "keys": [{"after": 60, "digits": "4711#"}]}})
+    p.trigger(CALLER, PIN_ACCESS)
+    in_ivr = p.wait_request(lambda r: r.state == "in_ivr")
+    gevent.sleep(1)
+
+    p.service.stop(timeout=10)
+    request = p.wait_request(lambda r: r.id == in_ivr.id and r.state not in requests.LIVE)
+
+    assert (request.state, request.failure_cause) == ("cancelled", "SERVICE_STOPPING")
+    (leg_a,) = p.legs(request.id)
+    assert leg_a.billed and leg_a.hangup_cause == "NORMAL_CLEARING"  # the switch's CDR
+    assert leg_a.billsec >= 1
+    assert not p.sim.channels
+    assert billing.audit(alice).balanced
+
+
 def test_a_trigger_is_called_back_through_the_node_it_came_from(platform, alice) -> None:
     p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S}, nodes=2)
     second = p.other_sims[0]
