@@ -322,15 +322,17 @@ _HELD = Statement(
 )
 
 
-def balance_of(account_id: int) -> Decimal:
-    """The account's stored balance."""
+def balance_of(account_id: int) -> tuple[Decimal, str]:
+    """The account's stored balance and its currency."""
     row = _BALANCE.first(id=account_id)
     if row is None:
         raise BillingError(f"no account with id {account_id}")
-    return money(row[0])
+    return money(row[0]), row[1]
 
 
-_BALANCE = Statement(lambda s: Account.select(Account.balance).where(Account.id == s.id))
+_BALANCE = Statement(
+    lambda s: Account.select(Account.balance, Account.currency).where(Account.id == s.id)
+)
 
 
 def available_balance(account: Account | int) -> Decimal:
