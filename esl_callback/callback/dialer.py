@@ -150,6 +150,8 @@ class Inbox:
 
 
 STOPPING_CAUSE = "SERVICE_STOPPING"
+LOST_CAUSE = "LOST_WHILE_DISCONNECTED"  # a leg found gone after a reconnect
+SWITCH_LOST_CAUSE = "SWITCH_LOST"  # the switch went away in the middle of a call
 
 
 def event_variable(event: Any, name: str) -> str | None:
@@ -472,7 +474,7 @@ class Dialer:
                 log.warning(
                     "leg %s of request %s ended while we were not listening", leg_uuid, request_id
                 )
-                self.close_cdr(billing.Hangup(leg_uuid, "LOST_WHILE_DISCONNECTED", 0))
+                self.close_cdr(billing.Hangup(leg_uuid, LOST_CAUSE, 0))
                 if flow is not None:
                     flow.inbox.put(Inbox("lost", uuid=leg_uuid))
                 else:
@@ -787,7 +789,7 @@ class CallFlow:
             self.save()
         if leg_a.ended:
             self.give_up(leg_b, "ORIGINATOR_CANCEL")
-            raise FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", "while the destination rang")
+            raise self.caller_gone("while the destination rang")
         if not leg_b.answered:
             self.give_up(leg_b, "NO_ANSWER")
             self.stop_ringback(ringback)
@@ -1022,7 +1024,7 @@ class CallFlow:
             return
         if message.kind == "lost":
             leg.ended = leg.closed = True
-            leg.cause = leg.cause or "LOST_WHILE_DISCONNECTED"
+            leg.cause = leg.cause or LOST_CAUSE
             return
         if message.kind == "job":
             if message.body.startswith("-ERR") and not leg.answered and not leg.ended:
@@ -1215,7 +1217,20 @@ class CallFlow:
             leg_b = self.legs.get("b")
             if leg_b is not None:
                 self.give_up(leg_b, "ORIGINATOR_CANCEL")
-            raise FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", f"during {self.state}") from exc
+            raise self.caller_gone(f"during {self.state}") from exc
+
+    def caller_gone(self, when: str) -> FlowEnded:
+        """How the flow ends when leg A is gone: the caller hung up (cancelled), or the switch
+        was lost (leg A's session closed with no hangup, as when FreeSWITCH stops, or leg A
+        was found gone after a reconnect)."""
+        leg_a = self.legs.get("a")
+        cause = leg_a.cause if leg_a is not None else None
+        no_hangup_seen = (
+            cause is None and self.session is not None and not self.session.hangup_event
+        )
+        if cause == LOST_CAUSE or no_hangup_seen:
+            return FlowEnded(State.FAILED, SWITCH_LOST_CAUSE, f"FreeSWITCH was lost {when}")
+        return FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", when)
 
 
 def abandon_requests_without_legs() -> int:

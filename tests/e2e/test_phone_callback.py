@@ -525,6 +525,23 @@ def test_stopping_ends_a_call_still_in_the_ivr_and_bills_its_leg(platform, alice
     assert billing.audit(alice).balanced
 
 
+def test_a_call_in_the_ivr_when_the_switch_is_lost_fails_as_such_not_as_a_hang_up(
+    platform, alice
+) -> None:
+    p = platform({CALLER: {"answer_after": 1, "keys": [{"after": 60, "digits": "4711#"}]}})
+    p.trigger(CALLER, PIN_ACCESS)
+    in_ivr = p.wait_request(lambda r: r.state == "in_ivr")
+    gevent.sleep(1)
+
+    # As when FreeSWITCH is killed: every socket closes, no hangup is reported on any.
+    sessions = [ch.outbound for ch in p.sim.channels.values() if ch.outbound is not None]
+    for connection in [*sessions, *p.sim.connections]:
+        connection.kill()
+    request = p.wait_request(lambda r: r.id == in_ivr.id and r.state not in requests.LIVE)
+
+    assert (request.state, request.failure_cause) == ("failed", "SWITCH_LOST")
+
+
 def test_a_trigger_is_called_back_through_the_node_it_came_from(platform, alice) -> None:
     p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S}, nodes=2)
     second = p.other_sims[0]
