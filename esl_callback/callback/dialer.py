@@ -443,6 +443,8 @@ class Dialer:
             return
         if not event_variable(event, "callback_leg"):
             return
+        if event_variable(event, "loopback_leg") == "B":  # the far end of a loopback leg
+            return  # (it carries our leg's variables, copied by mod_loopback; not a leg)
         bill = self.close_leg(event)
         if bill is not None and not bill.duplicate:
             self.settle_orphan(bill.leg.request_id)

@@ -491,7 +491,9 @@ def test_a_destination_too_long_for_e164_is_refused_before_any_dial_string(platf
     assert not any("1" * 16 in channel for channel, _, _ in p.observer.executed)
 
 
-def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(platform, alice) -> None:
+def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(
+    platform, alice, caplog
+) -> None:
     p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: {"answer_after": 1, "hangup_after": 8}})
     p.trigger(CALLER, ANI_ACCESS)
     bridged = p.wait_request(lambda r: r.state == "bridged")
@@ -504,6 +506,8 @@ def test_a_restarted_controller_adopts_a_bridged_call_and_bills_it_once(platform
     assert all(leg.billed for leg in legs)
     assert legs[1].billsec >= 7
     assert billing.audit(alice).balanced
+    # The loopback twins of the legs carry their variables; they are not legs of ours.
+    assert "a leg we never opened" not in caplog.text
 
 
 def test_stopping_ends_a_call_still_in_the_ivr_and_bills_its_leg(platform, alice) -> None:
