@@ -182,6 +182,10 @@ class ServiceCollector:
             for leg in list(flow.every_leg.values()):
                 if not leg.ended:
                     legs[leg.node] = legs.get(leg.node, 0) + 1
+        for adopted in list(dialer.adopted.values()):  # bridged calls taken over at a start
+            by_state["bridged"] = by_state.get("bridged", 0) + 1
+            for node in adopted.values():
+                legs[node.name] = legs.get(node.name, 0) + 1
         for state, count in sorted(by_state.items()):
             live.add_metric([state], count)
         yield live

@@ -200,6 +200,9 @@ class Dialer:
         # data names the switch it came from, and its callback must go out through that one.
         self.core_uuids: dict[str, str] = {}
         self.stopping = False  # set at shutdown: flows originate no new leg
+        # Bridged calls found up after a restart, whose flow is gone: request id -> leg UUID
+        # -> its node, until their CDRs are closed (counted live, and can be hung up).
+        self.adopted: dict[int, dict[str, Node]] = {}
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -417,9 +420,15 @@ class Dialer:
     def cancel(self, request_id: int, reason: str = "cancelled") -> bool:
         """Hang up both legs of a live request (web cancel button)."""
         flow = self.flows.get(request_id)
-        if flow is None:
+        if flow is not None:
+            flow.inbox.put(Inbox("cancel", reason=reason))
+            return True
+        adopted = self.adopted.get(request_id)
+        if not adopted:
             return False
-        flow.inbox.put(Inbox("cancel", reason=reason))
+        log.info("request %s: %s; hanging up its adopted legs", request_id, reason)
+        for leg_uuid, node in list(adopted.items()):
+            node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
         return True
 
     def handle_leg_session(self, session: Any, data: Any) -> None:
@@ -447,8 +456,15 @@ class Dialer:
             return  # (it carries our leg's variables, copied by mod_loopback; not a leg)
         bill = self.close_leg(event)
         if bill is not None and not bill.duplicate:
+            self.forget_adopted(bill.leg.request_id, bill.leg.uuid)
             self.settle_orphan(bill.leg.request_id)
             self.notify(bill.leg.request_id)
+
+    def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
+        legs = self.adopted.get(request_id, {})
+        legs.pop(leg_uuid, None)
+        if not legs:
+            self.adopted.pop(request_id, None)
 
     def reconcile(self, node: Node, up_since: datetime) -> None:
         """After (re)connecting to a node, make the database agree with the switch.
@@ -480,8 +496,11 @@ class Dialer:
                 if flow is not None:
                     flow.inbox.put(Inbox("lost", uuid=leg_uuid))
                 else:
+                    self.forget_adopted(request_id, leg_uuid)
                     self.settle_orphan(request_id)
-            elif flow is None and request_state != State.BRIDGED:
+            elif flow is None and request_state == State.BRIDGED:
+                self.adopted.setdefault(request_id, {})[leg_uuid] = node
+            elif flow is None:
                 log.warning(
                     "leg %s of request %s outlived its flow; hanging it up", leg_uuid, request_id
                 )

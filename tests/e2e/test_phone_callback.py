@@ -546,6 +546,26 @@ def test_a_call_in_the_ivr_when_the_switch_is_lost_fails_as_such_not_as_a_hang_u
     assert (request.state, request.failure_cause) == ("failed", "SWITCH_LOST")
 
 
+def test_a_call_taken_over_at_a_start_is_counted_live_and_can_be_hung_up(platform, alice) -> None:
+    p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: {"answer_after": 1, "hangup_after": 60}})
+    p.trigger(CALLER, ANI_ACCESS)
+    bridged = p.wait_request(lambda r: r.state == "bridged")
+    p.restart_controller()
+    live = ("esl_callback_requests_live", {"state": "bridged"})
+    with gevent.Timeout(10, AssertionError("the bridged call was not taken over")):
+        while metrics.REGISTRY.get_sample_value(*live) != 1:  # esl-callback status shows it
+            gevent.sleep(0.05)
+
+    assert p.service.dialer.cancel(bridged.id, "cancelled by alice")  # the portal's button
+    request = p.wait_request(lambda r: r.id == bridged.id and r.state not in requests.LIVE)
+    p.wait_idle()
+
+    assert request.state == "completed"
+    assert all(leg.billed for leg in p.legs(request.id))
+    assert billing.audit(alice).balanced
+    assert metrics.REGISTRY.get_sample_value(*live) is None
+
+
 def test_a_trigger_is_called_back_through_the_node_it_came_from(platform, alice) -> None:
     p = platform({CALLER: keys(f"{FRIEND}#"), FRIEND: ANSWERS_AND_HANGS_UP_AFTER_4S}, nodes=2)
     second = p.other_sims[0]
