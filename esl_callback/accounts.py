@@ -328,3 +328,10 @@ def describe(account: Account) -> dict[str, Any]:
         "caller_ids": [c.number for c in account.caller_ids.order_by(CallerId.number)],
         "dids": [d.number for d in account.dids.order_by(Did.number)],
     }
+
+
+def lock(account_id: int) -> None:
+    """Serialise changes of one account, inside a transaction: on PostgreSQL its row is locked
+    until the transaction ends (on SQLite every writer runs alone already)."""
+    if database_proxy.for_update:
+        Account.select(Account.id).where(Account.id == account_id).for_update().execute()

@@ -14,10 +14,10 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from esl_callback import numbers
+from esl_callback import accounts, numbers
 from esl_callback.callback.status import iso
 from esl_callback.db import database_proxy, utcnow
-from esl_callback.models import Account, PhoneBookEntry
+from esl_callback.models import PhoneBookEntry
 from esl_callback.web import inputs
 from esl_callback.web.errors import Conflict, Invalid, NotFound
 from esl_callback.web.paging import Page, paginate
@@ -94,14 +94,8 @@ def get(account_id: int, entry_id: int) -> PhoneBookEntry:
     return entry
 
 
-def lock_book(account_id: int) -> None:
-    """PostgreSQL: one change of the account's phone book at a time (SQLite runs one anyway)."""
-    if database_proxy.for_update:
-        Account.select(Account.id).where(Account.id == account_id).for_update().execute()
-
-
 def refuse_taken(account_id: int, number: str) -> None:
-    """Conflict when one of the account's entries already has `number` (call under lock_book)."""
+    """Conflict when one of the account's entries already has `number` (under accounts.lock)."""
     holder = PhoneBookEntry.get_or_none(
         PhoneBookEntry.account == account_id, PhoneBookEntry.number == number
     )
@@ -128,7 +122,7 @@ def insert(account_id: int, fields: Fields) -> PhoneBookEntry:
 def create(account_id: int, fields: Fields) -> PhoneBookEntry:
     """A new entry; Conflict if the book already has its number."""
     with database_proxy.atomic():
-        lock_book(account_id)
+        accounts.lock(account_id)
         refuse_taken(account_id, fields.number)
         return insert(account_id, fields)
 
@@ -136,7 +130,7 @@ def create(account_id: int, fields: Fields) -> PhoneBookEntry:
 def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
     """Change an entry; Conflict if its new number is another entry's."""
     with database_proxy.atomic():
-        lock_book(account_id)
+        accounts.lock(account_id)
         entry = get(account_id, entry_id)
         if fields.number != entry.number:
             refuse_taken(account_id, fields.number)
@@ -214,7 +208,7 @@ def import_rows(account_id: int, rows: list[Fields]) -> ImportResult:
     result = ImportResult()
     now = utcnow()
     with database_proxy.atomic():
-        lock_book(account_id)
+        accounts.lock(account_id)
         existing = {
             entry.number: entry
             for entry in PhoneBookEntry.select().where(PhoneBookEntry.account == account_id)

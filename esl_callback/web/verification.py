@@ -49,8 +49,7 @@ def start(account_id: int, digits: str) -> Verification:
         raise Conflict(f"{digits} cannot be added to this account", field="number")
     now = utcnow()
     with database_proxy.atomic():
-        if database_proxy.for_update:  # PostgreSQL: one start at a time per account
-            Account.select(Account.id).where(Account.id == account_id).for_update().execute()
+        accounts.lock(account_id)  # one start at a time per account
         under_way = (
             Verification.select(Verification.id)
             .join(CallbackRequest, peewee.JOIN.LEFT_OUTER)
