@@ -778,6 +778,17 @@ class OutboundSettings:
         host = "127.0.0.1" if _is_unspecified(self.bind) else self.bind
         return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
+    def _check_socket_address(self) -> Iterator[tuple[str, str]]:
+        try:
+            commands.check_host_port(self.socket_address)
+        except commands.UnsafeCommand:
+            yield (
+                "advertise" if self.advertise else "bind",
+                f"FreeSWITCH's socket application cannot be told {self.socket_address} (it "
+                "takes host:port, split at the last colon): set outbound.advertise to an IPv4 "
+                "address or a host name the switch reaches this server at",
+            )
+
     def allows(self, peer: str) -> bool:
         """Whether a connection from ``peer`` (an IP address) is served; an empty allow = anyone."""
         if not self.allow:

@@ -471,7 +471,6 @@ def test_allow_entries_must_be_networks() -> None:
         ({}, "127.0.0.1:8084"),
         ({"bind": "0.0.0.0", "port": 9000}, "127.0.0.1:9000"),
         ({"bind": "192.0.2.5"}, "192.0.2.5:8084"),
-        ({"bind": "::1"}, "[::1]:8084"),
         (
             {"bind": "0.0.0.0", "advertise": "controller.example.net:8084"},
             "controller.example.net:8084",
@@ -750,3 +749,27 @@ def test_the_shipped_placeholder_esl_passwords_are_warned_about_with_how_to_make
         assert warning.startswith("freeswitch.nodes[0].password: is the placeholder of ")
         assert f'"{password}": anyone who reaches 192.0.2.7:8021 controls the switch' in warning
         assert "openssl rand -hex 24" in warning
+
+
+@pytest.mark.parametrize(
+    ("outbound", "key"),
+    [
+        ({"bind": "::1"}, "outbound.bind"),
+        ({"advertise": "[2001:db8::1]:8084"}, "outbound.advertise"),
+    ],
+)
+def test_an_outbound_address_freeswitch_cannot_be_told_fails_the_check(
+    outbound: dict, key: str
+) -> None:
+    """Every leg A is sent to `&socket('<address> async full')`: an IPv6 literal would make each
+    callback fail at its first originate."""
+    (message,) = mapping_errors({"outbound": outbound})
+    assert message.startswith(f"{key}: FreeSWITCH's socket application cannot be told")
+    assert "set outbound.advertise" in message
+
+
+def test_an_ipv6_bind_with_an_address_to_advertise_is_accepted() -> None:
+    settings = settings_from_mapping(
+        {"outbound": {"bind": "::1", "advertise": "10.0.0.5:8084"}}, NO_ENV
+    )
+    assert settings.outbound.socket_address == "10.0.0.5:8084"
