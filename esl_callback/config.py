@@ -756,6 +756,14 @@ class FreeswitchSettings:
             yield "reconnect_max_seconds", "must not be below reconnect_min_seconds"
 
 
+def _socket_address(bind: str, port: int, advertise: str | None) -> str:
+    """`advertise`, else `bind:port` (the loopback address when bound to every address)."""
+    if advertise:
+        return advertise
+    host = "127.0.0.1" if _is_unspecified(bind) else bind
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class OutboundSettings:
     """The outbound-socket server FreeSWITCH connects calls to (dialplan ``socket``)."""
@@ -773,18 +781,16 @@ class OutboundSettings:
     @property
     def socket_address(self) -> str:
         """Where FreeSWITCH connects (``&socket(<this> async full)``): advertise, else bind:port."""
-        if self.advertise:
-            return self.advertise
-        host = "127.0.0.1" if _is_unspecified(self.bind) else self.bind
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return _socket_address(self.bind, self.port, self.advertise)
 
     def _check_socket_address(self) -> Iterator[tuple[str, str]]:
+        address = _socket_address(self.bind, self.port, self.advertise)  # settings only
         try:
-            commands.check_host_port(self.socket_address)
+            commands.check_host_port(address)
         except commands.UnsafeCommand:
             yield (
                 "advertise" if self.advertise else "bind",
-                f"FreeSWITCH's socket application cannot be told {self.socket_address} (it "
+                f"FreeSWITCH's socket application cannot be told {address} (it "
                 "takes host:port, split at the last colon): set outbound.advertise to an IPv4 "
                 "address or a host name the switch reaches this server at",
             )

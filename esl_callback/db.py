@@ -283,7 +283,7 @@ class Database:
             self.peewee.execute_sql("SELECT 1")
         except peewee.OperationalError as exc:
             raise DatabaseError(
-                f"cannot open database {self.display_url}: {' '.join(str(exc).split())} "
+                f"cannot open database {self.display_url}: {in_words(exc)} "
                 "(is the server running, the URL right, the file writable?)"
             ) from exc
         finally:

@@ -198,10 +198,11 @@ class SmsService:
         self.db = db
         self.settings = settings
         self.dialer = dialer
+        self.own_numbers = own_numbers(settings)
 
     def receive(self, message: Inbound) -> Outcome:
         """Store the SMS, act on it once, and say what was done and what to reply."""
-        ignored = not_for_us(message, self.settings)
+        ignored = not_for_us(message, self.own_numbers, self.settings.numbers)
         if ignored is not None:
             log.info(
                 "sms %s from %r to %r via %s ignored: %s",
@@ -285,17 +286,18 @@ def own_numbers(settings: Any) -> frozenset[str]:
     )
 
 
-def not_for_us(message: Inbound, settings: Any) -> str | None:
-    """Why the SMS is not addressed to one of the service's SMS numbers; None when it is."""
-    if not settings.sms.numbers:
+def not_for_us(message: Inbound, own: frozenset[str], rules: Any) -> str | None:
+    """Why the SMS is not addressed to one of the service's SMS numbers (`own`, from
+    `own_numbers`; `rules` the numbers section); None when it is."""
+    if not own:
         return "sms.numbers is empty"
     try:
         recipient = numbers.normalise(
-            message.recipient, settings.numbers, what="recipient", allow_formatting=True
+            message.recipient, rules, what="recipient", allow_formatting=True
         )
     except numbers.InvalidNumber as exc:
         return f"{exc}, not one of sms.numbers"
-    if recipient not in own_numbers(settings):
+    if recipient not in own:
         return f"{recipient} is not one of sms.numbers"
     return None
 

@@ -773,3 +773,8 @@ def test_an_ipv6_bind_with_an_address_to_advertise_is_accepted() -> None:
         {"outbound": {"bind": "::1", "advertise": "10.0.0.5:8084"}}, NO_ENV
     )
     assert settings.outbound.socket_address == "10.0.0.5:8084"
+
+
+def test_the_outbound_address_is_checked_in_the_same_run_as_another_outbound_error() -> None:
+    messages = mapping_errors({"outbound": {"bind": "::1", "max_sessions": 0}})
+    assert [m.split(":")[0] for m in messages] == ["outbound.max_sessions", "outbound.bind"]

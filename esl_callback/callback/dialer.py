@@ -152,6 +152,7 @@ class Inbox:
 STOPPING_CAUSE = "SERVICE_STOPPING"
 LOST_CAUSE = "LOST_WHILE_DISCONNECTED"  # a leg found gone after a reconnect
 SWITCH_LOST_CAUSE = "SWITCH_LOST"  # the switch went away in the middle of a call
+UNREACHABLE_CAUSE = "DATABASE_UNREACHABLE"  # the database could not store a step
 
 
 def event_variable(event: Any, name: str) -> str | None:
@@ -243,7 +244,7 @@ class Dialer:
         except UNREACHABLE as exc:
             ended = FlowEnded(
                 State.FAILED,
-                "DATABASE_UNREACHABLE",
+                UNREACHABLE_CAUSE,
                 f"the database cannot be reached ({in_words(exc)}): check it",
             )
         except FlowEnded as turned_away:
@@ -630,7 +631,7 @@ class CallFlow:
                 rid,
                 in_words(exc),
             )
-            self.finish(State.FAILED, "DATABASE_UNREACHABLE", in_words(exc))
+            self.finish(State.FAILED, UNREACHABLE_CAUSE, in_words(exc))
         except Exception as exc:
             log.exception("request %s: flow failed", rid)
             self.finish(State.FAILED, "CONTROLLER_ERROR", str(exc))
@@ -1247,7 +1248,7 @@ class CallFlow:
         leg_a = self.legs.get("a")
         cause = leg_a.cause if leg_a is not None else None
         no_hangup_seen = (
-            cause is None and self.session is not None and not self.session.hangup_event
+            cause is None and self.session is not None and self.session.hangup_event is None
         )
         if cause == LOST_CAUSE or no_hangup_seen:
             return FlowEnded(State.FAILED, SWITCH_LOST_CAUSE, f"FreeSWITCH was lost {when}")

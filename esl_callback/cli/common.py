@@ -15,7 +15,7 @@ import peewee
 
 from esl_callback import numbers
 from esl_callback.config import ConfigError, load_config
-from esl_callback.db import Database, DatabaseError, masked_url
+from esl_callback.db import Database, DatabaseError, in_words, masked_url
 
 DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
 # ctx.meta key: the `numbers` rules of the configuration given with `-c` (see PhoneNumber).
@@ -133,7 +133,7 @@ def database_errors(url: str) -> Iterator[None]:
     except DatabaseError as exc:
         fail(str(exc))
     except peewee.DatabaseError as exc:
-        problem = " ".join(str(exc).split())
+        problem = in_words(exc)
         hint = "check the URL and that this user may read and write it"
         if "not a database" in problem:
             hint = "is the URL right? it must name an esl-callback SQLite file"
