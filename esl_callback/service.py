@@ -17,8 +17,9 @@ import gevent.monkey
 from gevent.pywsgi import WSGIServer
 
 from esl_callback import metrics
-from esl_callback.callback import dialer as dialer_module
-from esl_callback.callback.dialer import Dialer, event_variable
+from esl_callback.callback import reconcile
+from esl_callback.callback.dialer import Dialer
+from esl_callback.callback.flow import event_variable
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
 from esl_callback.sms import SmsService
@@ -125,7 +126,7 @@ class Service:
         self.check_database()
         if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
             make_psycopg2_cooperative()
-        abandoned = self.db.run(dialer_module.abandon_requests_without_legs)
+        abandoned = self.db.run(reconcile.abandon_requests_without_legs)
         if abandoned:
             log.warning("%d requests left by a previous run were marked failed", abandoned)
         out, web, cfg = self.settings.outbound, self.settings.web, self.settings.metrics

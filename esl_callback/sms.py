@@ -55,7 +55,7 @@ import peewee
 
 from esl_callback import accounts, lockout, numbers
 from esl_callback.callback import billing, rating, triggers
-from esl_callback.callback.dialer import FlowEnded
+from esl_callback.callback.flow import FlowEnded
 from esl_callback.db import Database, database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId, SmsMessage
 from esl_callback.switch import commands

@@ -11,7 +11,7 @@ from playhouse.migrate import migrate
 
 from esl_callback import accounts, models
 from esl_callback.callback import requests
-from esl_callback.callback.dialer import open_legs_on
+from esl_callback.callback.reconcile import open_legs_on
 from esl_callback.db import (
     Database,
     DatabaseError,

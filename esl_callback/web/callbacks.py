@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from esl_callback.callback import billing
-from esl_callback.callback.dialer import FlowEnded
+from esl_callback.callback.flow import FlowEnded
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId

@@ -11,7 +11,8 @@ import pytest
 from esl_callback import accounts, lockout
 from esl_callback.callback import billing, rating, requests
 from esl_callback.callback.billing import Authorisation
-from esl_callback.callback.dialer import accept_pin, end_request, mark_legs
+from esl_callback.callback.flow import end_request, mark_legs
+from esl_callback.callback.flows.two_stage import accept_pin
 from esl_callback.callback.requests import State
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg, Rate, Reservation

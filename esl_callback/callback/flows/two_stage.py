@@ -1,0 +1,117 @@
+"""Two-stage callback (phone triggers, SMS "CB"): the IVR on leg A asks for the PIN when the
+trigger did not identify the account, then for destinations until one is connected."""
+
+from __future__ import annotations
+
+import logging
+
+from esl_callback import accounts, lockout, numbers
+from esl_callback.callback import billing
+from esl_callback.callback.flow import FlowEnded
+from esl_callback.callback.flows.caller_first import CallerFirstFlow
+from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
+from esl_callback.callback.requests import State
+from esl_callback.db import database_proxy
+from esl_callback.models import CallbackRequest
+from esl_callback.statements import Statement
+
+log = logging.getLogger(__name__)
+
+
+class TwoStageFlow(CallerFirstFlow):
+    """PIN (when needed), balance, then destinations until one is connected."""
+
+    def after_answer(self) -> None:
+        self.run_two_stage()
+
+    def run_two_stage(self) -> None:
+        """The IVR on leg A: PIN when needed, then destinations until one is connected."""
+        self.advance(State.IN_IVR)
+        ivr = self.ivr()
+        prompts, cfg = self.settings.ivr, self.settings.callback
+        if self.account_id is None:
+            self.account_id = self.collect_pin(ivr)
+            self.authorise(None)
+        balance, currency = self.db.run(billing.balance_of, self.account_id)
+        if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
+            self.guard(ivr.play, prompts.your_balance_is)
+            self.guard(ivr.say_amount, balance, currency)
+        for _ in range(cfg.destination_attempts):
+            digits = self.guard(
+                ivr.collect,
+                prompts.enter_destination,
+                DESTINATION_VARIABLE,
+                min_digits=1,
+                max_digits=cfg.max_digits,
+                tries=3,
+            )
+            if digits is None:
+                continue
+            try:
+                destination = numbers.normalise(digits, self.settings.numbers, what="destination")
+            except numbers.InvalidNumber as exc:
+                log.info("request %s: %s", self.plan.request_id, exc)
+                self.guard(ivr.play, prompts.invalid_number)
+                continue
+            refusal = self.authorise(destination)
+            if refusal is not None:
+                self.guard(ivr.play, refusal)
+                continue
+            cause = self.connect_destination(destination)
+            if cause is None:
+                self.wait_until_ended()
+                return
+            self.advance(State.IN_IVR)
+            self.guard(ivr.play, self.prompt_for(cause))
+        self.guard(ivr.play, prompts.goodbye)
+        self.hang_up_caller(ivr, "NORMAL_CLEARING")
+        raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
+
+    def collect_pin(self, ivr: Ivr) -> int:
+        """Ask for the PIN until it names an active account; lock out repeated failures."""
+        cfg, prompts = self.settings.callback, self.settings.ivr
+        caller_key = f"cid:{self.plan.source}"
+        for _ in range(cfg.pin_attempts):
+            if self.db.run(
+                lockout.is_locked,
+                "pin",
+                (caller_key,),
+                cfg.pin_lockout_failures,
+                cfg.pin_lockout_window_seconds,
+            ):
+                break
+            pin = self.guard(
+                ivr.collect, prompts.enter_pin, PIN_VARIABLE, min_digits=4, max_digits=12
+            )
+            account_id = (
+                self.db.run(accept_pin, self.plan.request_id, pin, caller_key) if pin else None
+            )
+            if account_id is not None:
+                return account_id
+            self.guard(ivr.play, prompts.invalid_pin)
+        self.guard(ivr.play, prompts.locked_out)
+        self.hang_up_caller(ivr, "CALL_REJECTED")
+        raise FlowEnded(State.FAILED, "PIN_REJECTED", f"no valid PIN from {self.plan.source}")
+
+
+def accept_pin(request_id: int, pin: str, caller_key: str) -> int | None:
+    """The active account whose PIN this is, now billing the request (its failures and the
+    caller's cleared); or None, with the failure counted against the caller and the PIN's
+    account. One transaction.
+    """
+    with database_proxy.atomic():
+        account = accounts.find_account_by_pin(pin)
+        if account is not None and account.is_active:
+            lockout.clear("pin", caller_key, f"account:{account.id}")
+            _BIND_ACCOUNT.execute(id=request_id, account=account.id)
+            return account.id
+        keys = [caller_key] + ([f"account:{account.id}"] if account is not None else [])
+        lockout.record_failure("pin", *keys)
+        return None
+
+
+_BIND_ACCOUNT = Statement(
+    lambda s: CallbackRequest.update(account=s(CallbackRequest.account)).where(
+        CallbackRequest.id == s.id
+    )
+)

@@ -1,0 +1,173 @@
+"""What the switch has against what the database believes: after a restart or a reconnect.
+
+Like Kazoo after a reconnect, each node's channels are compared with the legs the database
+believes are up on it: a leg that ended while nobody listened gets its CDR closed, a bridged call
+whose flow is gone (the controller restarted) is adopted and billed when it ends, any other
+orphan is hung up. Hangups that no flow listens to (an adopted call's, or any leg of ours after a
+restart) are billed here too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from esl_callback.callback import billing, requests
+from esl_callback.callback.flow import LOST_CAUSE, Inbox, Node, event_variable
+from esl_callback.callback.requests import State
+from esl_callback.models import CallbackRequest, Leg
+from esl_callback.statements import Statement
+from esl_callback.switch import commands
+
+if TYPE_CHECKING:
+    from esl_callback.callback.dialer import Dialer
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """The calls a controller finds on the switch without a flow of its own."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self.dialer = dialer
+        self.db = dialer.db
+        # Bridged calls found up after a restart, whose flow is gone: request id -> leg UUID
+        # -> its node, until their CDRs are closed (counted live, and can be hung up).
+        self.adopted: dict[int, dict[str, Node]] = {}
+
+    def cancel(self, request_id: int, reason: str) -> bool:
+        """Hang up an adopted call's legs (False: no such call)."""
+        adopted = self.adopted.get(request_id)
+        if not adopted:
+            return False
+        log.info("request %s: %s; hanging up its adopted legs", request_id, reason)
+        for leg_uuid, node in list(adopted.items()):
+            node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
+        return True
+
+    def handle_orphan_event(self, event: Any, node: str = "") -> None:
+        """A hangup no flow listens to: one of our legs after a restart gets its CDR closed."""
+        if event.get("Event-Name") != "CHANNEL_HANGUP_COMPLETE":
+            return
+        if not event_variable(event, "callback_leg"):
+            return
+        if event_variable(event, "loopback_leg") == "B":  # the far end of a loopback leg
+            return  # (it carries our leg's variables, copied by mod_loopback; not a leg)
+        bill = self.dialer.close_leg(event)
+        if bill is not None and not bill.duplicate:
+            self.forget_adopted(bill.leg.request_id, bill.leg.uuid)
+            self.settle_orphan(bill.leg.request_id)
+            self.dialer.notify(bill.leg.request_id)
+
+    def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
+        legs = self.adopted.get(request_id, {})
+        legs.pop(leg_uuid, None)
+        if not legs:
+            self.adopted.pop(request_id, None)
+
+    def reconcile(self, node: Node, up_since: datetime) -> None:
+        """After (re)connecting to a node, make the database agree with the switch.
+
+        Like Kazoo after a reconnect: `show channels as json` is compared with the legs the
+        database believes are up on this node, stored before the connection came up
+        (`up_since`): a leg originated since then gets its events on this connection, and its
+        channel may not exist yet when the switch lists them. A leg the switch no longer has
+        ended while we were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and
+        billed nothing (its duration is unknown; the operator sees the cause). A leg still up
+        whose flow is gone (we restarted) is adopted when bridged, so its hangup is billed,
+        else hung up.
+        """
+        try:
+            channels = parse_channels(node.api(commands.show_channels_json()))
+        except (ValueError, RuntimeError) as exc:
+            log.error("node %s: cannot list channels to reconcile: %s", node.name, exc)
+            return
+        open_legs = self.db.run_until_done(
+            f"the reconciliation of node {node.name}", open_legs_on, node.name, up_since
+        )
+        for leg_uuid, request_id, request_state in open_legs:
+            flow = self.dialer.flows.get(request_id)
+            if leg_uuid not in channels:
+                log.warning(
+                    "leg %s of request %s ended while we were not listening", leg_uuid, request_id
+                )
+                self.dialer.close_cdr(billing.Hangup(leg_uuid, LOST_CAUSE, 0))
+                if flow is not None:
+                    flow.inbox.put(Inbox("lost", uuid=leg_uuid))
+                else:
+                    self.forget_adopted(request_id, leg_uuid)
+                    self.settle_orphan(request_id)
+            elif flow is None and request_state == State.BRIDGED:
+                self.adopted.setdefault(request_id, {})[leg_uuid] = node
+            elif flow is None:
+                log.warning(
+                    "leg %s of request %s outlived its flow; hanging it up", leg_uuid, request_id
+                )
+                node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
+            self.dialer.notify(request_id)
+
+    def settle_orphan(self, request_id: int) -> None:
+        """End a request without a flow once its legs are billed (waiting for the database)."""
+        self.db.run_until_done(
+            f"the end of request {request_id}", settle_orphan_request, request_id
+        )
+
+
+def abandon_requests_without_legs() -> int:
+    """At start-up: live requests with no open leg were left by a previous run; fail them."""
+    stale = [
+        request.id
+        for request in CallbackRequest.select(CallbackRequest.id).where(
+            CallbackRequest.state.in_(requests.LIVE)
+        )
+        if not Leg.select().where(Leg.request == request.id, Leg.billed == False).exists()  # noqa: E712
+    ]
+    for request_id in stale:
+        requests.finish(request_id, State.FAILED, failure_cause="CONTROLLER_RESTARTED")
+        billing.release_reservations(request_id)
+    return len(stale)
+
+
+def parse_channels(reply: str) -> set[str]:
+    """The UUIDs in a `show channels as json` reply (`{"row_count": 0}` when none)."""
+    text = reply.strip()
+    if text.startswith("-ERR"):
+        raise RuntimeError(text)
+    data = json.loads(text)
+    return {row["uuid"] for row in data.get("rows", [])}
+
+
+def open_legs_on(node: str, created_before: datetime) -> list[tuple[str, int, str]]:
+    """(leg UUID, request id, request state) of the unbilled legs on a node stored before
+    `created_before`."""
+    return _OPEN_LEGS_ON.rows(node=node, created_before=created_before)
+
+
+_OPEN_LEGS_ON = Statement(
+    lambda s: (
+        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
+        .join(CallbackRequest)
+        .where(
+            Leg.node == s.node,
+            Leg.billed == False,  # noqa: E712
+            Leg.created_at < s.created_before,
+        )
+    )
+)
+
+
+def settle_orphan_request(request_id: int) -> None:
+    """End a request without a flow once all its legs are billed (bridged ones completed)."""
+    if Leg.select().where(Leg.request == request_id, Leg.billed == False).exists():  # noqa: E712
+        return
+    request = CallbackRequest.get_by_id(request_id)
+    if request.state in requests.LIVE:
+        bridged = request.state == State.BRIDGED
+        requests.finish(
+            request_id,
+            State.COMPLETED if bridged else State.FAILED,
+            failure_cause=None if bridged else "CONTROLLER_RESTARTED",
+        )
+    billing.release_reservations(request_id)
