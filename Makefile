@@ -31,8 +31,8 @@ system-packages:
 	fi
 
 lint: install
-	$(BIN)/ruff check esl_callback tests scripts scripts/bench bench
-	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench bench
+	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm bench
+	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm bench
 
 test: install lint
 	$(BIN)/pytest -q

@@ -6,13 +6,20 @@ through `numbers.normalise`; every failure raises `AccountError` with a message 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import peewee
 from peewee import fn
 
 from esl_callback import numbers, text
-from esl_callback.callback.rating import money
+from esl_callback.callback.rating import (
+    MONEY_LIMIT,
+    MONEY_STEP,
+    AmountError,
+    money,
+    parse_amount,
+)
 from esl_callback.db import database_proxy
 from esl_callback.hashing import hash_password, new_key, pin_digest
 from esl_callback.models import (
@@ -172,9 +179,12 @@ def account_fields(
     charge_leg_a: bool | None = None,
     max_concurrent_calls: int | str | None = None,
     allow_any_source: bool | None = None,
+    credit_limit: str | Decimal | None = None,
 ) -> dict[str, Any]:
     """Validate account settings and turn them into model fields (None: not given)."""
     fields: dict[str, Any] = {}
+    if credit_limit is not None:
+        fields["credit_limit"] = own_credit_limit(credit_limit)
     if pin is not None:
         digest = pin_digest(check_pin(pin), pin_key())
         if Account.select().where(Account.pin_hash == digest).exists():
@@ -200,6 +210,19 @@ def account_fields(
         if value is not None:
             fields[key] = value
     return fields
+
+
+def own_credit_limit(limit: str | Decimal) -> Decimal:
+    """How far below zero the account's calls may take its balance: an amount >= 0."""
+    try:
+        value = parse_amount(limit) if isinstance(limit, str) else Decimal(limit)
+    except AmountError as exc:
+        raise AccountError(f"credit limit: {exc}") from None
+    if not value.is_finite() or value < 0 or value >= MONEY_LIMIT:
+        raise AccountError(f"credit limit must be 0 or more (below {MONEY_LIMIT}), not {limit}")
+    if value != value.quantize(MONEY_STEP):
+        raise AccountError(f"credit limit {limit} has more than 4 decimal places")
+    return money(value)
 
 
 def own_call_limit(limit: int | str) -> int | None:
@@ -325,6 +348,7 @@ def describe(account: Account) -> dict[str, Any]:
         "charge_leg_a": account.charge_leg_a,
         "max_concurrent_calls": account.max_concurrent_calls,
         "allow_any_source": account.allow_any_source,
+        "credit_limit": str(money(account.credit_limit)),
         "caller_ids": [c.number for c in account.caller_ids.order_by(CallerId.number)],
         "dids": [d.number for d in account.dids.order_by(Did.number)],
     }

@@ -49,13 +49,17 @@ from esl_callback.callback import rating
 from esl_callback.switch import commands
 
 FREESWITCH_DEFAULT_PASSWORD = "ClueCon"
-# ESL passwords anyone can know: FreeSWITCH's default and the placeholders of the shipped
-# snippets (freeswitch/autoload_configs/event_socket.conf.xml, freeswitch/directory/).
-KNOWN_ESL_PASSWORDS = {
+# Secrets anyone can read, and where: FreeSWITCH's default and the placeholders this project
+# publishes (the snippets freeswitch/autoload_configs/event_socket.conf.xml and
+# freeswitch/directory/, config.example.yaml). An ESL password among them is a warning
+# (config_warnings); an SMS gateway token among them is an error (_public_gateway_tokens).
+KNOWN_PUBLIC_SECRETS = {
     FREESWITCH_DEFAULT_PASSWORD: "FreeSWITCH's default",
     "CHANGE-ME-long-random-secret": "the placeholder of event_socket.conf.xml",
     "CHANGE-ME-esl-password-long-random": "the placeholder of directory/esl-callback.xml",
+    "example-token-change-me-0000": "the example token of config.example.yaml",
 }
+GENERATE_SECRET = "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
 ROUTE_PLACEHOLDERS = ("number", "gateway")
 
 # Hangup causes FreeSWITCH knows by name (the Q.850 ones), usable to reject a trigger call.
@@ -884,6 +888,11 @@ class CallbackSettings:
     source_must_be_own_number: Annotated[bool, _boolean()] = True
     requests_per_minute: Annotated[int, _integer(1, 10_000)] = 5
     max_concurrent_calls: Annotated[int, _integer(1, 10_000)] = 2
+    # Before its PIN is keyed, a callback's leg A is paid by nobody (callback.policy).
+    pin_callback_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()  # () = billing's policy
+    pin_deadline_seconds: Annotated[int, _integer(10, 600)] = 45
+    max_unauthenticated_calls: Annotated[int, _integer(1, 10_000)] = 10
+    unauthenticated_calls_per_caller_per_hour: Annotated[int, _integer(1, 1000)] = 3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1225,9 +1234,25 @@ def settings_from_mapping(data: Any, environ: Mapping[str, str] | None = None) -
     settings = _read_section(Settings, data, _Where(""), errors)
     if not _failed(settings):
         settings = _apply_environment(settings, os.environ if environ is None else environ, errors)
+        for path, message in _public_gateway_tokens(settings):
+            errors.add(_Where(path), message)
     if errors.messages:
         raise ConfigError(errors.messages)
     return settings
+
+
+def _public_gateway_tokens(settings: Settings) -> Iterator[tuple[str, str]]:
+    """A gateway token anyone can read (`KNOWN_PUBLIC_SECRETS`), once the environment applied:
+    with it anyone could trigger callbacks and SMS replies as that gateway."""
+    for index, gateway in enumerate(settings.sms.gateways):
+        known = KNOWN_PUBLIC_SECRETS.get(gateway.token)
+        if known is not None:
+            variable = f"ESL_CALLBACK_SMS_GATEWAY_{_env_name(gateway.name)}_TOKEN"
+            yield (
+                f"sms.gateways[{index}].token",
+                f"is {known}, which anyone can read: generate one (e.g. {GENERATE_SECRET}) "
+                f"and set it here (or in {variable}) and in the gateway",
+            )
 
 
 def load_config(
@@ -1298,7 +1323,7 @@ def config_warnings(settings: Settings) -> list[str]:
     """Risky but valid choices an operator must hear about (default passwords, open listeners)."""
     warnings = []
     for index, node in enumerate(settings.freeswitch.nodes):
-        known = KNOWN_ESL_PASSWORDS.get(node.password)
+        known = KNOWN_PUBLIC_SECRETS.get(node.password)
         if known is not None:
             warnings.append(
                 f'freeswitch.nodes[{index}].password: is {known} "{node.password}": anyone '
@@ -1323,7 +1348,7 @@ def config_warnings(settings: Settings) -> list[str]:
     if web.enabled:
         hint = (
             "set it (or ESL_CALLBACK_WEB_SECRET) to a long random value, e.g. the output of "
-            "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
+            f"{GENERATE_SECRET}"
         )
         if not web.secret:
             warnings.append(f"web.secret: not set; login sessions need a secret: {hint}")

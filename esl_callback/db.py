@@ -117,6 +117,23 @@ def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) ->
         database.execute_sql(statement)
 
 
+def _add_credit_limit_and_operator_cost(
+    migrator: SchemaMigrator, database: peewee.Database
+) -> None:
+    migrate(
+        migrator.add_column(
+            "account",
+            "credit_limit",
+            peewee.DecimalField(max_digits=14, decimal_places=4, default=0),
+        ),
+        migrator.add_column(
+            "leg",
+            "operator_cost",
+            peewee.DecimalField(max_digits=14, decimal_places=4, null=True),
+        ),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -125,6 +142,11 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         4, "spent tokens: ended web sessions and submitted one-use forms", _create_spent_tokens
+    ),
+    Migration(
+        5,
+        "accounts' credit limit; legs' operator cost (what no account paid)",
+        _add_credit_limit_and_operator_cost,
     ),
 ]
 BASELINE_VERSION = 1

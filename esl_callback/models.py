@@ -54,10 +54,17 @@ class Account(BaseModel):
     # Web callbacks may use any source number, not only the account's own.
     allow_any_source = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
+    # How far below zero calls may take the balance (migration 5): the floor is -credit_limit.
+    credit_limit = money_field(default=Decimal("0"))
 
     @property
     def is_active(self) -> bool:
         return self.status == self.ACTIVE
+
+    @property
+    def floor(self) -> Decimal:
+        """The lowest balance calls may leave (0, or minus the operator-set credit limit)."""
+        return -Decimal(self.credit_limit or 0)
 
 
 class CallerId(BaseModel):
@@ -178,7 +185,10 @@ class Leg(BaseModel):
     increment = pw.IntegerField(null=True)
     minimum = pw.IntegerField(null=True)
     charged = pw.BooleanField(default=True)
-    cost = money_field(null=True)
+    cost = money_field(null=True)  # what the account paid
+    # What the leg cost at its rate that no account paid (migration 5): a leg before the PIN,
+    # a leg the account is not charged for, what a debit could not take below the floor.
+    operator_cost = money_field(null=True)
     billed = pw.BooleanField(default=False)
     billed_at = pw.DateTimeField(null=True)
 

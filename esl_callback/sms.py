@@ -54,7 +54,7 @@ from typing import Any, Protocol
 import peewee
 
 from esl_callback import accounts, lockout, numbers
-from esl_callback.callback import billing, rating, triggers
+from esl_callback.callback import billing, policy, triggers
 from esl_callback.callback.flow import FlowEnded
 from esl_callback.db import Database, database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId, SmsMessage
@@ -239,6 +239,14 @@ class SmsService:
                 request = self.dialer.start_callback(
                     order.account, order.source, order.destination, "source_first", "sms"
                 )
+        except policy.Refused as refused:  # stored as rejected, with the reason
+            log.warning("sms callback to %s refused: %s", order.source, refused.detail)
+            request_id = refused.request_id
+            if refused.reason == policy.Reason.DESTINATION_DENIED:
+                words = f"Sorry, we cannot call +{order.destination}."
+                return Outcome("destination_refused", words, request_id)
+            words = f"Sorry, we cannot call you back on +{order.source}."
+            return Outcome("refused", words, request_id)
         except FlowEnded as exc:
             log.warning("sms callback to %s not started: %s", order.source, exc)
             return Outcome("unavailable", UNAVAILABLE)
@@ -398,9 +406,8 @@ def callback_order(
         )
     if destination == source:
         return Outcome("bad_destination", "Sorry, the number to connect is your own number.")
-    cfg = settings.billing
-    allowed = rating.prefix_policy_allows(destination, cfg.allow_prefixes, cfg.deny_prefixes)
-    if not allowed or billing.rate_for(destination) is None:
+    denied = policy.refusal(destination, policy.Purpose.DESTINATION, settings)
+    if denied is not None or billing.rate_for(destination) is None:
         return Outcome("destination_refused", f"Sorry, we cannot call +{destination}.")
     return CallOrder(owner, source, destination)
 
@@ -415,8 +422,7 @@ def no_call_possible(owner: Account, settings: Any) -> Outcome | None:
             "too_many_calls",
             f"Sorry, {at_limit[0]} of your calls are in progress; try when one ends.",
         )
-    held, _ = billing.held_for_live_calls(owner.id)
-    if rating.money(owner.balance) - held <= 0:
+    if billing.available_balance(owner) <= 0:
         return Outcome("balance_too_low", "Sorry, your balance is too low for a call. Send BAL.")
     return None
 

@@ -32,6 +32,8 @@ freeswitch:
 web:
   prot: 8080
 """
+# The example's gateway token is public; a test that checks the example sets its own.
+GATEWAY_TOKEN = "cli-test-gateway-token-0123456789"
 BAD_LINES = [
     'freeswitch.nodes[0].port: expected an integer 1-65535, got "abc" (line 4)',
     'web.prot: unknown key (did you mean "port"?) (line 6)',
@@ -176,11 +178,24 @@ def test_python_m_esl_callback_config_check_exit_codes(tmp_path: Path) -> None:
         [*command, str(ROOT / "config.example.yaml")],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, "ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN": GATEWAY_TOKEN},
         cwd=ROOT,
     )
     assert example.returncode == 0, example.stderr
     assert example.stdout.splitlines()[-1] == f"{ROOT / 'config.example.yaml'}: OK"
+
+
+def test_check_refuses_the_example_files_gateway_token_and_says_how_to_make_one() -> None:
+    """The example's token is public: with it anyone could report calls and SMS."""
+    example = str(ROOT / "config.example.yaml")
+    result = CliRunner().invoke(config, ["check", example])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "sms.gateways[0].token: is the example token of config.example.yaml, which anyone can "
+        "read: generate one (e.g. `python3 -c 'import secrets; print(secrets.token_hex(32))'`) "
+        "and set it here (or in ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN) and in the gateway",
+        f"{example}: 1 error",
+    ]
 
 
 def test_the_portal_run_alone_warns_only_about_what_it_uses(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esl_callback.config import (
+    KNOWN_PUBLIC_SECRETS,
     ConfigError,
     NodeSettings,
     Settings,
@@ -23,6 +24,9 @@ from esl_callback.config import (
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 NO_ENV: dict[str, str] = {}
+# The example's gateway token is public, so loading the example as shipped fails: the tests that
+# load it give the gateway a token of their own, where the example's comment says to.
+EXAMPLE_ENV = {"ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN": "test-gateway-token-0123456789"}
 STRONG_SECRET = "k3Jx9vQ2mL7pR4tW8yZ1aB5cD6eF0gH2"
 
 # A configuration without any warning (used where warnings would get in the way).
@@ -78,7 +82,7 @@ def test_settings_are_frozen() -> None:
 
 
 def test_example_config_loads_without_errors() -> None:
-    load_config(EXAMPLE, NO_ENV)
+    load_config(EXAMPLE, EXAMPLE_ENV)
 
 
 def _setting_paths(cls: type, prefix: str = "") -> set[str]:
@@ -137,7 +141,7 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
 
 
 def test_example_config_values_are_the_defaults_except_examples() -> None:
-    example = _flatten(settings_to_dict(load_config(EXAMPLE, NO_ENV), masked=False))
+    example = _flatten(settings_to_dict(load_config(EXAMPLE, EXAMPLE_ENV), masked=False))
     default = _flatten(settings_to_dict(Settings.default(), masked=False))
     differing = {key for key in default if example[key] != default[key]}
     assert differing == {"routes", "sms.gateways"}
@@ -514,12 +518,49 @@ def test_settings_to_dict_masks_secrets() -> None:
 
 
 def test_unmasked_dict_loads_back_to_equal_settings() -> None:
-    settings = load_config(EXAMPLE, NO_ENV)
+    settings = load_config(EXAMPLE, EXAMPLE_ENV)
     plain = yaml.safe_load(yaml.safe_dump(settings_to_dict(settings, masked=False)))
     assert settings_from_mapping(plain, NO_ENV) == settings
 
 
 # --- environment overrides -------------------------------------------------------------------
+
+
+def test_the_example_gateway_token_is_refused_naming_its_key_and_how_to_make_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(EXAMPLE, NO_ENV)
+    assert caught.value.messages == [
+        "sms.gateways[0].token: is the example token of config.example.yaml, which anyone can "
+        "read: generate one (e.g. `python3 -c 'import secrets; print(secrets.token_hex(32))'`) "
+        "and set it here (or in ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN) and in the gateway"
+    ]
+
+
+def test_the_example_files_gateway_token_is_listed_as_a_public_secret() -> None:
+    """A new placeholder in the example must join KNOWN_PUBLIC_SECRETS, or it works as a token."""
+    example = yaml.safe_load(EXAMPLE.read_text())
+    tokens = [gateway["token"] for gateway in example["sms"]["gateways"]]
+    assert tokens and all(token in KNOWN_PUBLIC_SECRETS for token in tokens)
+
+
+def test_a_public_secret_is_refused_as_gateway_token_from_the_file_or_the_environment() -> None:
+    gateways = [
+        {"name": "phone1", "token": "private-token-0123456789"},
+        {"name": "phone2", "token": "CHANGE-ME-long-random-secret"},
+    ]
+    environ = {"ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN": "example-token-change-me-0000"}
+    messages = mapping_errors({"sms": {"gateways": gateways}}, environ)
+    assert [message.split(":")[0] for message in messages] == [
+        "sms.gateways[0].token",
+        "sms.gateways[1].token",
+    ]
+    assert "is the placeholder of event_socket.conf.xml, which anyone can read" in messages[1]
+    assert "ESL_CALLBACK_SMS_GATEWAY_PHONE2_TOKEN" in messages[1]
+
+
+def test_the_environment_may_replace_the_examples_gateway_token() -> None:
+    settings = load_config(EXAMPLE, EXAMPLE_ENV)
+    assert settings.sms.gateways[0].token == EXAMPLE_ENV["ESL_CALLBACK_SMS_GATEWAY_PHONE1_TOKEN"]
 
 
 def test_environment_overrides_the_secrets(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from playhouse.migrate import migrate
 
 from esl_callback import accounts, models
-from esl_callback.callback import requests
+from esl_callback.callback import billing, requests
 from esl_callback.callback.reconcile import open_legs_on
 from esl_callback.db import (
     Database,
@@ -70,6 +70,13 @@ HISTORY_INDEXES = [
 ]
 MIGRATION_3 = "applied 3: index lookups that read all history (by account, node, trigger)"
 MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use forms"
+MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
+
+
+def drop_version_5_columns(db: Database) -> None:
+    """Take away what migration 5 adds, as a database made before it lacks it."""
+    db.peewee.execute_sql("ALTER TABLE account DROP COLUMN credit_limit")
+    db.peewee.execute_sql("ALTER TABLE leg DROP COLUMN operator_cost")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -94,23 +101,26 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
     assert ("source", "created_at") in sms_indexes(db)  # a new database has it from the start
     db.peewee.execute_sql("DROP INDEX sms_message_source_created_at")
     drop_history_indexes(db)
+    drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 1")  # as a version-1 install
     assert db.upgrade() == [
         "applied 2: index SMS by sender and time (the per-sender rate limit)",
         MIGRATION_3,
         MIGRATION_4,
+        MIGRATION_5,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 4
+    assert db.schema_version() == 5
     assert Account.get().name == "alice"
 
 
 def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Database) -> None:
     assert all(history_indexes(db))  # a new database has them
     drop_history_indexes(db)
+    drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(history_indexes(db))
-    assert db.upgrade() == [MIGRATION_3, MIGRATION_4]
+    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5]
     assert all(history_indexes(db))
 
 
@@ -125,6 +135,7 @@ def spent_token_schema(db: Database) -> tuple[list, list, list]:
 
 def as_version_3(db: Database) -> None:
     db.peewee.execute_sql("DROP TABLE spent_token")
+    drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 3")
 
 
@@ -144,7 +155,7 @@ class SpentTokenChangedLater(BaseModel):
 def test_a_version_3_database_gets_the_table_of_spent_tokens_db_init_makes(db: Database) -> None:
     made_by_init = spent_token_schema(db)
     as_version_3(db)
-    assert db.upgrade() == [MIGRATION_4]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5]
     assert SpentToken.select().count() == 0
     assert spent_token_schema(db) == made_by_init
 
@@ -155,8 +166,25 @@ def test_migration_4_creates_the_table_it_shipped_with_whatever_the_model_says_n
     shipped = spent_token_schema(db)
     as_version_3(db)
     monkeypatch.setattr(models, "SpentToken", SpentTokenChangedLater)
-    assert db.upgrade() == [MIGRATION_4]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5]
     assert spent_token_schema(db) == shipped
+
+
+def test_a_version_4_database_gets_credit_limits_and_operator_costs_and_keeps_its_money(
+    db: Database,
+) -> None:
+    alice = accounts.create_account("alice")
+    billing.add_payment(alice, "12.50", "voucher 1")
+    drop_version_5_columns(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 4")
+    assert db.upgrade() == [MIGRATION_5]
+    account = Account.get()
+    assert (account.balance, account.credit_limit, account.floor) == (
+        Decimal("12.5"),
+        Decimal(0),
+        Decimal(0),
+    )
+    assert "operator_cost" in {column.name for column in db.peewee.get_columns("leg")}
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -34,10 +34,10 @@ from enum import StrEnum
 from typing import Any, NoReturn, Protocol
 
 import peewee
-from peewee import EXCLUDED, chunked, fn
+from peewee import EXCLUDED, Case, chunked, fn
 
 from esl_callback import numbers, text
-from esl_callback.callback import requests
+from esl_callback.callback import policy, requests
 from esl_callback.callback.rating import (
     MONEY_LIMIT,
     MONEY_STEP,
@@ -48,7 +48,6 @@ from esl_callback.callback.rating import (
     affordable_seconds,
     money,
     parse_amount,
-    prefix_policy_allows,
     rounding_mode,
     total_cost,
 )
@@ -119,6 +118,9 @@ class Authorisation:
     charge_leg_a: bool
     rate_a: RateSnapshot | None
     rate_b: RateSnapshot | None
+    # How long leg A may be up in all (from its answer) on this hold alone, if the destination
+    # never answers; None when leg A is not charged (nothing to bound).
+    leg_a_seconds: int | None = None
 
     @property
     def allowed(self) -> bool:
@@ -147,9 +149,10 @@ class LegBill:
     """The outcome of `close_leg`."""
 
     leg: Leg
-    cost: Decimal
+    cost: Decimal  # debited from the account
     duplicate: bool  # the leg was billed before: nothing was debited this time
     balance: Decimal | None  # after the debit; None for a duplicate or a request without account
+    operator_cost: Decimal = Decimal(0)  # what the leg cost at its rate that no account paid
 
 
 @dataclass(frozen=True)
@@ -336,10 +339,16 @@ _BALANCE = Statement(
 
 
 def available_balance(account: Account | int) -> Decimal:
-    """The balance minus what the account's live calls hold: what a new call may spend."""
+    """What a new call may spend: the balance down to the account's floor (its credit limit
+    below zero), minus what the account's live calls hold."""
     account_id = _id(account)
     held, _ = held_for_live_calls(account_id)
-    return money(Account.get_by_id(account_id).balance) - held
+    return spendable(Account.get_by_id(account_id)) - held
+
+
+def spendable(account: Account) -> Decimal:
+    """The balance down to the account's floor: what calls may still spend, before holds."""
+    return money(account.balance) - account.floor
 
 
 def authorise(
@@ -351,6 +360,8 @@ def authorise(
     *,
     leg_a_head_start: int = 0,
     leg_a_rate: RateSnapshot | None = None,
+    leg_b_head_start: int = 0,
+    leg_b_rate: RateSnapshot | None = None,
     max_seconds: int = MAX_CALL_SECONDS,
     default_call_limit: int | None = None,
 ) -> Authorisation:
@@ -363,10 +374,13 @@ def authorise(
 
     `destination` None authorises leg A alone (before the IVR has collected the destination).
     `leg_a_head_start` is how long leg A is up before the bridged call starts (its IVR time and
-    leg B's ring time), charged on top of the returned duration. A rate for leg A is needed only
+    leg B's ring time), charged on top of the returned duration; `leg_b_head_start` the same
+    for leg B (in a simultaneous call, or when B has answered). A rate for leg A is needed only
     when leg A is charged (the account's `charge_leg_a`, or the global setting when None).
-    `leg_a_rate` is the rate leg A was opened with (`open_leg`), if it was: the hold is then
-    computed at the rate its CDR will be billed at, not at one looked up again.
+    `leg_a_rate` / `leg_b_rate` are the rates the legs were opened with (`open_leg`), if they
+    were: the hold is then computed at the rates their CDRs will be billed at. The money
+    available is the balance down to the account's floor (`Account.credit_limit` below zero)
+    minus the holds of its other live calls.
     `default_call_limit` is how many calls an account without a limit of its own may have live
     at once (`callback.max_concurrent_calls`), whatever triggered them (web, phone, SMS).
     """
@@ -381,9 +395,9 @@ def authorise(
             _refuse_foreign_request(request_id, _id(account))
         charge_a = charges_leg_a(locked, settings)
         rate_a = leg_a_rate or rate_for(leg_a_number)
-        rate_b = rate_for(destination) if destination is not None else None
+        rate_b = leg_b_rate or (rate_for(destination) if destination is not None else None)
         held, live_calls = held_for_live_calls(locked.id, request_id)
-        available = money(locked.balance) - held
+        available = spendable(locked) - held
         refusal, detail = _refusal(
             locked,
             leg_a_number,
@@ -397,7 +411,7 @@ def authorise(
         )
         legs = [ChargedLeg(rate_a, leg_a_head_start)] if charge_a and rate_a else []
         if rate_b is not None:
-            legs.append(ChargedLeg(rate_b))
+            legs.append(ChargedLeg(rate_b, leg_b_head_start))
         seconds = (
             affordable_seconds(available, legs, rounding, max_seconds) if refusal is None else 0
         )
@@ -408,6 +422,11 @@ def authorise(
                 "live calls) does not pay the first second"
             )
         reserved = total_cost(legs, seconds, rounding) if refusal is None else money(0)
+        leg_a_seconds = None
+        if refusal is None and charge_a and rate_a is not None:
+            leg_a_seconds = affordable_seconds(
+                reserved, [ChargedLeg(rate_a)], rounding, MAX_CALL_SECONDS
+            )
         if refusal is None:
             _release(request_id)
             _INSERT_RESERVATION.create(account=locked.id, request=request_id, amount=reserved)
@@ -425,6 +444,7 @@ def authorise(
         charge_leg_a=charge_a,
         rate_a=rate_a,
         rate_b=rate_b,
+        leg_a_seconds=leg_a_seconds,
     )
     log.log(
         logging.DEBUG if result.allowed else logging.INFO,  # refusals are what an operator reads
@@ -460,7 +480,7 @@ def _refusal(
             "configuration's"
         )
     if destination is not None:
-        if not prefix_policy_allows(destination, settings.allow_prefixes, settings.deny_prefixes):
+        if not policy.destination_allowed(destination, settings):
             return Refusal.DESTINATION_DENIED, f"{destination} is denied by the prefix policy"
         if rate_b is None:
             return Refusal.NO_RATE_DESTINATION, f"no rate for {destination}"
@@ -495,8 +515,9 @@ _RELEASE = Statement(
 def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None = None) -> None:
     """Store the CDR row of a leg being originated, with the authorised rate copied onto it.
 
-    Idempotent by UUID: a leg stored before (by a replay, or by the dialer without a rate) gets
-    the rate only if it has none yet and is not billed. One statement.
+    Idempotent by UUID: a leg stored before (by a replay, or by `record_leg` before the PIN
+    said who pays) keeps the rate it has and takes the authorisation's charging, unless it is
+    billed. One statement.
     """
     if not authorisation.allowed:
         raise BillingError(f"request {authorisation.request_id} was not authorised")
@@ -513,12 +534,17 @@ def open_leg(authorisation: Authorisation, leg: str, uuid: str, node: str | None
         )
 
 
-def record_leg(
-    request_id: int, leg: str, uuid: str, node: str | None, number: str, **fields: Any
-) -> Leg:
-    """Store a leg's CDR row as it is originated (`open_leg` adds the authorised rate)."""
+def record_leg(request_id: int, leg: str, uuid: str, node: str | None, number: str) -> Leg:
+    """Store the CDR row of a leg originated before anyone is known to pay for it (leg A of a
+    PIN callback), with the rate of its number now: what it costs the operator if nobody
+    does (`close_leg`), what it costs the account whose PIN comes (`open_leg`)."""
     return _INSERT_LEG.create(
-        request=request_id, leg=leg, uuid=uuid, node=node, number=number, **fields
+        request=request_id,
+        leg=leg,
+        uuid=uuid,
+        node=node,
+        number=number,
+        **_rate_fields(rate_for(number)),
     )
 
 
@@ -532,13 +558,23 @@ _RATE_COLUMNS = (
     Leg.increment,
     Leg.minimum,
 )
-# A new leg is stored with its rate; one stored before without a rate (and not billed) gets it.
+# A new leg is stored with its rate; one stored before (and not billed) keeps the rate it has
+# (or gets this one, having none) and takes this charging.
 _OPEN_LEG = Upsert(
     Leg,
     lambda query: query.on_conflict(
         conflict_target=[Leg.uuid],
-        update={column: EXCLUDED[column.column_name] for column in _RATE_COLUMNS},
-        where=Leg.rate_prefix.is_null() & (Leg.billed == False),  # noqa: E712
+        update={
+            Leg.charged: EXCLUDED.charged,
+            **{
+                column: Case(
+                    None, [(Leg.rate_prefix.is_null(), EXCLUDED[column.column_name])], column
+                )
+                for column in _RATE_COLUMNS
+                if column is not Leg.charged
+            },
+        },
+        where=Leg.billed == False,  # noqa: E712
     ),
 )
 
@@ -547,9 +583,12 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
     """Close a leg's CDR from its hangup and debit its cost, once per leg UUID.
 
     The cost comes from the rate copied onto the leg at its start; a leg that never answered
-    (billsec 0) or is not charged costs 0 but its CDR keeps the times and the cause. The debit,
-    the CDR and (for the request's last open leg) the release of its hold are one transaction.
-    A hangup reported again returns the first result with `duplicate` set; an unknown UUID
+    (billsec 0) costs 0 but its CDR keeps the times and the cause. What the leg costs at its
+    rate and no account pays is its `operator_cost`: a leg before the PIN (its request has no
+    account), a leg the account is not charged for, and whatever a debit would have taken below
+    the account's floor (the debit stops there: no account ends below it). The debit, the CDR
+    and (for the request's last open leg) the release of its hold are one transaction. A
+    hangup reported again returns the first result with `duplicate` set; an unknown UUID
     returns None.
     """
     rounding = rounding_mode(settings.rounding)
@@ -564,8 +603,11 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
             log.info("leg %s: hangup reported again; already billed %s", leg.uuid, leg.cost)
             return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
         account = _locked_account_of(leg.request_id)
-        # A request that never had an account (a caller who failed the PIN) charges nobody.
-        cost = _leg_cost(leg, hangup.billsec, rounding) if account is not None else money(0)
+        full = _leg_cost(leg, hangup.billsec, rounding, expected=account is not None)
+        cost = money(0)
+        if account is not None and leg.charged:
+            cost = min(full, max(spendable(account), money(0)))
+        operator_cost = full - cost
         now = utcnow()
         closed = {
             "answered_at": hangup.answered_at or leg.answered_at,
@@ -574,6 +616,7 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
             "hangup_cause": hangup.cause,
             "hangup_by": hangup.hangup_by or leg.hangup_by,
             "cost": cost,
+            "operator_cost": operator_cost,
             "billed": True,
             "billed_at": now,
         }
@@ -587,16 +630,23 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
             if cost:
                 _SET_BALANCE.execute(id=account.id, balance=balance)
         _RELEASE_WHEN_SETTLED.execute(request=leg.request_id, released_at=now)
-    log.info(
-        "leg %s (%s %s): %s, billsec %s, cost %s",
+    level = (
+        logging.WARNING if operator_cost and account is not None and leg.charged else logging.INFO
+    )
+    log.log(
+        level,
+        "leg %s (%s %s): %s, billsec %s, cost %s%s",
         leg.uuid,
         leg.leg,
         leg.number,
         hangup.cause,
         hangup.billsec,
         cost,
+        f", operator cost {operator_cost}" if operator_cost else "",
     )
-    return LegBill(leg=leg, cost=cost, duplicate=False, balance=balance)
+    return LegBill(
+        leg=leg, cost=cost, duplicate=False, balance=balance, operator_cost=operator_cost
+    )
 
 
 _CLOSE_COLUMNS = (
@@ -606,6 +656,7 @@ _CLOSE_COLUMNS = (
     Leg.hangup_cause,
     Leg.hangup_by,
     Leg.cost,
+    Leg.operator_cost,
     Leg.billed,
     Leg.billed_at,
 )
@@ -625,19 +676,25 @@ _RELEASE_WHEN_SETTLED = Statement(
 )
 
 
-def _leg_cost(leg: Leg, billsec: int, rounding: str) -> Decimal:
-    if not leg.charged or billsec <= 0:
+def _leg_cost(leg: Leg, billsec: int, rounding: str, *, expected: bool = True) -> Decimal:
+    """What `billsec` seconds of the leg cost at the rate copied onto it at its start (else
+    today's rate, with a warning when a rate was `expected`: a leg of a known account)."""
+    if billsec <= 0:
         return money(0)
     if leg.price_per_minute is None:
         rate = rate_for(leg.number)
         if rate is None:
-            log.error(
-                "leg %s: no rate at its start nor now for %s; not charged", leg.uuid, leg.number
+            log.log(
+                logging.ERROR if expected else logging.WARNING,
+                "leg %s: no rate at its start nor now for %s; its cost is unknown",
+                leg.uuid,
+                leg.number,
             )
             return money(0)
-        log.warning(
-            "leg %s: no rate copied at its start; billed at today's %s", leg.uuid, rate.prefix
-        )
+        if expected:
+            log.warning(
+                "leg %s: no rate copied at its start; billed at today's %s", leg.uuid, rate.prefix
+            )
     else:
         rate = RateSnapshot(
             prefix=leg.rate_prefix or "",

@@ -17,7 +17,8 @@ from typing import Any
 import gevent
 
 from esl_callback import metrics
-from esl_callback.callback import billing, requests, triggers
+from esl_callback.callback import admission as admission_module
+from esl_callback.callback import billing, policy
 from esl_callback.callback.flow import (
     STOPPING_CAUSE,
     UNREACHABLE_CAUSE,
@@ -123,50 +124,36 @@ class Dialer:
         node: Node,
         reject: Callable[[str], None] | None,
     ) -> CallbackRequest:
-        """Identify the trigger and store its request; only then tell the caller (busy: "we
-        call you back"; a refusal's cause), so that no callback is promised that was not
-        stored. Starts the callback."""
+        """Identify the trigger, check it against the dial policy and store its request; only
+        then tell the caller (busy: "we call you back"; a refusal's cause), so that no callback
+        is promised that was not stored. Starts the callback."""
         cfg = self.settings.callback
-        try:
-            found = self.db.run(triggers.identify, called, caller, self.settings.numbers)
-        except triggers.TriggerRefused as refused:
-            log.warning("trigger %s refused: %s", trigger_uuid, refused.detail)
-            metrics.REQUESTS_ENDED.labels(State.REJECTED, refused.reason).inc()
-            if reject is not None:
-                reject(cfg.reject_cause)  # refused whether or not the record can be stored
-            return self.db.run(
-                requests.create,
-                trigger=trigger,
-                method=refused.method,
-                account=refused.account,
-                state=State.REJECTED,
-                caller_id=caller[:64],
-                called_number=called[:64],
-                trigger_uuid=trigger_uuid,
-                failure_cause=refused.reason,
-                failure_detail=refused.detail,
-            )
-        request = self.db.run(
-            requests.create,
-            trigger=trigger,
-            method=found.method,
-            account=found.account,
-            mode="two_stage",
-            caller_id=caller[:64],
-            called_number=called[:64],
-            trigger_uuid=trigger_uuid,
-            source=found.callback_number,
+        admission = self.db.run(
+            admission_module.admit_trigger, caller, called, trigger, trigger_uuid, self.settings
         )
+        request = admission.request
+        if not admission.admitted:
+            log.warning(
+                "trigger %s refused (%s): %s",
+                trigger_uuid,
+                admission.reason,
+                admission.detail,
+                extra={"request_id": request.id},
+            )
+            if reject is not None:
+                reject(cfg.reject_cause)
+            return request
         if reject is not None:
             reject(cfg.trigger_hangup_cause)
+        found = admission.trigger
         self.start(
             Plan(
                 request_id=request.id,
                 mode="two_stage",
-                method=found.method,
-                source=found.callback_number,
+                method=request.method,
+                source=request.source,
                 destination=None,
-                account_id=found.account.id if found.account else None,
+                account_id=found.account.id if found is not None and found.account else None,
                 node=node,
                 delay=cfg.delay_seconds,
             )
@@ -180,30 +167,53 @@ class Dialer:
         destination: str | None,
         mode: str,
         trigger: str = "web",
+        code: str | None = None,
     ) -> CallbackRequest:
-        """Store and start a callback whose numbers are known (web, SMS, CLI).
+        """Store and start a callback whose numbers are known (web, SMS, CLI, verification).
 
-        Raises FlowEnded (nothing stored) when no FreeSWITCH node is connected.
+        Raises policy.Refused (the request stored as rejected, with the reason) when the dial
+        policy refuses a number, FlowEnded (nothing stored) when no FreeSWITCH node can take
+        the call now.
         """
         node = self.node_for(None)
-        request = self.db.run(
-            requests.create,
-            trigger=trigger,
-            method="sms" if trigger == "sms" else "web",
-            account=account,
-            mode=mode,
-            source=source,
-            destination=destination,
+        method = "sms" if trigger == "sms" else "web"
+        admission = self.db.run(
+            admission_module.admit_order,
+            account,
+            source,
+            destination,
+            mode,
+            trigger,
+            method,
+            self.settings,
         )
+        request = admission.request
+        if not admission.admitted:
+            log.warning(
+                "%s callback %s -> %s refused (%s): %s",
+                trigger,
+                source,
+                destination or "?",
+                admission.reason,
+                admission.detail,
+                extra={"request_id": request.id},
+            )
+            raise policy.Refused(
+                policy.Reason(admission.reason),
+                admission.detail or "",
+                admission.field,
+                request.id,
+            )
         self.start(
             Plan(
                 request_id=request.id,
                 mode=mode,
-                method=request.method,
+                method=method,
                 source=source,
                 destination=destination,
                 account_id=account.id if account else None,
                 node=node,
+                code=code,
             )
         )
         return request
@@ -221,30 +231,9 @@ class Dialer:
         """Call `number` and ask for `code` (shown to the user): proof that they own it.
 
         The request completes only when the digits keyed match the code; otherwise it fails
-        with cause WRONG_CODE (or the leg's hangup cause).
+        with cause WRONG_CODE (or the leg's hangup cause). policy.Refused as start_callback.
         """
-        node = self.node_for(None)
-        request = self.db.run(
-            requests.create,
-            trigger="web",
-            method="web",
-            account=account,
-            mode="verify",
-            source=number,
-        )
-        self.start(
-            Plan(
-                request_id=request.id,
-                mode="verify",
-                method="web",
-                source=number,
-                destination=None,
-                account_id=account.id,
-                node=node,
-                code=code,
-            )
-        )
-        return request
+        return self.start_callback(account, number, None, "verify", "web", code=code)
 
     def start(self, plan: Plan) -> CallFlow:
         metrics.REQUESTS_STARTED.labels(plan.mode).inc()
@@ -282,7 +271,7 @@ class Dialer:
         """Hang up both legs of a live request (web cancel button)."""
         flow = self.flows.get(request_id)
         if flow is not None:
-            flow.inbox.put(Inbox("cancel", reason=reason))
+            flow.cancel(reason)
             return True
         return self.reconciler.cancel(request_id, reason)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from gevent.event import Event
 from gevent.queue import Empty, Queue
 
 from esl_callback import metrics
-from esl_callback.callback import billing, causes, requests
+from esl_callback.callback import billing, causes, policy, requests
+from esl_callback.callback.allowance import CAP_CAUSE, Allowance
 from esl_callback.callback.ivr import Ivr
 from esl_callback.callback.requests import State
 from esl_callback.callback.status import ROLES
@@ -113,7 +115,8 @@ class LegState:
     rated: bool = False  # its CDR row has the authorised rate (billing.open_leg)
     cause: str | None = None
     hears_ringback: bool = False
-    answered_at: datetime | None = None
+    answered_at: datetime | None = None  # on the switch's clock
+    answer_seen: float | None = None  # when we learnt of it, on our monotonic clock
     hung_up_by_us: bool = False  # the service ended it (uuid_kill, the IVR's hangup)
     hung_up_by: str | None = None  # who ended it, as CHANNEL_HANGUP showed (see who_hung_up)
 
@@ -149,6 +152,8 @@ STOPPING_CAUSE = "SERVICE_STOPPING"
 LOST_CAUSE = "LOST_WHILE_DISCONNECTED"  # a leg found gone after a reconnect
 SWITCH_LOST_CAUSE = "SWITCH_LOST"  # the switch went away in the middle of a call
 UNREACHABLE_CAUSE = "DATABASE_UNREACHABLE"  # the database could not store a step
+PIN_TIMEOUT_CAUSE = "PIN_TIMEOUT"  # the switch hung leg A up at the PIN deadline
+BALANCE_USED_CAUSE = "BALANCE_USED_UP"  # the switch hung leg A up when its money ran out
 
 
 def event_variable(event: Any, name: str) -> str | None:
@@ -191,7 +196,8 @@ class CallFlow:
         self.unsaved_marks: list[tuple[str, dict[str, Any]]] = []  # written by `save`
         self.session: Session | None = None
         self.account_id = plan.account_id
-        self.authorisation: billing.Authorisation | None = None
+        self.money = Allowance(self)
+        self.cancel_reason: str | None = None  # set by `cancel`: why the customer hung up
         self.state = State.QUEUED
         self.done = Event()
         self.greenlet: gevent.Greenlet | None = None
@@ -240,10 +246,14 @@ class CallFlow:
         **fields: Any,
     ) -> LegState:
         """`bgapi originate` one leg, its CDR row stored first (with the move to `state`, if
-        given, setting `fields`); its events come to the inbox.
+        given, setting `fields`); its events come to the inbox. A number the dial policy
+        refuses ends the flow before anything is stored or sent (callback.policy).
         """
         if self.dialer.stopping:
             raise FlowEnded(State.CANCELLED, STOPPING_CAUSE, "the service is stopping")
+        if self.cancel_reason is not None:
+            raise self.cancelled()
+        self.check_policy(role, number)
         node = self.plan.node
         leg = LegState(role, str(uuidlib.uuid4()), number, node.name)
         self.legs[role] = self.every_leg[leg.uuid] = leg
@@ -281,6 +291,25 @@ class CallFlow:
         log.info("request %s: leg %s %s -> %s", self.plan.request_id, role, leg.uuid, number)
         return leg
 
+    def check_policy(self, role: str, number: str) -> None:
+        """FlowEnded when the dial policy refuses `number` for the leg `role`."""
+        if role == "b":
+            purpose = policy.Purpose.DESTINATION
+        elif self.account_id is None:
+            purpose = policy.Purpose.UNAUTHENTICATED
+        else:
+            purpose = policy.Purpose.CALL_BACK
+        refused = policy.refusal(number, purpose, self.settings)
+        if refused is not None:
+            log.warning(
+                "request %s: leg %s to %s not dialled: %s",
+                self.plan.request_id,
+                role,
+                number,
+                refused.detail,
+            )
+            raise FlowEnded(State.FAILED, refused.reason, refused.detail)
+
     def presented_number(self, role: str) -> str:
         """Leg A sees the service's number; leg B sees the caller's own number."""
         if role == "b":
@@ -303,18 +332,18 @@ class CallFlow:
             return
         self.inbox.put(Inbox("job", uuid=uuid, body=body.strip()))
 
+    @property
+    def authorisation(self) -> billing.Authorisation | None:
+        return self.money.authorisation
+
     def bridge(self, leg_a: LegState, leg_b: LegState) -> None:
-        """`uuid_bridge` A and B, then schedule the hangup at what the balance pays for."""
+        """Both legs answered: `uuid_bridge` A and B, with the hangup at what the balance pays
+        for from now (callback.allowance)."""
+        max_duration = self.money.duration_at_answer(leg_a, leg_b)
         # One round trip: the hangup and the warning are scheduled with the bridge (if it
         # fails, the flow ends and hangs leg A up anyway).
         sent = [commands.uuid_bridge(leg_a.uuid, leg_b.uuid)]
-        max_duration = self.authorisation.max_duration if self.authorisation else 0
-        if max_duration:
-            sent.append(commands.sched_hangup(max_duration, leg_a.uuid))
-            warn_at = billing.warning_offset(max_duration, self.settings.billing)
-            if warn_at:
-                sound = self.settings.ivr.low_balance_warning
-                sent.append(commands.sched_broadcast(warn_at, leg_a.uuid, sound))
+        sent += self.money.bridge_commands(leg_a, max_duration)
         reply = self.api_all(sent)[0]
         if not reply.startswith("+OK"):
             raise FlowEnded(State.FAILED, "BRIDGE_FAILED", reply.strip())
@@ -324,11 +353,6 @@ class CallFlow:
         ]
         self.advance(State.BRIDGED, max_duration=max_duration or None)
         metrics.SETUPS.inc()
-
-    def stop_ringback(self, ringback: Any) -> None:
-        """Stop the endless ringback on A and wait until its playback has ended."""
-        self.api(commands.uuid_break(self.legs["a"].uuid))
-        self.guard(ringback.wait, self.settings.ivr.app_timeout_seconds)
 
     def give_up(self, leg: LegState, cause: str) -> None:
         """Hang up a leg that is still ringing and wait (briefly) for it to be gone."""
@@ -413,11 +437,9 @@ class CallFlow:
     def apply(self, message: Inbox) -> None:
         """Update what we know of the legs from one message."""
         if message.kind == "cancel":
-            for leg in self.every_leg.values():
-                self.give_up(leg, "NORMAL_CLEARING")
-            if self.state is State.BRIDGED:  # the call took place: ending it completes it
-                raise FlowEnded(State.COMPLETED, None, message.reason)
-            raise FlowEnded(State.CANCELLED, "USER_CANCELLED", message.reason)
+            if self.finishing:  # ending anyway: its legs are being hung up and billed
+                return
+            raise self.cancelled()
         leg = self.every_leg.get(message.uuid)
         if leg is None:  # e.g. the loopback partner of one of our legs
             return
@@ -469,45 +491,16 @@ class CallFlow:
 
     # -- state and money ------------------------------------------------------------------
 
-    def authorise(self, destination: str | None) -> str | None:
-        """Billing's answer for the current numbers: None when allowed, else a prompt to play.
-
-        Outside the IVR (no session, or not two-stage) a refusal ends the flow.
-        """
-        leg_a = self.legs.get("a")
-        head_start = 0
-        if destination is not None and leg_a is not None and leg_a.answered:
-            head_start = self.settings.callback.originate_timeout_seconds + self.seconds_up(leg_a)
-        # Leg A, once rated, keeps the rate it was opened with: its hold is computed at that rate.
-        opened_with = self.authorisation if leg_a is not None and leg_a.rated else None
-        leg_a_rate = opened_with.rate_a if opened_with is not None else None
-
-        def authorise_and_rate_leg_a() -> billing.Authorisation:
-            with database_proxy.atomic():  # one commit: the hold and leg A's rate together
-                auth = billing.authorise(
-                    self.account_id,
-                    self.plan.request_id,
-                    self.plan.source,
-                    destination,
-                    self.settings.billing,
-                    leg_a_head_start=head_start,
-                    leg_a_rate=leg_a_rate,
-                    max_seconds=self.settings.billing.max_call_seconds,
-                    default_call_limit=self.settings.callback.max_concurrent_calls,
-                )
-                if auth.allowed and leg_a is not None and not leg_a.rated:
-                    billing.open_leg(auth, "a", leg_a.uuid, leg_a.node)
-                return auth
-
-        auth = self.db.run(authorise_and_rate_leg_a)
-        if auth.allowed:
-            self.authorisation = auth
-            if leg_a is not None:
-                leg_a.rated = True
-            return None
-        log.info("request %s: refused %s (%s)", self.plan.request_id, auth.refusal, auth.detail)
-        if self.session is None or self.plan.mode != "two_stage":
+    def authorise(self, destination: str | None) -> billing.Authorisation:
+        """Hold money for the legs about to be called (callback.allowance). A refusal ends the
+        flow, except in the IVR, whose caller hears `refusal_prompt` and may try again."""
+        auth = self.money.authorise(destination)
+        if not auth.allowed and (self.session is None or self.plan.mode != "two_stage"):
             raise FlowEnded(State.FAILED, auth.refusal.value, auth.detail)
+        return auth
+
+    def refusal_prompt(self, auth: billing.Authorisation) -> str:
+        """What the IVR plays for a refused authorisation."""
         prompts = self.settings.ivr
         return {
             billing.Refusal.BALANCE_TOO_LOW: prompts.balance_too_low,
@@ -521,13 +514,18 @@ class CallFlow:
             return
         leg.answered = True
         leg.answered_at = when or utcnow()
+        leg.answer_seen = time.monotonic()
         self.unsaved_marks.append((leg.uuid, {"state": "answered", "answered_at": leg.answered_at}))
 
     def seconds_up(self, leg: LegState) -> int:
-        """Whole seconds since the leg answered (rounded up)."""
+        """Whole seconds since the leg answered (rounded up): by the switch's answer time, or
+        by our own clock since we learnt of it, whichever is longer (the switch's clock may be
+        ahead of ours)."""
         if leg.answered_at is None:
             return 0
-        return int((utcnow() - leg.answered_at).total_seconds()) + 1
+        by_switch = (utcnow() - leg.answered_at).total_seconds()
+        by_us = time.monotonic() - leg.answer_seen if leg.answer_seen is not None else 0.0
+        return int(max(by_switch, by_us)) + 1
 
     def prompt_for(self, cause: str) -> str:
         prompts = self.settings.ivr
@@ -565,6 +563,26 @@ class CallFlow:
 
         self.db.run(unit)
         self.dialer.notify(self.plan.request_id)
+
+    def cancel(self, reason: str) -> None:
+        """The customer (or the operator) hangs the call up, from any greenlet: every leg is
+        hung up now, wherever the flow is (a prompt, a ringing leg, the call), and the flow
+        ends as cancelled (completed once bridged). Once it is ending, or cancelled before,
+        nothing more is done: its end cannot be interrupted."""
+        if self.finishing or self.cancel_reason is not None:
+            return
+        self.cancel_reason = reason
+        log.info("request %s: %s; hanging up its legs", self.plan.request_id, reason)
+        self.inbox.put(Inbox("cancel", reason=reason))
+        for leg in list(self.every_leg.values()):
+            if not leg.ended:
+                self.hang_up(leg, "NORMAL_CLEARING")
+
+    def cancelled(self) -> FlowEnded:
+        """How a cancelled flow ends: a call that took place completes."""
+        if self.state is State.BRIDGED:
+            return FlowEnded(State.COMPLETED, None, self.cancel_reason or "cancelled")
+        return FlowEnded(State.CANCELLED, "USER_CANCELLED", self.cancel_reason or "cancelled")
 
     def interrupt(self, ended: FlowEnded) -> None:
         """End a running flow as `ended` says, wherever it waits (a prompt, a ringing leg);
@@ -619,16 +637,27 @@ class CallFlow:
             raise self.caller_gone(f"during {self.state}") from exc
 
     def caller_gone(self, when: str) -> FlowEnded:
-        """How the flow ends when leg A is gone: the caller hung up (cancelled), or the switch
-        was lost (leg A's session closed with no hangup, as when FreeSWITCH stops, or leg A
-        was found gone after a reconnect)."""
+        """How the flow ends when leg A is gone: cancelled (by the customer's cancel, or the
+        caller hung up); cut off by the switch at its allotted time (the PIN deadline, or
+        the money held for leg A used up); or the switch was lost (leg A's session closed with
+        no hangup, as when FreeSWITCH stops, or leg A was found gone after a reconnect)."""
+        if self.cancel_reason is not None:
+            return self.cancelled()
         leg_a = self.legs.get("a")
-        cause = leg_a.cause if leg_a is not None else None
-        no_hangup_seen = (
-            cause is None and self.session is not None and self.session.hangup_event is None
+        hangup = self.session.hangup_event if self.session is not None else None
+        cause = (leg_a.cause if leg_a is not None else None) or (
+            hangup.get("Hangup-Cause") if hangup is not None else None
         )
+        no_hangup_seen = cause is None and self.session is not None and hangup is None
         if cause == LOST_CAUSE or no_hangup_seen:
             return FlowEnded(State.FAILED, SWITCH_LOST_CAUSE, f"FreeSWITCH was lost {when}")
+        if cause == CAP_CAUSE and self.account_id is None:
+            deadline = self.settings.callback.pin_deadline_seconds
+            return FlowEnded(State.FAILED, PIN_TIMEOUT_CAUSE, f"no PIN within {deadline} s")
+        if cause == CAP_CAUSE:
+            return FlowEnded(
+                State.FAILED, BALANCE_USED_CAUSE, f"the money held for leg A ran out {when}"
+            )
         return FlowEnded(State.CANCELLED, "CALLER_HUNG_UP", when)
 
 

@@ -75,9 +75,21 @@ class Ivr:
         self.channel.execute(*commands.playback(sound), timeout=self.timeout)
 
     def collect(
-        self, prompt: str, variable: str, *, min_digits: int, max_digits: int, tries: int = 1
+        self,
+        prompt: str,
+        variable: str,
+        *,
+        min_digits: int,
+        max_digits: int,
+        tries: int = 1,
+        secret: bool = False,
     ) -> str | None:
-        """Play `prompt` and collect DTMF up to the terminator; None when nothing valid came."""
+        """Play `prompt` and collect DTMF up to the terminator; None when nothing valid came.
+
+        A `secret` (a PIN, a verification code) is unset from the channel as soon as it is
+        read: FreeSWITCH keeps the variable for `uuid_dump`, every later event and the CDR
+        modules otherwise. Its digits are never logged.
+        """
         event = self.channel.execute(
             *commands.play_and_get_digits(
                 min_digits=min_digits,
@@ -94,7 +106,12 @@ class Ivr:
             timeout=self.timeout,
         )
         digits = event.get(f"variable_{variable}") if event is not None else None
-        log.debug("channel %s: %s collected %r", self.channel.uuid, variable, digits)
+        if secret:
+            self.channel.execute(*commands.unset_variable(variable), timeout=self.timeout)
+            log.debug("channel %s: %s collected (%d digits)", self.channel.uuid, variable,
+                      len(digits or ""))  # fmt: skip
+        else:
+            log.debug("channel %s: %s collected %r", self.channel.uuid, variable, digits)
         return digits or None
 
     def say_amount(self, amount: Decimal, currency: str | None = None) -> None:

@@ -14,6 +14,8 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import gevent
+
 from esl_callback.callback import billing, requests
 from esl_callback.callback.flow import LOST_CAUSE, Inbox, Node, event_variable
 from esl_callback.callback.requests import State
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from esl_callback.callback.dialer import Dialer
 
 log = logging.getLogger(__name__)
+
+# How long after hanging up an orphan leg we check that its hangup reached us.
+VANISH_CHECK_SECONDS = 5.0
 
 
 class Reconciler:
@@ -87,6 +92,7 @@ class Reconciler:
         open_legs = self.db.run_until_done(
             f"the reconciliation of node {node.name}", open_legs_on, node.name, up_since
         )
+        hung_up: list[tuple[str, int]] = []
         for leg_uuid, request_id, request_state in open_legs:
             flow = self.dialer.flows.get(request_id)
             if leg_uuid not in channels:
@@ -106,7 +112,38 @@ class Reconciler:
                     "leg %s of request %s outlived its flow; hanging it up", leg_uuid, request_id
                 )
                 node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
+                hung_up.append((leg_uuid, request_id))
             self.dialer.notify(request_id)
+        if hung_up:
+            gevent.spawn_later(VANISH_CHECK_SECONDS, self.close_vanished, node, hung_up)
+
+    def close_vanished(self, node: Node, legs: list[tuple[str, int]], checks: int = 3) -> None:
+        """Legs hung up by `reconcile` whose hangup never reached us: a channel already
+        hanging up when the switch listed it had sent its CHANNEL_HANGUP_COMPLETE to no
+        listener. Once the switch no longer has one, its CDR is closed as lost; one still up is
+        hung up again and checked later (`checks` times in all)."""
+        still_up: list[tuple[str, int]] = []
+        for leg_uuid, request_id in legs:
+            if not self.db.run_until_done(f"the CDR of leg {leg_uuid}", unbilled, leg_uuid):
+                continue  # its hangup came and was billed
+            if node.api(commands.uuid_exists(leg_uuid)).strip() == "true":
+                node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
+                still_up.append((leg_uuid, request_id))
+                continue
+            log.warning(
+                "leg %s of request %s ended with no hangup reaching us; closed as %s",
+                leg_uuid,
+                request_id,
+                LOST_CAUSE,
+            )
+            self.dialer.close_cdr(billing.Hangup(leg_uuid, LOST_CAUSE, 0))
+            self.forget_adopted(request_id, leg_uuid)
+            self.settle_orphan(request_id)
+            self.dialer.notify(request_id)
+        if still_up and checks > 1:
+            gevent.spawn_later(
+                VANISH_CHECK_SECONDS, self.close_vanished, node, still_up, checks - 1
+            )
 
     def settle_orphan(self, request_id: int) -> None:
         """End a request without a flow once its legs are billed (waiting for the database)."""
@@ -128,6 +165,11 @@ def abandon_requests_without_legs() -> int:
         requests.finish(request_id, State.FAILED, failure_cause="CONTROLLER_RESTARTED")
         billing.release_reservations(request_id)
     return len(stale)
+
+
+def unbilled(leg_uuid: str) -> bool:
+    """Whether the leg's CDR is still open."""
+    return Leg.select().where(Leg.uuid == leg_uuid, Leg.billed == False).exists()  # noqa: E712
 
 
 def parse_channels(reply: str) -> set[str]:

@@ -83,6 +83,12 @@ _REQUEST_CAUSE_WORDS = {
     "no_rate_leg_a": "no price for the source number",
     "too_many_calls": "too many calls at once",
     "balance_too_low": "balance too low",
+    "BALANCE_USED_UP": "the balance ran out",
+    "callback_number_denied": "calls to this number are not allowed",
+    "caller_locked_out": "locked after too many wrong PINs; try again later",
+    "too_many_unauthenticated_calls": "too many callbacks are waiting for a PIN; try again later",
+    "caller_hourly_limit": "too many callbacks to this number without a PIN; try again later",
+    "PIN_TIMEOUT": "no PIN was keyed in time",
 }
 
 

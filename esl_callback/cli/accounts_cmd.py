@@ -68,6 +68,14 @@ def account_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Web callbacks may use any source number.",
         ),
+        click.option(
+            "--credit-limit",
+            metavar="AMOUNT",
+            help=(
+                "How far below zero calls may take the balance (default 0: calls stop at "
+                "zero); e.g. 20.00 for a postpaid customer."
+            ),
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -30,7 +30,8 @@ built-in default)::
     esl: {listen: 127.0.0.1:8021, password: ClueCon, apply_inbound_acl: [127.0.0.0/8]}
     speed: 1.0                        # 10 = ten times faster, timestamps stay consistent
     switch: {hostname: vm, max_sessions: 1000, sessions_per_second: 30,
-             event_queue_limit: 100000, event_loss_limit: 500}
+             event_queue_limit: 100000, event_loss_limit: 500,
+             media_frame_ms: 20}      # ptime: queued sendmsg are taken between frames
     globals: {hold_music: local_stream://moh}          # $${name} variables
     sounds: {default_seconds: 2.0, files: {ivr/ivr-welcome.wav: 3.12}}
     users: {"1000": {registered: false}}               # user/1000

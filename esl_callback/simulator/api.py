@@ -6,8 +6,10 @@ mod_commands' wording.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,9 @@ from esl_callback.simulator.causes import cause_from_text
 from esl_callback.simulator.channel import STATE_NAMES, Channel
 from esl_callback.simulator.clock import local_stamp
 from esl_callback.simulator.originate import originate_api
+from esl_callback.simulator.scheduler import atol, is_digit_string
+from esl_callback.simulator.session import queue_private_event
+from esl_callback.switch.protocol import Command
 
 if TYPE_CHECKING:
     from esl_callback.simulator.core import Simulator
@@ -231,52 +236,177 @@ def api_uuid_bridge(sim: Simulator, arg: str) -> str:
 
 
 def api_uuid_break(sim: Simulator, arg: str) -> str:
-    argv = _args(arg)
-    if not argv:
+    """break_function: ``<uuid> [all] [both]``; ``all`` also drops the queued sendmsg (a
+    queued execute then never runs), ``both`` does the same to the bridge partner."""
+    uuid, _, flag = (arg or "").strip().partition(" ")
+    if not uuid:
         return "-USAGE: <uuid> [all]\n"
-    ch = _channel(sim, argv[0])
+    ch = _channel(sim, uuid)
     if ch is None:
-        return f"-ERR No such channel {argv[0]}!\n"
-    if len(argv) > 1 and argv[1] == "all":
-        ch.private_events.clear()
-    ch.break_flag = True
-    ch.wake()
+        return "-ERR No such channel!\n"
+    targets = [ch]
+    if "both" in flag and ch.bridge_partner is not None:
+        targets.append(ch.bridge_partner)
+    for target in targets:
+        if "all" in flag:
+            target.flush_private_events()
+        target.break_flag = True
+        target.wake()
     return "+OK\n"  # captured
+
+
+class MediaFlag(enum.IntFlag):
+    """switch_media_flag_t, the flags of switch_ivr_broadcast that the simulator uses."""
+
+    NONE = 0
+    ECHO_ALEG = 1 << 1
+    ECHO_BLEG = 1 << 2
+    LOOP = 1 << 4
+    HOLD_BLEG = 1 << 5
+
+
+def _separate(arg: str, count: int) -> list[str]:
+    """switch_separate_string on blanks into ``count`` fields at most (the last keeps the rest)."""
+    return [part.strip() for part in (arg or "").split(None, count - 1)]
+
+
+def _broadcast_command(app: str, arg: str, flags: int) -> Command:
+    """The execute event switch_ivr_broadcast queues (no ``Command`` header: no sendmsg)."""
+    headers = [("call-command", "execute"), ("execute-app-name", app)]
+    headers += [("execute-app-arg", arg), ("event-lock", "true"), ("lead-frames", "5")]
+    if flags & MediaFlag.LOOP:
+        headers.append(("loops", "-1"))
+    if flags & MediaFlag.HOLD_BLEG:
+        headers.append(("hold-bleg", "true"))
+    return Command("", headers)
+
+
+def broadcast(sim: Simulator, uuid: str, path: str, flags: int) -> bool:
+    """switch_ivr_broadcast: queue ``<app>::<arg>`` (``playback`` of ``path`` by default) for
+    the bridge partner (bleg) first, then for the channel (aleg); ``<app>!<cause>::<arg>``
+    queues a hangup with that cause after it. False when the channel does not exist."""
+    ch = _channel(sim, uuid)
+    if ch is None:
+        return False
+    app, arg = "playback", path
+    colon = path.find(":")
+    if colon >= 0 and path[colon + 1 : colon + 2] == ":":
+        app, arg = path[:colon], path[colon + 2 :]
+    app, bang, cause = app.partition("!")
+    partner = ch.bridge_partner
+    if flags & MediaFlag.ECHO_BLEG and partner is not None:
+        queue_private_event(partner, _broadcast_command(app, arg, flags))
+    if flags & MediaFlag.ECHO_ALEG:
+        queue_private_event(ch, _broadcast_command(app, arg, flags))
+    if bang:
+        headers = [("call-command", "execute"), ("execute-app-name", "hangup")]
+        headers += [("execute-app-arg", cause or "normal_clearing"), ("event-lock", "true")]
+        queue_private_event(ch, Command("", headers))
+    return True
 
 
 def api_uuid_broadcast(sim: Simulator, arg: str) -> str:
-    from esl_callback.simulator.session import queue_private_event
-    from esl_callback.switch.protocol import Command
-
-    argv = _args(arg)
+    """uuid_broadcast_function: ``<uuid> <path> [aleg|bleg|holdb|both]`` (the leg words are
+    looked for anywhere in the third field); without one, aleg with the partner on hold."""
+    argv = _separate(arg, 4)
     if len(argv) < 2:
-        return "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
-    ch = _channel(sim, argv[0])
-    if ch is None:
-        return "-ERR Cannot locate session!\n"
-    targets = [ch]
-    leg = argv[2] if len(argv) > 2 else "aleg"
-    if leg in ("bleg", "both") and ch.bridge_partner is not None:
-        targets = [ch.bridge_partner] if leg == "bleg" else [ch, ch.bridge_partner]
-    app, _, app_arg = argv[1].partition("::")
-    if not app_arg:
-        app, app_arg = "playback", argv[1]
-    for target in targets:
-        headers = [("call-command", "execute"), ("execute-app-name", app)]
-        headers += [("execute-app-arg", app_arg), ("event-lock", "true")]
-        queue_private_event(target, Command("sendmsg", headers))
-    return "+OK Message sent successfully\n"
+        return "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n"
+    flags = MediaFlag.NONE
+    if len(argv) > 2:
+        leg = argv[2].lower()
+        if "both" in leg:
+            flags |= MediaFlag.ECHO_ALEG | MediaFlag.ECHO_BLEG
+        if "aleg" in leg:
+            flags |= MediaFlag.ECHO_ALEG
+        if "bleg" in leg:
+            flags = (flags & ~MediaFlag.HOLD_BLEG) | MediaFlag.ECHO_BLEG
+        if "holdb" in leg:
+            flags = (flags & ~MediaFlag.ECHO_BLEG) | MediaFlag.HOLD_BLEG
+    else:
+        flags = MediaFlag.ECHO_ALEG | MediaFlag.HOLD_BLEG
+    if broadcast(sim, argv[0], argv[1], flags):
+        return "+OK Message sent\n"
+    return "-ERR invalid uuid\n"
+
+
+def sched_runtime(sim: Simulator, when: str) -> int:
+    """The runtime of sched_broadcast: ``@<epoch>``, ``+<seconds>`` from now, or ``<epoch>``
+    (whole seconds, read like C's atol)."""
+    if when.startswith("@"):
+        return atol(when[1:])
+    if when.startswith("+"):
+        return math.floor(sim.clock.now()) + atol(when[1:])
+    return atol(when)
+
+
+def broadcast_flags(leg: str | None, ignore_case: bool) -> int:
+    """The leg of sched_broadcast (the api compares without case, the application with):
+    aleg when none is given, nothing for a word it does not know."""
+    if leg is None:
+        return MediaFlag.ECHO_ALEG
+    word = leg.lower() if ignore_case else leg
+    if word == "both":
+        return MediaFlag.ECHO_ALEG | MediaFlag.ECHO_BLEG
+    if word == "aleg":
+        return MediaFlag.ECHO_ALEG
+    if word == "bleg":
+        return MediaFlag.ECHO_BLEG
+    return MediaFlag.NONE
+
+
+def api_sched_broadcast(sim: Simulator, arg: str) -> str:
+    """sched_broadcast_function: a task in the channel's group that broadcasts at its time; it
+    is added (and the answer is the same) whether or not the channel exists."""
+    argv = _separate(arg, 4)
+    if len(argv) < 3 or not argv[0]:
+        return "-USAGE: [[+]<time>|@time] <uuid> <path> [aleg|bleg|both]\n"
+    leg = argv[3] if len(argv) > 3 else None
+    flags = broadcast_flags(leg, ignore_case=True)
+    sim.schedule_broadcast(sched_runtime(sim, argv[0]), argv[1], argv[2], flags)
+    return "+OK Message scheduled\n"
+
+
+def hangup_runtime(sim: Simulator, when: str) -> int | None:
+    """The runtime of sched_hangup (api and application): ``+<seconds>`` from now or
+    ``<epoch>``; None, to hang up at once, when what follows the first character reads 0
+    (both do ``atol(argv[0] + 1)``, so ``+0`` and a one-digit epoch hang up now)."""
+    seconds = atol(when[1:])
+    if seconds == 0:
+        return None
+    return math.floor(sim.clock.now()) + seconds if when.startswith("+") else atol(when)
 
 
 def api_sched_hangup(sim: Simulator, arg: str) -> str:
-    argv = _args(arg)
-    if len(argv) < 2:
+    """sched_hangup_function: a task in the channel's group hangs it up at its time."""
+    argv = _separate(arg, 4)
+    if not argv:
         return "-USAGE: [+]<time> <uuid> [<cause>]\n"  # captured
-    if _channel(sim, argv[1]) is None:
+    ch = _channel(sim, argv[1]) if len(argv) > 1 else None
+    if ch is None:
         return NO_SUCH_CHANNEL
     cause = cause_from_text(argv[2]) if len(argv) > 2 else "ALLOTTED_TIMEOUT"
-    sim.schedule_hangup(argv[0], argv[1], cause)
+    runtime = hangup_runtime(sim, argv[0])
+    if runtime is None:
+        ch.hangup(cause)
+    else:
+        sim.schedule_hangup(runtime, ch.uuid, cause)
     return "+OK\n"  # captured
+
+
+def delete_tasks(sim: Simulator, which: str) -> int:
+    """``<task_id>`` (digits; 0 deletes nothing) or ``<group>`` (a channel uuid: all of that
+    channel's tasks), as sched_del and the sched_cancel application read it."""
+    if is_digit_string(which):
+        task_id = atol(which) & 0xFFFFFFFF
+        return sim.scheduler.delete_id(task_id) if task_id > 0 else 0
+    return sim.scheduler.delete_group(which)
+
+
+def api_sched_del(sim: Simulator, arg: str) -> str:
+    """sched_del_function: answers how many tasks it deleted."""
+    if not arg:
+        return "-ERR Invalid syntax\n"
+    return f"+OK Deleted: {delete_tasks(sim, arg)}\n"
 
 
 def api_hupall(sim: Simulator, arg: str) -> str:
@@ -418,6 +548,8 @@ COMMANDS: dict[str, ApiFunction] = {
     "uuid_break": api_uuid_break,
     "uuid_broadcast": api_uuid_broadcast,
     "sched_hangup": api_sched_hangup,
+    "sched_broadcast": api_sched_broadcast,
+    "sched_del": api_sched_del,
     "hupall": api_hupall,
     "reloadxml": api_reloadxml,
     "chat": api_chat,

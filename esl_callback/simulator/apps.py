@@ -31,6 +31,8 @@ NO_MEDIA_APPS = frozenset(
         "park",
         "socket",
         "sched_hangup",
+        "sched_broadcast",
+        "sched_cancel",
         "bridge",
         "send_dtmf",
         "log",
@@ -253,12 +255,40 @@ def app_send_dtmf(ch: Channel, arg: str) -> None:
 
 
 def app_sched_hangup(ch: Channel, arg: str) -> None:
-    """[+]<time> [<cause>]"""
-    parts = arg.split()
+    """mod_dptools sched_hangup ``[+]<time> [<cause>] [bleg]``: like the api (``+0`` hangs up
+    at once); ``bleg`` hangs up the bridge partner when the task runs."""
+    from esl_callback.simulator.api import hangup_runtime
+
+    parts = arg.split(None, 4)
     if not parts:
         return
     cause = cause_from_text(parts[1]) if len(parts) > 1 else "ALLOTTED_TIMEOUT"
-    ch.sim.schedule_hangup(parts[0], ch.uuid, cause)
+    runtime = hangup_runtime(ch.sim, parts[0])
+    if runtime is None:
+        ch.hangup(cause)
+        return
+    bleg = len(parts) > 2 and parts[2].lower() == "bleg"
+    ch.sim.schedule_hangup(runtime, ch.uuid, cause, bleg)
+
+
+def app_sched_broadcast(ch: Channel, arg: str) -> None:
+    """mod_dptools sched_broadcast ``[+]<time> <path> [aleg|bleg|both]``: a task in the
+    channel's group; its id goes to ``last_sched_id``."""
+    from esl_callback.simulator.api import broadcast_flags, sched_runtime
+
+    parts = arg.split(None, 5)
+    if len(parts) < 2:
+        return
+    flags = broadcast_flags(parts[2] if len(parts) > 2 else None, ignore_case=False)
+    task_id = ch.sim.schedule_broadcast(sched_runtime(ch.sim, parts[0]), ch.uuid, parts[1], flags)
+    ch.set_var("last_sched_id", str(task_id))
+
+
+def app_sched_cancel(ch: Channel, arg: str) -> None:
+    """mod_dptools sched_cancel ``[<task_id>|<group>]``: the channel's own tasks by default."""
+    from esl_callback.simulator.api import delete_tasks
+
+    delete_tasks(ch.sim, arg.strip() or ch.uuid)
 
 
 def app_hangup(ch: Channel, arg: str) -> None:
@@ -315,6 +345,8 @@ APPS: dict[str, App] = {
     "bridge": app_bridge,
     "send_dtmf": app_send_dtmf,
     "sched_hangup": app_sched_hangup,
+    "sched_broadcast": app_sched_broadcast,
+    "sched_cancel": app_sched_cancel,
     "socket": app_socket,
     "echo": app_echo,
     "log": app_noop,

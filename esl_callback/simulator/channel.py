@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from esl_callback.simulator.bridge import Bridge
     from esl_callback.simulator.core import Simulator
     from esl_callback.simulator.outbound import OutboundSession
+    from esl_callback.switch.protocol import Command
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ def _codec_headers(codec: tuple[str, int, int]) -> tuple[tuple[str, str], ...]:
 # Why a blocking wait returned.
 TIMEOUT, DTMF, BREAK, DOWN, DONE = "timeout", "dtmf", "break", "down", "done"
 
+# switch_ivr_park without media: it sleeps 20 ms (switch_yield(20000)) between looks at the queue.
+NO_MEDIA_POLL_US = 20_000
+
 
 class Channel:
     """A FreeSWITCH session + channel."""
@@ -168,7 +172,8 @@ class Channel:
         self.event_lock = 0
         self.app_depth = 0
         self.app_log: list[tuple[str, str | None]] = []
-        self.private_events: deque = deque()
+        self.private_events: deque[tuple[int, Command]] = deque()  # (queued at, sendmsg)
+        self.parse_floor_us = 0  # no queued sendmsg is taken before the frame after this
         self.dtmf_queue: deque[tuple[str, int]] = deque()
         self.digits_dialed = ""
         self.silent = False
@@ -519,7 +524,8 @@ class Channel:
 
         ``on_dtmf`` is called for each digit read; returning True ends the wait with DTMF.
         ``until`` ends the wait (DONE) as soon as it returns True; call :meth:`wake` after
-        changing what it looks at.
+        changing what it looks at. A queued sendmsg is taken at the next media frame (see
+        :meth:`pickup_due_us`); DTMF, breaks and hangups are seen at once.
         """
         clock = self.sim.clock
         deadline = None if seconds is None else clock.now() + seconds
@@ -532,26 +538,92 @@ class Channel:
                 return BREAK
             if until is not None and until():
                 return DONE
+            pickup = None
             if events and self.private_events and not self.event_lock:
-                from esl_callback.simulator import session
-
-                session.parse_next_event(self, fire_private=self.media_ready)
-                if self.down:
-                    return BREAK
-                continue
+                due_us = self.pickup_due_us()
+                if clock.now_us() >= due_us:
+                    self._parse_next_event()
+                    if self.down:
+                        return BREAK
+                    continue
+                pickup = due_us / 1_000_000
             while self.dtmf_queue and not self.interrupted():
                 digit = self.dequeue_dtmf()
                 if on_dtmf is not None and on_dtmf(digit):
                     return DTMF
             if self.interrupted():
                 return DOWN
-            if deadline is None:
-                self._wake.wait()
-                continue
-            remaining = deadline - clock.now()
-            if remaining <= 0:
+            if deadline is not None and deadline <= clock.now():
                 return TIMEOUT
-            self._wake.wait(clock.real(remaining))
+            times = [t for t in (deadline, pickup) if t is not None]
+            if times:
+                self._wake.wait(clock.real(max(0.0, min(times) - clock.now())))
+            else:
+                self._wake.wait()
+
+    def _parse_next_event(self) -> None:
+        """switch_ivr_parse_next_event. With media the session goes on with the rest of the queue
+        at once (switch_ivr_parse_all_events) unless the break flag is up; without media it takes
+        one per look (switch_ivr_park), and the rest waits for the next look."""
+        from esl_callback.simulator import session
+
+        media = self.media_ready
+        session.parse_next_event(self, fire_private=media)
+        if not media or self.break_flag:
+            self.parse_floor_us = self.sim.clock.now_us()
+
+    # -- media frames ------------------------------------------------------------------------------
+
+    def frame_grid(self) -> tuple[int, int]:
+        """(first tick, period) of the timer the session reads its media frames by, in us.
+
+        mod_loopback starts a channel's frame timer as it creates the channel (tech_init) and
+        FreeSWITCH 1.10 on Linux gives every timer its own timerfd (switch_time.c, TFD=2,
+        _timerfd_init), so ticks come every frame from the channel's creation, not on a grid
+        shared by the switch (the captures agree: sendmsg executes land 20 ms apart from
+        Caller-Channel-Created-Time). Other endpoints' RTP timers start with their media.
+        Without media a parked channel looks at its queue every 20 ms (switch_ivr_park).
+        """
+        times = self.profile.times
+        if not self.media_ready:
+            return times.created, NO_MEDIA_POLL_US
+        origin = times.created
+        if not self.name.startswith("loopback/"):
+            origin = times.progress_media or times.answered or origin
+        return origin, self.sim.config.media_frame_ms * 1000
+
+    def next_frame_us(self, moment_us: int) -> int:
+        """The first frame tick after ``moment_us``."""
+        origin, period = self.frame_grid()
+        return origin + ((moment_us - origin) // period + 1) * period
+
+    def pickup_due_us(self) -> int:
+        """When the queued sendmsg at the head is taken: a parked (or playing) session reads a
+        frame, then parses its queued private events (switch_ivr_park, switch_ivr_play_file:
+        switch_ivr_parse_all_events between frames), so a sendmsg waits for the first frame
+        tick after it was queued (a tick the session missed while busy has passed already)."""
+        queued_us = self.private_events[0][0]
+        return self.next_frame_us(max(queued_us, self.parse_floor_us))
+
+    def read_frames(self, count: int) -> bool:
+        """switch_core_session_read_frame ``count`` times: until the count-th frame tick from
+        now. Nothing else is served meanwhile; False when the channel goes down first."""
+        clock = self.sim.clock
+        period = self.frame_grid()[1]
+        due_us = self.next_frame_us(clock.now_us()) + (count - 1) * period
+        while not self.down:
+            remaining = due_us - clock.now_us()
+            if remaining <= 0:
+                return True
+            self._wake.clear()
+            self._wake.wait(clock.real(remaining / 1_000_000))
+        return False
+
+    def flush_private_events(self) -> int:
+        """switch_core_session_flush_private_events: drop every queued sendmsg."""
+        count = len(self.private_events)
+        self.private_events.clear()
+        return count
 
     # -- DTMF --------------------------------------------------------------------------------------
 

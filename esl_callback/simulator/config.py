@@ -50,12 +50,16 @@ class SimConfig:
     event_queue_limit: int = 100_000
     event_loss_limit: int = 500
     poll_ms: int = 20
+    media_frame_ms: int = 20  # ptime of the channels' media (mod_loopback: L16 at 20 ms)
     globals: dict[str, str] = field(default_factory=dict)
     sound_files: dict[str, float] = field(default_factory=dict)
     default_sound_seconds: float = 2.0
     users: dict[str, UserSpec] = field(default_factory=dict)
     gateways: dict[str, GatewaySpec] = field(default_factory=dict)
     dialplan: Dialplan = field(default_factory=Dialplan)
+
+    def __post_init__(self) -> None:
+        parse_media_frame_ms(self.media_frame_ms)
 
     def allows(self, address: str) -> bool:
         """apply-inbound-acl: an empty list allows everybody."""
@@ -66,6 +70,21 @@ class SimConfig:
         except ValueError:
             return False
         return any(ip in ipaddress.ip_network(net, strict=False) for net in self.inbound_acl)
+
+
+# switch_time.c refuses timers outside 1..2000 ms (MAX_INTERVAL).
+MEDIA_FRAME_MS_RANGE = (1, 2000)
+
+
+def parse_media_frame_ms(value: Any) -> int:
+    """``switch: media_frame_ms``: a whole number of milliseconds a timer can tick by."""
+    low, high = MEDIA_FRAME_MS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"switch.media_frame_ms must be a whole number of milliseconds from {low} to {high}, "
+            f"not {value!r}"
+        )
+    return value
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -92,6 +111,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
             "sessions_per_second",
             "event_queue_limit",
             "event_loss_limit",
+            "media_frame_ms",
         }
     ),
     "sounds": frozenset({"files", "default_seconds"}),
@@ -140,6 +160,8 @@ def from_mapping(data: dict[str, Any]) -> SimConfig:
     for key in ("max_sessions", "sessions_per_second", "event_queue_limit", "event_loss_limit"):
         if key in switch:
             setattr(config, key, int(switch[key]))
+    if "media_frame_ms" in switch:
+        config.media_frame_ms = parse_media_frame_ms(switch["media_frame_ms"])
     config.globals = {str(k): str(v) for k, v in _section(data, "globals").items()}
     config.sound_files = {str(k): float(v) for k, v in (sounds.get("files") or {}).items()}
     config.default_sound_seconds = float(sounds.get("default_seconds", 2.0))

@@ -27,14 +27,12 @@ from esl_callback.simulator.config import SimConfig, load
 from esl_callback.simulator.connection import GOODBYE, EslConnection
 from esl_callback.simulator.events import CHAT_ERROR_CALLING, EventBus, Identity
 from esl_callback.simulator.originate import OriginateError
+from esl_callback.simulator.scheduler import SCHEDULER_LAG, Scheduler
 from esl_callback.switch.protocol import format_frame
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 20
-# FreeSWITCH's scheduler runs a task some time after its whole-second runtime (0.15-0.21 s in
-# the captures); the simulator uses a fixed lag so runs are repeatable.
-SCHEDULER_LAG = 0.2
 # `show channels` reads FreeSWITCH's core database, which the switch updates asynchronously:
 # a channel 23 ms old was not listed yet in a capture.
 DB_LAG = 0.5
@@ -92,6 +90,7 @@ class Simulator:
         self.channels: dict[str, Channel] = {}
         self.connections: set[EslConnection] = set()
         self.stats = SessionStats()
+        self.scheduler = Scheduler(self.clock, SCHEDULER_LAG)
         self.outbox: list[ChatMessage] = []
         self.started_us = self.clock.now_us()
         self._session_ids = itertools.count(1)
@@ -122,6 +121,7 @@ class Simulator:
         gevent.sleep(0)
         for conn in list(self.connections):
             conn.kill()
+        self.scheduler.stop()
         gevent.killall(self._greenlets, block=False)
 
     def __enter__(self) -> Simulator:
@@ -239,21 +239,28 @@ class Simulator:
         for watcher in ch.watchers:
             watcher.set()
 
-    def schedule_hangup(self, when: str, uuid: str, cause: str) -> None:
-        """switch_ivr_schedule_hangup: the scheduler runs tasks on whole epoch seconds."""
-        text = when.strip()
-        if text.startswith("+"):
-            runtime = math.floor(self.clock.now()) + int(text[1:] or 0)
-        else:
-            runtime = int(text) if text.isdigit() else 0
+    def schedule_hangup(self, runtime: int, uuid: str, cause: str, bleg: bool = False) -> int:
+        """switch_ivr_schedule_hangup: a task in the channel's group (its id is returned); when
+        it runs it hangs up the channel, or with ``bleg`` its bridge partner, if still there."""
 
-        def fire() -> None:
-            self.clock.sleep(runtime + SCHEDULER_LAG - self.clock.now())
+        def hangup() -> None:
             ch = self.channels.get(uuid)
+            if ch is not None and bleg:
+                ch = ch.bridge_partner  # none: FreeSWITCH logs "No channel to hangup"
             if ch is not None:
                 ch.hangup(cause)
 
-        gevent.spawn(fire)
+        return self.scheduler.add(runtime, hangup, "switch_ivr_schedule_hangup", uuid)
+
+    def schedule_broadcast(self, runtime: int, uuid: str, path: str, flags: int) -> int:
+        """switch_ivr_schedule_broadcast: a task in the channel's group (its id is returned);
+        when it runs it does what uuid_broadcast does (nothing if the channel is gone)."""
+        return self.scheduler.add(
+            runtime,
+            lambda: api.broadcast(self, uuid, path, flags),
+            "switch_ivr_schedule_broadcast",
+            uuid,
+        )
 
     # -- outbound connects (a trigger reaches the socket before inbound listeners see it) ------
 

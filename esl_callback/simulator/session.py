@@ -23,6 +23,7 @@ from esl_callback.simulator.channel import (
     CS_SOFT_EXECUTE,
     Channel,
 )
+from esl_callback.simulator.scheduler import atol
 from esl_callback.switch.protocol import Command
 
 if TYPE_CHECKING:
@@ -160,20 +161,23 @@ def execute(ch: Channel, app_name: str, arg: str | None) -> bool:
 
 
 def queue_private_event(ch: Channel, command: Command) -> None:
-    """switch_core_session_queue_private_event (a sendmsg for this channel)."""
-    ch.private_events.append(command)
+    """switch_core_session_queue_private_event (a sendmsg for this channel): it waits in the
+    queue until the session next looks at it, between media frames (Channel.pickup_due_us)."""
+    ch.private_events.append((ch.sim.clock.now_us(), command))
     ch.wake()
 
 
 def parse_next_event(ch: Channel, fire_private: bool) -> None:
     """Take one queued sendmsg, run it, then (with media up) echo it as PRIVATE_COMMAND."""
-    command = ch.private_events.popleft()
+    _, command = ch.private_events.popleft()
     parse_event(ch, command)
     if fire_private:
         # mod_event_socket keeps the whole header block as the Command header, unless it cut
-        # it at the first line to read the uuid of "sendmsg <uuid>"
+        # it at the first line to read the uuid of "sendmsg <uuid>"; an event the switch
+        # queued itself (switch_ivr_broadcast) has no Command header
         text = command.line if command.line[7:].strip() else (command.raw or command.line)
-        ch.fire("PRIVATE_COMMAND", lead=[("Command", text), *command.headers])
+        lead = [("Command", text)] if text else []
+        ch.fire("PRIVATE_COMMAND", lead=[*lead, *command.headers])
 
 
 def _true(value: str | None) -> bool:
@@ -187,6 +191,8 @@ def parse_event(ch: Channel, command: Command) -> None:
     if locked:
         ch.event_lock += 1
     try:
+        if not _lead_frames(ch, command.get("lead-frames")):
+            return
         if call_command == "execute":
             _execute_command(ch, command)
         elif call_command == "hangup":
@@ -194,6 +200,19 @@ def parse_event(ch: Channel, command: Command) -> None:
     finally:
         if locked:
             ch.event_lock -= 1
+
+
+def _lead_frames(ch: Channel, value: str | None) -> bool:
+    """switch_ivr_parse_event's ``lead-frames`` (switch_ivr_broadcast sends 5): with media up,
+    read frames until that many carried audio, reading twice as many less one at most. The
+    simulator carries no audio (every frame is comfort noise, as a silent loopback leg's), so
+    it is always the most. False when the channel went down meanwhile: nothing runs then."""
+    if not value or not ch.media_ready:
+        return True
+    count = atol(value)
+    if count <= 0:
+        return True
+    return ch.read_frames(2 * count - 1)
 
 
 def _execute_command(ch: Channel, command: Command) -> None:

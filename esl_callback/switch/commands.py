@@ -193,6 +193,14 @@ def sched_hangup(seconds: int, uuid: str, cause: str = "ALLOTTED_TIMEOUT") -> st
     return f"sched_hangup +{whole_seconds(seconds)} {check_uuid(uuid)} {check_cause(cause)}"
 
 
+def sched_del(uuid: str) -> str:
+    """Delete every task scheduled for a channel (its `sched_hangup`s and `sched_broadcast`s:
+    their group is the channel's UUID, switch_ivr_async.c); the reply is `+OK Deleted: N`."""
+    if check_uuid(uuid).isdigit():  # a number would name one task by its id
+        raise UnsafeCommand(f"not a channel UUID: {uuid!r}")
+    return f"sched_del {uuid}"
+
+
 def whole_seconds(seconds: int) -> int:
     """Scheduled commands work on whole seconds >= 1."""
     if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
@@ -305,6 +313,13 @@ def say_number(
     if not re.fullmatch(r"[0-9]{1,9}", value):
         raise UnsafeCommand(f"not a whole number of at most 9 digits to say: {value!r}")
     return application_args("say", language, say_type, method, value)
+
+
+def unset_variable(name: str) -> tuple[str, str]:
+    """`unset name`: the channel forgets the variable (mod_dptools)."""
+    if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+        raise UnsafeCommand(f"not a channel variable name: {name!r}")
+    return application_args("unset", name)
 
 
 def set_variable(name: str, value: str) -> tuple[str, str]:

@@ -130,11 +130,18 @@ def database_unreachable(exc: Exception) -> Any:
 
 
 def http_error(exc: HTTPException) -> Any:
+    """Werkzeug's error as the app's JSON or HTML error, with werkzeug's headers (a 405's Allow)."""
     status = exc.code or 500
     message = exc.description if status < 500 else "internal error; it has been logged"
     if wants_json():
-        return api.error_response(WebError(message), status=status, code=exc.name)
-    return render_template("error.html", status=status, message=message), status
+        response = api.error_response(WebError(message), status=status, code=exc.name)
+    else:
+        response = Response(render_template("error.html", status=status, message=message), status)
+    own = {name.lower() for name, _ in response.headers}  # the body's Content-Type stays
+    for name, value in exc.get_headers():
+        if name.lower() not in own:
+            response.headers.add(name, value)
+    return response
 
 
 def template_globals() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from esl_callback.callback import billing
+from esl_callback.callback import billing, policy
 from esl_callback.callback.flow import FlowEnded
 from esl_callback.callback.requests import LIVE
 from esl_callback.db import utcnow
@@ -109,6 +109,8 @@ def place(
             )
         except WebError:  # an answer meant for the user (e.g. a portal run alone: serve's)
             raise
+        except policy.Refused as exc:  # stored as rejected, with the reason; nothing dialled
+            raise refused(exc) from None
         except FlowEnded as exc:  # no switch connected, or too far behind, at this moment
             log.warning("%s: the callback was not started: %s", who, exc.detail)
             raise Unavailable(f"the call could not be started: {exc.detail}") from exc
@@ -124,6 +126,13 @@ def place(
         extra={"request_id": request.id},
     )
     return request.id
+
+
+def refused(exc: policy.Refused) -> Forbidden:
+    """The dial policy's refusal as the API answers it: 403, its reason as the error code."""
+    error = Forbidden(exc.detail, field=exc.field)
+    error.code = exc.reason.value
+    return error
 
 
 def cancel(portal: Portal, user: CurrentUser, request_id: int) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Each is refused with a clear message (a WebError) instead of failing inside the 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,17 +23,54 @@ MODES = {
     "simultaneous": "simultaneous",
 }
 MAX_PER_PAGE = 100
+# JSON may escape half of a UTF-16 surrogate pair alone (\ud800): the parser gives a str no
+# database, encoder or log can take.
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def json_body() -> Any:
     """The request's JSON document; None when it is not JSON (or not valid JSON).
 
-    A document nested so deeply that the parser gives up is refused (400), not a crash.
+    Every JSON endpoint reads its body here. A document nested so deeply that the parser gives
+    up, or holding text that is not valid Unicode, is refused (400), not a crash.
     """
     try:
-        return request.get_json(silent=True)
+        document = request.get_json(silent=True)
     except RecursionError:
         raise WebError("the JSON document is nested too deeply; send a flat JSON object") from None
+    refuse_invalid_unicode(document)
+    return document
+
+
+def refuse_invalid_unicode(document: Any) -> None:
+    """WebError if a string of the document, a key too, holds a lone surrogate.
+
+    It names the top-level field whose value holds it, if there is one.
+    """
+    parts = document.items() if isinstance(document, dict) else [(None, document)]
+    for key, value in parts:
+        if any(LONE_SURROGATE.search(text) for text in strings_in([key, value])):
+            field = key if key is not None and not LONE_SURROGATE.search(key) else None
+            what = field or "the JSON document"
+            raise WebError(
+                f"{what} holds text that is not valid Unicode (half of a surrogate pair alone, "
+                "e.g. \\ud800); send whole characters, as UTF-8",
+                field=field,
+            )
+
+
+def strings_in(document: Any) -> Iterator[str]:
+    """Every string of a parsed JSON document, object keys too (no recursion: it may be deep)."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def json_object() -> dict[str, Any]:

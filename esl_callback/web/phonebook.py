@@ -70,7 +70,9 @@ def search(account_id: int, query: str, wanted: inputs.PageRequest) -> Page:
     query = query.strip()
     if query:
         digits = "".join(ch for ch in query if ch in numbers.ASCII_DIGITS)
-        matches = PhoneBookEntry.name.contains(query)  # case-insensitive (ILIKE / LIKE)
+        # Case-insensitive (ILIKE / LIKE); contains() escapes %, _ and \ with an ESCAPE
+        # clause (peewee 3.14 and later), so each matches only itself.
+        matches = PhoneBookEntry.name.contains(query)
         if digits:
             matches |= PhoneBookEntry.number.contains(digits)
         select = select.where(matches)
@@ -153,14 +155,28 @@ def parse_csv(text: str, rules: numbers.NumberRules) -> tuple[list[Fields], list
 
     Returns the valid rows and one message per bad row, with its line number. A row with more
     values than the header names columns is bad (a comma outside quotes would lose data), and so
-    is one repeating the number of an earlier row (one entry per number).
+    is one repeating the number of an earlier row (one entry per number). A line the CSV reader
+    cannot read (a value over `csv.field_size_limit()` characters) ends the reading there.
     """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    rows: list[Fields] = []
+    errors: list[str] = []
+    try:
+        read_rows(reader, rules, rows, errors)
+    except csv.Error as exc:
+        errors.append(f"line {reader.reader.line_num}: {unreadable(exc)}")
+    return rows, errors
+
+
+def read_rows(
+    reader: csv.DictReader, rules: numbers.NumberRules, rows: list[Fields], errors: list[str]
+) -> None:
+    """Add the reader's valid rows to `rows` and a message per bad row to `errors`."""
     header = [name.strip().lower() for name in (reader.fieldnames or [])]
     if "name" not in header or "number" not in header:
-        return [], ["line 1: the first line must name the columns, e.g. name,number,notes"]
+        errors.append("line 1: the first line must name the columns, e.g. name,number,notes")
+        return
     reader.fieldnames = header
-    rows, errors = [], []
     first_lines: dict[str, int] = {}
     for index, row in enumerate(reader):
         line = reader.line_num
@@ -176,7 +192,16 @@ def parse_csv(text: str, rules: numbers.NumberRules) -> tuple[list[Fields], list
             errors.append(f"line {line}: {exc.message}")
         else:
             rows.append(fields)
-    return rows, errors
+
+
+def unreadable(exc: csv.Error) -> str:
+    """What to do about a line the CSV reader refused."""
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a value is longer than {csv.field_size_limit()} characters; a name may have at "
+            f"most {NAME_LENGTH} characters and notes at most {NOTES_LENGTH}"
+        )
+    return f"not readable as CSV ({exc}); save the file again as CSV (UTF-8)"
 
 
 def cells(row: dict[str | None, Any]) -> list[str]:

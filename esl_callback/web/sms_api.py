@@ -7,7 +7,8 @@
 * `POST /api/v1/gateway/call`: a call the gateway phone rejected (`from` = caller ID, `to` =
   the number called, `call_id`). It takes the dialer's one trigger path (`Dialer.trigger_call`):
   the called number chooses PIN, caller-ID or DID access, with the same checks as a call that
-  reaches FreeSWITCH. A repeated `call_id` of the same gateway triggers one callback.
+  reaches FreeSWITCH. A repeated `call_id` of the same gateway triggers one callback
+  (`report_key`).
 
 Each gateway of `sms.gateways` authenticates with its token, sent as `Authorization: Bearer
 <token>` or `X-Gateway-Token: <token>`, compared in constant time with every gateway's token.
@@ -16,6 +17,7 @@ Each gateway of `sms.gateways` authenticates with its token, sent as `Authorizat
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -29,7 +31,7 @@ from flask import Blueprint, g, jsonify, request
 from gevent.lock import Semaphore
 
 from esl_callback import sms
-from esl_callback.callback.dialer import FlowEnded
+from esl_callback.callback.flow import FlowEnded
 from esl_callback.db import Database
 from esl_callback.models import CallbackRequest
 from esl_callback.web import inputs
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Gateway-Token"
 REPLY_TIMEOUT_SECONDS = 10
+REPORT_KEY_LENGTH = 64  # callback_request.trigger_uuid
 
 blueprint = Blueprint("gateway", __name__, url_prefix=PREFIX)
 # One call report at a time: the duplicate check and the trigger must not interleave.
@@ -133,7 +136,7 @@ def gateway_call() -> Any:
     caller = text_field(data, "from", 64)
     called = text_field(data, "to", 64, required=True)
     call_id = text_field(data, "call_id", 128)
-    trigger_uuid = f"{g.gateway.name}:{call_id}"[:64] if call_id else None
+    trigger_uuid = report_key(g.gateway.name, call_id) if call_id else None
     dialer = portal().require_dialer()
     with _call_reports:
         earlier = portal().run(reported_call, trigger_uuid) if trigger_uuid else None
@@ -147,6 +150,20 @@ def gateway_call() -> Any:
             raise Unavailable(f"the callback could not be started: {exc.detail}") from exc
     status = 202 if triggered.state == "queued" else 200
     return jsonify(describe_trigger(triggered, duplicate=False)), status
+
+
+def report_key(gateway: str, call_id: str) -> str:
+    """What a call report is stored under (trigger_uuid): one key per gateway and call id.
+
+    `gateway:call_id` while that fits in `REPORT_KEY_LENGTH` characters; else the gateway's name
+    (cut if need be), "#" and the SHA-256 of both, in URL-safe base64 (43 characters). Names
+    hold neither ":" nor "#", so the two forms never meet.
+    """
+    key = f"{gateway}:{call_id}"
+    if len(key) <= REPORT_KEY_LENGTH:
+        return key
+    hashed = base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest()).decode().rstrip("=")
+    return f"{gateway[: REPORT_KEY_LENGTH - len(hashed) - 1]}#{hashed}"
 
 
 def reported_call(trigger_uuid: str) -> CallbackRequest | None:

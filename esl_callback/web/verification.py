@@ -6,8 +6,12 @@ match, and anything else `failed` (cause `WRONG_CODE`, or the leg's hangup cause
 that outcome and, on success, makes the number one of the account's, marked verified.
 
 Limits: `MAX_PER_HOUR` verification calls per account, so the feature cannot be used to ring a
-stranger's phone again and again; a code is good for `LIFETIME`. Run the functions through
-`Database.run`, except `begin`, which does that itself and asks the dialer for the call.
+stranger's phone again and again; a code is good for `LIFETIME`. A number of another account is
+checked like any other (answering otherwise would tell anyone which numbers are customers'
+caller IDs); only once its code has been keyed is it refused, as "cannot be added".
+
+Run the functions through `Database.run`, except `begin`, which does that itself and asks the
+dialer for the call.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Any
 import peewee
 
 from esl_callback import accounts
+from esl_callback.callback import policy
 from esl_callback.callback.requests import TERMINAL, State
 from esl_callback.callback.status import iso, request_failure_words
 from esl_callback.db import database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId
 from esl_callback.models import NumberVerification as Verification
+from esl_callback.web.callbacks import refused
 from esl_callback.web.errors import Conflict, NotFound, TooMany, Unavailable, WebError
 from esl_callback.web.portal import Portal
 
@@ -34,6 +40,7 @@ CODE_DIGITS = 6
 LIFETIME = timedelta(minutes=10)
 MAX_PER_HOUR = 3
 OPEN = (Verification.PENDING, Verification.CALLING)
+CANNOT_BE_ADDED = "this number cannot be added to this account"
 
 
 def new_code() -> str:
@@ -42,11 +49,9 @@ def new_code() -> str:
 
 def start(account_id: int, digits: str) -> Verification:
     """A new verification of `digits` for the account, with a fresh code."""
-    caller_id = CallerId.get_or_none(CallerId.number == digits)
-    if caller_id is not None and caller_id.account_id == account_id:
+    own = CallerId.get_or_none(CallerId.number == digits, CallerId.account == account_id)
+    if own is not None:
         raise Conflict(f"{digits} is already one of your numbers", field="number")
-    if caller_id is not None:
-        raise Conflict(f"{digits} cannot be added to this account", field="number")
     now = utcnow()
     with database_proxy.atomic():
         accounts.lock(account_id)  # one start at a time per account
@@ -99,8 +104,17 @@ def start(account_id: int, digits: str) -> Verification:
 
 
 def begin(portal: Portal, account_id: int, digits: str) -> Verification:
-    """Store a verification of `digits` and have the dialer call it to ask for the code."""
+    """Store a verification of `digits` and have the dialer call it to ask for the code.
+
+    A number the dial policy refuses (a premium-rate line, a country not served) is refused
+    first (403, its reason as the code): nothing is stored, nothing dialled.
+    """
     portal.require_dialer()
+    denied = policy.refusal(digits, policy.Purpose.CALL_BACK, portal.settings)
+    if denied is not None:
+        log.warning("number verification of %s refused: %s", digits, denied.detail)
+        denied.field = "number"
+        raise refused(denied)
     started = portal.run(start, account_id, digits)
     return place_call(portal, account_id, started.id)
 
@@ -121,6 +135,10 @@ def place_call(portal: Portal, account_id: int, verification_id: int) -> Verific
     owner = portal.run(Account.get_by_id, account_id)
     try:
         call = dialer.verify_number(owner, pending.number, pending.code)
+    except policy.Refused as exc:  # stored as a rejected request; nothing dialled
+        portal.run(could_not_call, pending.id, exc.detail)
+        exc.field = "number"
+        raise refused(exc) from None
     except Exception as exc:
         known = isinstance(exc, WebError)
         reason = exc.message if known else f"the call could not be started: {exc}"
@@ -187,10 +205,12 @@ def settle(account_id: int, verification_id: int) -> Verification:
 
 
 def _verified(verification: Verification) -> None:
+    """The code was keyed: the number becomes the account's, unless another account has it."""
     try:
         caller_id = accounts.ensure_caller_id(verification.account, verification.number)
-    except accounts.AccountError as exc:
-        verification.status, verification.failure = Verification.FAILED, str(exc)[:128]
+    except accounts.AccountError:
+        # Not whose it is: the code proves who holds the phone, not that they may know that.
+        verification.status, verification.failure = Verification.FAILED, CANNOT_BE_ADDED
         return
     now = utcnow()
     CallerId.update(verified_at=now).where(CallerId.id == caller_id.id).execute()

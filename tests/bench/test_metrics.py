@@ -96,8 +96,12 @@ def test_a_completed_callback_is_counted_with_its_commands_and_database_calls(
     earlier = before.by_label(count, "command")
     sent = {name: n - earlier.get(name, 0) for name, n in after.by_label(count, "command").items()}
     assert sent["bgapi originate"] == 2  # leg A and leg B
-    # The bridge and the hangup at the paid duration go in one write, each counted once.
-    assert sent["api uuid_bridge"] == sent["api sched_hangup"] == 1
+    # The bridge and the hangup at the paid duration go in one write, each counted once. Leg
+    # A is capped by the switch from its answer (callback.allowance): the PIN deadline, then
+    # what its hold pays once the PIN is known and again while the destination rings, each
+    # replacing the last (sched_del); the call's hangup replaces the last cap.
+    assert sent["api uuid_bridge"] == 1
+    assert (sent["api sched_hangup"], sent["api sched_del"]) == (4, 3)
     for name in (f"{P}_database_seconds_count", f"{P}_events_total"):
         assert after.total(name) > before.total(name), name
     # Leg A's socket session gets only completions and its hangup: without the filters every

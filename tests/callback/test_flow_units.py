@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +14,7 @@ from esl_callback.callback import billing, rating, requests
 from esl_callback.callback.billing import Authorisation
 from esl_callback.callback.flow import end_request, mark_legs
 from esl_callback.callback.flows.two_stage import accept_pin
+from esl_callback.callback.rating import RateRow, RateSnapshot
 from esl_callback.callback.requests import State
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, Leg, Rate, Reservation
@@ -183,14 +185,20 @@ def test_a_new_leg_is_stored_with_its_rate_in_one_statement(sqlite_db: Database)
     assert Leg.get(Leg.uuid == "b-1").price_per_minute == Decimal("0.0100")
 
 
-def test_a_leg_stored_without_a_rate_gets_it_in_one_statement(sqlite_db: Database) -> None:
+def test_a_leg_stored_before_the_pin_keeps_its_rate_and_takes_the_charging_in_one_statement(
+    sqlite_db: Database,
+) -> None:
     auth = authorised_request()
-    billing.record_leg(auth.request_id, "a", "a-1", None, "4930111")
+    billing.record_leg(auth.request_id, "a", "a-1", None, "4930111")  # rated at its start
+    assert Leg.get(Leg.uuid == "a-1").rate_prefix == "49"
+    billing.import_rates([RateRow(RateSnapshot("4930", Decimal("9"), Decimal(0), 1, 1), "", 1)])
+    uncharged = dataclasses.replace(auth, charge_leg_a=False)
 
-    sent = statements_of(sqlite_db, lambda: billing.open_leg(auth, "a", "a-1"), EVERY)
+    sent = statements_of(sqlite_db, lambda: billing.open_leg(uncharged, "a", "a-1"), EVERY)
 
     assert sent == ["BEGIN", "INSERT", "COMMIT"]  # INSERT ... ON CONFLICT DO UPDATE
-    assert Leg.get(Leg.uuid == "a-1").rate_prefix == "49"
+    leg = Leg.get(Leg.uuid == "a-1")
+    assert (leg.rate_prefix, leg.charged) == ("49", False)
 
 
 def test_closing_the_last_leg_bills_it_and_releases_the_hold_in_one_commit(

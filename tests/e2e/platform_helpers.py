@@ -33,11 +33,13 @@ def controller_settings(
     switch_ports: list[int],
     outbound_port: int,
     web: dict[str, Any] | None = None,
+    billing: dict[str, Any] | None = None,
     **callback: Any,
 ) -> Settings:
     """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings.
 
-    `web`: the web section (default: the portal off).
+    `web`: the web section (default: the portal off); `billing`: keys added to the billing
+    section; `callback`: keys of the callback section.
     """
     nodes = [
         {"name": "sim" if i == 0 else f"sim{i + 1}", "port": port, "password": "test-secret"}
@@ -64,18 +66,26 @@ def controller_settings(
             },
             "ivr": {"first_digit_timeout_ms": 4000, "inter_digit_timeout_ms": 2000},
             "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
-            "billing": {"warning_seconds_before_hangup": 0},
+            "billing": {"warning_seconds_before_hangup": 0, **(billing or {})},
             "logging": {"level": "DEBUG"},
         },
         environ={},
     )
 
 
-def simulator_config(outbound_port: int, phones: dict[str, Any], speed: float) -> Any:
+def simulator_config(
+    outbound_port: int,
+    phones: dict[str, Any],
+    speed: float,
+    switch: dict[str, Any] | None = None,
+) -> Any:
+    """The simulator with the access numbers' dialplan and `phones`; `switch`: its switch
+    section (e.g. media_frame_ms)."""
     return from_mapping(
         {
             "esl": {"listen": "127.0.0.1:0", "password": "test-secret"},
             "speed": speed,
+            "switch": switch or {},
             "dialplan": {
                 ACCESS_CONTEXT: [
                     {
@@ -209,19 +219,25 @@ def start_platform(
     nodes: int = 1,
     web: dict[str, Any] | None = None,
     trigger_port: Callable[[int], int] | None = None,
+    billing: dict[str, Any] | None = None,
+    switch: dict[str, Any] | None = None,
     **callback: Any,
 ) -> Platform:
     """Simulators (one per FreeSWITCH node) and a controller connected to all of them.
 
-    `web`: the controller's web section, e.g. to run the portal as serve does.
+    `web`: the controller's web section, e.g. to run the portal as serve does; `billing`: keys
+    of its billing section; `switch`: the simulators' switch section.
     `trigger_port(outbound_port)`: the port the simulators' dialplan hands trigger calls to
     instead of the controller's (a relay in front of it); callback legs still go straight.
     """
     outbound_port = free_port()
     dialplan_port = trigger_port(outbound_port) if trigger_port else outbound_port
-    sims = [Simulator(simulator_config(dialplan_port, phones, speed)).start() for _ in range(nodes)]
+    sims = [
+        Simulator(simulator_config(dialplan_port, phones, speed, switch)).start()
+        for _ in range(nodes)
+    ]
     ports = [s.port for s in sims]
-    settings = controller_settings(database_url, ports, outbound_port, web, **callback)
+    settings = controller_settings(database_url, ports, outbound_port, web, billing, **callback)
     service = Service(settings).start()
     for node in service.nodes:
         assert node.wait_connected(5), "controller did not connect to the simulator"

@@ -250,12 +250,14 @@ def test_three_wrong_pins_end_the_call_and_count_towards_the_lockout(platform, a
     assert played.count("ivr/ivr-pin_or_extension_is-invalid.wav") == 3
     assert played[-1] == "voicemail/vm-abort.wav"
     (leg_a,) = p.legs(request.id)  # no destination was ever called
-    assert (leg_a.leg, leg_a.billed, leg_a.cost) == ("a", True, 0)  # nobody to charge
+    assert (leg_a.leg, leg_a.billed, leg_a.cost) == ("a", True, 0)  # nobody to charge...
+    assert leg_a.operator_cost == per_second("0.60", leg_a.billsec) > 0  # ...the operator pays
 
-    # Locked out: the next callback does not even ask for the PIN.
+    # Locked out: the caller ID is not even called back.
     p.trigger(CALLER, PIN_ACCESS)
-    again = p.wait_request(lambda r: r.id != request.id and r.state == "failed")
-    assert again.failure_cause == "PIN_REJECTED"
+    again = p.wait_request(lambda r: r.id != request.id and r.state == "rejected")
+    assert again.failure_cause == "caller_locked_out"
+    assert p.legs(again.id) == []
     assert AuthFailure.select().where(AuthFailure.key == f"cid:{CALLER}").count() == 3
 
 

@@ -160,14 +160,23 @@ def start_sms_platform(
     *,
     sms: dict[str, Any] | None = None,
     reply_url: str | None = None,
+    billing: dict[str, Any] | None = None,
+    speed: float = 1.0,
     **callback: Any,
 ) -> SmsPlatform:
-    """Simulator + controller with its web server; tried again if a free port was taken."""
+    """Simulator + controller with its web server; tried again if a free port was taken.
+
+    `billing`: keys of the controller's billing section; `callback`: of its callback section;
+    `speed`: how many times faster than real time the simulator's clock runs.
+    """
     for attempt in itertools.count(1):
         outbound_port, web_port = free_port(), free_port()
-        sim = Simulator(simulator_config(outbound_port, phones, 1.0)).start()
+        sim = Simulator(simulator_config(outbound_port, phones, speed)).start()
         data = settings_to_dict(
-            controller_settings(database_url, [sim.port], outbound_port, **callback), masked=False
+            controller_settings(
+                database_url, [sim.port], outbound_port, billing=billing, **callback
+            ),
+            masked=False,
         )
         data["web"].update(enabled=True, port=web_port, secret="s" * 40, secure_cookies=False)
         gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}

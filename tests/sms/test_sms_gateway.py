@@ -185,3 +185,55 @@ def test_refused_call_reports_are_stored_with_the_reason_and_nobody_is_called(
     )
     assert p.legs(request.id) == []
     assert p.observer.executed == []  # no channel ran anything: nobody was called
+
+
+def test_text_that_is_not_valid_unicode_is_refused_by_both_endpoints(sms_platform, alice) -> None:
+    """A lone surrogate escape ("\\ud800" in the JSON) is refused, naming the field; the same
+    gateway's next report with proper text goes through."""
+    p = sms_platform()
+
+    sms_status, sms_body = p.post_sms(CALLER, "BAL \ud800", message_id="m-1")
+    call_status, call_body = p.report_call("15557777777", ANI_ACCESS, call_id="c-\ud800")
+
+    assert (sms_status, call_status) == (400, 400)
+    assert (sms_body["error"]["field"], call_body["error"]["field"]) == ("text", "call_id")
+    assert "holds text that is not valid Unicode" in call_body["error"]["message"]
+    assert SmsMessage.select().count() == 0 and p.requests() == []
+    assert p.post_sms(CALLER, "BAL", message_id="m-1")[0] == 200
+
+
+def test_long_call_ids_differing_after_sixty_characters_are_two_reports(
+    sms_platform, alice
+) -> None:
+    """The duplicate key (trigger_uuid, 64 characters) holds a digest of a call id too long for
+    it: ids sharing their first 60 characters are two calls; a retry of one is a duplicate."""
+    p = sms_platform()
+    first, second = "a" * 60 + "1" * 68, "a" * 60 + "2" * 68
+    stranger = "15557777777"  # no account's number: each report is stored, refused, nobody called
+
+    one = p.report_call(stranger, ANI_ACCESS, call_id=first)[1]
+    two = p.report_call(stranger, ANI_ACCESS, call_id=second)[1]
+    retry = p.report_call(stranger, ANI_ACCESS, call_id=first)[1]
+
+    assert (one["duplicate"], two["duplicate"], retry["duplicate"]) == (False, False, True)
+    assert two["request_id"] != one["request_id"] == retry["request_id"]
+    keys = [request.trigger_uuid for request in p.requests()]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert all(key.startswith("phone1#") and len(key) <= 64 for key in keys)
+
+
+def test_a_long_gateway_name_leaves_room_for_the_digest_of_a_long_call_id(
+    sms_platform, alice
+) -> None:
+    name = "g" * 32  # the longest name a gateway may have
+    p = sms_platform(sms={"gateways": [{"name": name, "token": TOKEN}]})
+    stranger, first, second = "15557777777", "a" * 127 + "1", "a" * 127 + "2"
+
+    one = p.report_call(stranger, ANI_ACCESS, call_id=first)[1]
+    two = p.report_call(stranger, ANI_ACCESS, call_id=second)[1]
+    retry = p.report_call(stranger, ANI_ACCESS, call_id=second)[1]
+
+    assert (one["duplicate"], two["duplicate"], retry["duplicate"]) == (False, False, True)
+    assert retry["request_id"] == two["request_id"] != one["request_id"]
+    keys = [request.trigger_uuid for request in p.requests()]
+    assert [len(key) for key in keys] == [64, 64] and keys[0] != keys[1]

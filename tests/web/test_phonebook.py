@@ -130,6 +130,22 @@ def test_search_matches_names_in_any_case_and_parts_of_numbers(
     assert names(client, alice) == ["100% Dave_", "Bob Builder", "Carol"]
 
 
+def test_search_takes_wildcards_and_the_escape_character_literally(
+    client: FlaskClient, alice: User
+) -> None:
+    """`_`, `%` and `\\` are the LIKE pattern's wildcards and escape: each finds only names
+    holding it, on SQLite and on PostgreSQL."""
+    add(client, alice, "Bob", "4940222222")
+    add(client, alice, "Dave_", "4930444444")
+    add(client, alice, "100% Carol", "4989333333")
+    add(client, alice, "C:\\Eve", "4930555555")
+    assert names(client, alice, "_") == ["Dave_"]
+    assert names(client, alice, "%") == ["100% Carol"]
+    assert names(client, alice, "\\") == ["C:\\Eve"]
+    assert names(client, alice, "\\_") == []  # no name holds a backslash before an underscore
+    assert names(client, alice, "b_b") == []
+
+
 def test_the_phone_book_is_paginated(client: FlaskClient, alice: User) -> None:
     for index in range(5):
         add(client, alice, f"Person {index}", f"49402222{index:03d}")
@@ -257,6 +273,36 @@ def test_an_import_repeating_a_number_imports_nothing_and_names_both_lines(
         "line 4: 4989333333 is already on line 2: one entry per number"
     ]
     assert names(client, alice) == []
+
+
+def test_an_import_with_a_value_too_long_for_the_csv_reader_names_its_line(
+    client: FlaskClient, alice: User
+) -> None:
+    """Python's CSV reader refuses a value over 131,072 characters: the line is named, nothing
+    is imported, by API and by page."""
+    csv_text = f"name,number,notes\nBob,4940222222,\nCarol,4989333333,{'x' * 140_000}\n"
+    result = import_csv(client, alice, csv_text)
+    assert result.status_code == 422
+    assert result.json["error"]["lines"] == [
+        "line 3: a value is longer than 131072 characters; a name may have at most 128 "
+        "characters and notes at most 1000"
+    ]
+    header = import_csv(client, alice, f"name,number,{'n' * 140_000}\nBob,4940222222,\n")
+    assert header.json["error"]["lines"][0].startswith("line 1: a value is longer than")
+    assert names(client, alice) == []
+
+
+def test_the_import_page_names_the_line_with_a_value_too_long(
+    client: FlaskClient, logged_in: str
+) -> None:
+    csv_text = f"name,number\nBob,4940222222\nCarol,{'9' * 140_000}\n"
+    response = client.post(
+        "/phonebook/import",
+        data={"file": (io.BytesIO(csv_text.encode()), "big.csv"), "csrf_token": logged_in},
+    )
+    assert response.status_code == 422
+    assert "nothing imported: line 3: a value is longer than 131072 characters" in response.text
+    assert PhoneBookEntry.select().count() == 0
 
 
 def test_an_import_without_a_header_is_refused(client: FlaskClient, alice: User) -> None:

@@ -10,7 +10,15 @@ import re
 from datetime import timedelta
 
 from flask.testing import FlaskClient
-from web_helpers import MISSING, NEW_PHONE, User, WebPlatform, wait_until_ended, web_settings
+from web_helpers import (
+    BOB_PHONE,
+    MISSING,
+    NEW_PHONE,
+    User,
+    WebPlatform,
+    wait_until_ended,
+    web_settings,
+)
 
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId, NumberVerification
@@ -125,16 +133,50 @@ def test_a_verification_call_that_cannot_reach_the_phone_says_why(
     assert MISSING not in own_numbers(alice.account)
 
 
-def test_a_number_of_another_account_or_already_own_cannot_be_verified(
-    client: FlaskClient, alice: User, bob: User, platform: WebPlatform
+def test_a_number_already_own_is_not_verified_again(
+    client: FlaskClient, alice: User, platform: WebPlatform
 ) -> None:
     mine = verify(client, alice, alice.account.default_callback_number)
     assert mine.status_code == 409
     assert mine.json["error"]["message"] == "4930111111 is already one of your numbers"
-    theirs = verify(client, alice, bob.account.default_callback_number)
-    assert theirs.status_code == 409
-    assert theirs.json["error"]["message"] == "4930222222 cannot be added to this account"
     assert nothing_was_called(platform)
+
+
+def test_probing_another_accounts_number_is_answered_as_for_a_free_one_and_counted(
+    client: FlaskClient, alice: User, bob: User, platform: WebPlatform
+) -> None:
+    """Nothing tells whether a number is another customer's caller ID: the check starts and
+    calls it as any number, and counts towards the hourly limit."""
+    CallerId.create(account=bob.account, number="4930999999")
+    theirs = verify(client, alice, BOB_PHONE)
+    free = verify(client, alice, NEW_PHONE)
+    assert theirs.status_code == free.status_code == 201
+    assert theirs.json.keys() == free.json.keys()
+    assert (theirs.json["status"], theirs.json["failure"]) == ("calling", None)
+    assert (free.json["status"], free.json["failure"]) == ("calling", None)
+    platform.switch.wait_for_prompt(BOB_PHONE)  # called and asked for the code, like any number
+    assert verify(client, alice, "49891111111").status_code == 201
+    fourth_theirs = verify(client, alice, "4930999999")
+    fourth_free = verify(client, alice, "49892222222")
+    assert fourth_theirs.status_code == fourth_free.status_code == 429
+    assert fourth_theirs.json == fourth_free.json
+    assert fourth_theirs.headers["Retry-After"] == "3600"
+    assert sorted(own_numbers(bob.account)) == [BOB_PHONE, "4930999999"]
+
+
+def test_the_code_keyed_at_another_accounts_number_adds_nothing_and_says_only_that(
+    client: FlaskClient, alice: User, bob: User, platform: WebPlatform
+) -> None:
+    check = verify(client, alice, BOB_PHONE).json
+    answer_and_key(platform, BOB_PHONE, check["code"])
+    assert wait_until_ended(check["request_id"])["state"] == "completed"
+    settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
+    assert (settled["status"], settled["failure"]) == (
+        "failed",
+        "this number cannot be added to this account",
+    )
+    assert own_numbers(bob.account) == [BOB_PHONE]
+    assert BOB_PHONE not in own_numbers(alice.account)
 
 
 def test_verification_calls_are_limited_per_hour(

@@ -8,14 +8,20 @@ destination is called while leg A hears ringback, then bridged when it answers.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from esl_callback.callback import causes
 from esl_callback.callback.flow import CallFlow, FlowEnded, LegState, uepoch
 from esl_callback.callback.requests import State
 from esl_callback.switch import commands
+from esl_callback.switch.connection import CommandTimeout
+from esl_callback.switch.outbound import Execution
 
 log = logging.getLogger(__name__)
+
+# How long a ringback stopped with uuid_break has to report its end, and how many breaks are
+# sent before it is taken as dropped unplayed (see CallerFirstFlow.stop_ringback).
+BREAK_SETTLE_SECONDS = 1.0
+RINGBACK_BREAKS = 3
 
 
 class CallerFirstFlow(CallFlow):
@@ -74,6 +80,10 @@ class CallerFirstFlow(CallFlow):
             # CHANNEL_ANSWER may still be queued behind the session, so note it now.
             self.session = message.session
             self.note_answer(leg, uepoch(message.event.get("Caller-Channel-Answered-Time")))
+            if self.account_id is None:
+                self.money.pin_deadline()  # nobody pays for this leg until the PIN
+            else:
+                self.money.cap_leg_a()
             return None
         self.give_up(leg, "NO_ANSWER")
         return leg.cause or "NO_ANSWER"
@@ -107,7 +117,24 @@ class CallerFirstFlow(CallFlow):
         self.bridge(leg_a, leg_b)
         return None
 
-    def stop_ringback(self, ringback: Any) -> None:
-        """Stop the endless ringback on A and wait until its playback has ended."""
-        self.api(commands.uuid_break(self.legs["a"].uuid))
-        self.guard(ringback.wait, self.settings.ivr.app_timeout_seconds)
+    def stop_ringback(self, ringback: Execution) -> None:
+        """Stop the endless ringback on A before leg A hears anything else.
+
+        `uuid_break <A> all` stops the playback, or drops it if it is still queued: a
+        `sendmsg` waits for the channel's next media frame (20 ms), so a destination that fails
+        at once can be reported before the ringback ever started, and a playback dropped so
+        never completes. So its completion is awaited only BREAK_SETTLE_SECONDS after each
+        break, BREAKS times (a playback that slipped in between is stopped by the next), never
+        for the length of an endless tone.
+        """
+        for _ in range(RINGBACK_BREAKS):
+            self.api(commands.uuid_break(self.legs["a"].uuid))
+            try:
+                self.guard(ringback.wait, BREAK_SETTLE_SECONDS)
+                return
+            except CommandTimeout:
+                continue
+        log.info(
+            "request %s: the ringback on leg A never played (dropped before it started)",
+            self.plan.request_id,
+        )

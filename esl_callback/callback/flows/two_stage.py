@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from esl_callback import accounts, lockout, numbers
-from esl_callback.callback import billing
-from esl_callback.callback.flow import FlowEnded
+from esl_callback.callback import billing, policy
+from esl_callback.callback.flow import PIN_TIMEOUT_CAUSE, FlowEnded
 from esl_callback.callback.flows.caller_first import CallerFirstFlow
 from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
 from esl_callback.callback.requests import State
@@ -16,6 +16,8 @@ from esl_callback.models import CallbackRequest
 from esl_callback.statements import Statement
 
 log = logging.getLogger(__name__)
+
+PIN_REJECTED = "PIN_REJECTED"
 
 
 class TwoStageFlow(CallerFirstFlow):
@@ -31,7 +33,11 @@ class TwoStageFlow(CallerFirstFlow):
         prompts, cfg = self.settings.ivr, self.settings.callback
         if self.account_id is None:
             self.account_id = self.collect_pin(ivr)
-            self.authorise(None)
+            auth = self.authorise(None)  # and leg A capped at what its hold pays for
+            if not auth.allowed:  # the account cannot pay for this call: it ends here
+                self.guard(ivr.play, self.refusal_prompt(auth))
+                self.hang_up_caller(ivr, "NORMAL_CLEARING")
+                raise FlowEnded(State.FAILED, auth.refusal.value, auth.detail)
         balance, currency = self.db.run(billing.balance_of, self.account_id)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             self.guard(ivr.play, prompts.your_balance_is)
@@ -53,9 +59,9 @@ class TwoStageFlow(CallerFirstFlow):
                 log.info("request %s: %s", self.plan.request_id, exc)
                 self.guard(ivr.play, prompts.invalid_number)
                 continue
-            refusal = self.authorise(destination)
-            if refusal is not None:
-                self.guard(ivr.play, refusal)
+            auth = self.authorise(destination)
+            if not auth.allowed:
+                self.guard(ivr.play, self.refusal_prompt(auth))
                 continue
             cause = self.connect_destination(destination)
             if cause is None:
@@ -68,39 +74,52 @@ class TwoStageFlow(CallerFirstFlow):
         raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
 
     def collect_pin(self, ivr: Ivr) -> int:
-        """Ask for the PIN until it names an active account; lock out repeated failures."""
+        """Ask for the PIN until it names an active account; lock out repeated failures.
+
+        Nobody pays for leg A until then: the switch hangs it up at the PIN deadline, and a
+        leg that ends without a valid PIN (nothing keyed, a hang-up, the deadline) counts as a
+        failed attempt against the caller ID, as a wrong PIN does.
+        """
         cfg, prompts = self.settings.callback, self.settings.ivr
-        caller_key = f"cid:{self.plan.source}"
-        for _ in range(cfg.pin_attempts):
-            if self.db.run(
-                lockout.is_locked,
-                "pin",
-                (caller_key,),
-                cfg.pin_lockout_failures,
-                cfg.pin_lockout_window_seconds,
-            ):
-                break
-            pin = self.guard(
-                ivr.collect, prompts.enter_pin, PIN_VARIABLE, min_digits=4, max_digits=12
-            )
-            account_id = (
-                self.db.run(accept_pin, self.plan.request_id, pin, caller_key) if pin else None
-            )
-            if account_id is not None:
-                return account_id
-            self.guard(ivr.play, prompts.invalid_pin)
-        self.guard(ivr.play, prompts.locked_out)
-        self.hang_up_caller(ivr, "CALL_REJECTED")
-        raise FlowEnded(State.FAILED, "PIN_REJECTED", f"no valid PIN from {self.plan.source}")
+        caller_key = policy.CALLER_KEY.format(self.plan.source)
+        try:
+            for _ in range(cfg.pin_attempts):
+                if self.db.run(
+                    lockout.is_locked,
+                    "pin",
+                    (caller_key,),
+                    cfg.pin_lockout_failures,
+                    cfg.pin_lockout_window_seconds,
+                ):
+                    break
+                pin = self.guard(
+                    ivr.collect,
+                    prompts.enter_pin,
+                    PIN_VARIABLE,
+                    min_digits=4,
+                    max_digits=12,
+                    secret=True,
+                )
+                account_id = self.db.run(accept_pin, self.plan.request_id, pin or "", caller_key)
+                if account_id is not None:
+                    return account_id
+                self.guard(ivr.play, prompts.invalid_pin)
+            self.guard(ivr.play, prompts.locked_out)
+            self.hang_up_caller(ivr, "CALL_REJECTED")
+        except FlowEnded as ended:
+            if ended.cause in (PIN_TIMEOUT_CAUSE, "CALLER_HUNG_UP"):  # left without a PIN
+                self.db.run(lockout.record_failure, "pin", caller_key)
+            raise
+        raise FlowEnded(State.FAILED, PIN_REJECTED, f"no valid PIN from {self.plan.source}")
 
 
 def accept_pin(request_id: int, pin: str, caller_key: str) -> int | None:
     """The active account whose PIN this is, now billing the request (its failures and the
     caller's cleared); or None, with the failure counted against the caller and the PIN's
-    account. One transaction.
+    account (nothing keyed, "", is a failure too). One transaction.
     """
     with database_proxy.atomic():
-        account = accounts.find_account_by_pin(pin)
+        account = accounts.find_account_by_pin(pin) if pin else None
         if account is not None and account.is_active:
             lockout.clear("pin", caller_key, f"account:{account.id}")
             _BIND_ACCOUNT.execute(id=request_id, account=account.id)

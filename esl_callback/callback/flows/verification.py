@@ -26,6 +26,7 @@ class VerificationFlow(CallerFirstFlow):
             min_digits=len(code),
             max_digits=len(code),
             tries=3,
+            secret=True,
         )
         if keyed != code:
             self.guard(ivr.play, prompts.invalid_entry)
