@@ -972,7 +972,7 @@ class IvrSettings:
     locked_out: Annotated[str, _SOUND] = "voicemail/vm-abort.wav"
     your_balance_is: Annotated[str, _SOUND] = "voicemail/vm-you_have.wav"
     # The balance is said as numbers, each followed by its currency's sound (see
-    # callback.ivr.Ivr.say_amount); the first entry also serves when the currency is not known.
+    # callback.ivr.Ivr.amount_sounds); the first entry also serves when the currency is not known.
     currency_sounds: Annotated[
         tuple[CurrencySoundSettings, ...],
         _List(_Section(CurrencySoundSettings), min_items=1, unique=("currency",)),

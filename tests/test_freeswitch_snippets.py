@@ -56,6 +56,7 @@ API_BUILDERS = {
     "uuid_exists": lambda: commands.uuid_exists(UUID),
     "sched_hangup": lambda: commands.sched_hangup(300, UUID),
     "sched_del": lambda: commands.sched_del(UUID),
+    "say_string": lambda: commands.say_string("en", "4998"),
     "show_channels_json": commands.show_channels_json,
     "chat": lambda: commands.chat("4930100300", "15550001001", "We call you back now."),
     "global_getvar": lambda: commands.global_getvar("core_uuid"),
@@ -67,6 +68,9 @@ NOT_API_COMMANDS = {
     "check_digits",
     "check_sound",
     "check_host_port",
+    "check_prompt",
+    "sounds_said",
+    "file_string",
     "whole_seconds",
     # parts of a command
     "format_variables",
@@ -84,7 +88,6 @@ NOT_API_COMMANDS = {
     "playback",
     "unset_variable",
     "hangup",
-    "say_number",
     "set_variable",
 }
 SWITCH_TRUE = {"true", "yes", "on", "enabled", "active", "allow", "1"}  # switch_true()

@@ -62,6 +62,13 @@ def is_no_answer(cause: str | None) -> bool:
     return cause in NO_ANSWER
 
 
+def declined(cause: str | None, answered: bool, hung_up_by_us: bool) -> bool:
+    """A leg the far end ended before answering without saying why: over mod_loopback a SIP
+    486 (busy) or 603 reaches us as NORMAL_CLEARING (a sofia gateway says USER_BUSY or
+    CALL_REJECTED). To the caller, the callee did not take the call: as busy."""
+    return cause == "NORMAL_CLEARING" and not answered and not hung_up_by_us
+
+
 def worth_retrying(cause: str | None) -> bool:
     """Whether calling the number again later may succeed."""
     return cause not in PERMANENT

@@ -624,7 +624,26 @@ class CallFlow:
     # -- small things ---------------------------------------------------------------------
 
     def ivr(self) -> Ivr:
-        return Ivr(self.session, self.settings.ivr, timeout=self.settings.ivr.app_timeout_seconds)
+        prompts = self.settings.ivr
+        return Ivr(self.session, prompts, prompts.app_timeout_seconds, self.say_number)
+
+    def say_number(self, language: str, digits: str) -> list[str]:
+        """The sound files mod_say plays for a whole number (`say_string` on the switch); none,
+        with a warning, when the switch cannot say it."""
+        reply = self.api(commands.say_string(language, digits))
+        try:
+            return commands.sounds_said(reply)
+        except commands.UnsafeCommand as exc:
+            log.warning(
+                "request %s: the switch cannot say %s in %r (%s): is mod_say_%s loaded and the "
+                "language configured (ivr.language)?",
+                self.plan.request_id,
+                digits,
+                language,
+                exc,
+                language,
+            )
+            return []
 
     def guard(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a step on leg A's session; if the caller hung up, end the flow as cancelled."""

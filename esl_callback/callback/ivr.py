@@ -3,13 +3,19 @@
 `Ivr` wraps a controlled channel (anything with `execute(app, arg, timeout)` returning the
 CHANNEL_EXECUTE_COMPLETE event, as `switch.outbound.OutboundChannel` does) and speaks in prompts
 from the `ivr` configuration section; every argument is built by `switch.commands`. The dialogs
-(PIN, destination) live in `callback.dialer`, which decides what each answer means.
+(PIN, destination) live in `callback.flows`, which decide what each answer means.
+
+Callers type ahead: FreeSWITCH drops the digits keyed while a plain `playback` (or `say`) runs,
+even when a `play_and_get_digits` follows at once. So whatever is said before a question is
+played as part of the question's own prompt (`collect` with several sounds: one file_string),
+and numbers are said as the sound files mod_say would play (`say_string`, given to Ivr as
+`say`), so that the caller can key through all of it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -62,21 +68,30 @@ def unit_sound(sounds: CurrencySounds | None, count: int, *, cents: bool) -> str
     return (sounds.unit if count == 1 else None) or sounds.units
 
 
+# How a number is said: the sound files for (language, digits), e.g. from `say_string`.
+SayNumber = Callable[[str, str], list[str]]
+
+
 class Ivr:
     """Prompts and digit collection on one leg."""
 
-    def __init__(self, channel: Channel, prompts: IvrPrompts, timeout: float) -> None:
+    def __init__(
+        self, channel: Channel, prompts: IvrPrompts, timeout: float, say: SayNumber
+    ) -> None:
         self.channel = channel
         self.prompts = prompts
         self.timeout = timeout  # the longest we wait for any one application to complete
+        self.say = say
 
-    def play(self, sound: str) -> None:
-        """Play a prompt to its end (or until the caller hangs up)."""
-        self.channel.execute(*commands.playback(sound), timeout=self.timeout)
+    def play(self, sound: str | Sequence[str]) -> None:
+        """Play a prompt (or sounds, one after the other) to its end (or until the caller
+        hangs up). Digits keyed meanwhile are lost: only for what no question follows."""
+        sounds = [sound] if isinstance(sound, str) else sound
+        self.channel.execute(*commands.playback(commands.file_string(sounds)), timeout=self.timeout)
 
     def collect(
         self,
-        prompt: str,
+        prompt: str | Sequence[str],
         variable: str,
         *,
         min_digits: int,
@@ -84,7 +99,8 @@ class Ivr:
         tries: int = 1,
         secret: bool = False,
     ) -> str | None:
-        """Play `prompt` and collect DTMF up to the terminator; None when nothing valid came.
+        """Play `prompt` (sounds played as one, keyed through alike) and collect DTMF up to the
+        terminator; None when nothing valid came.
 
         A `secret` (a PIN, a verification code) is unset from the channel as soon as it is
         read: FreeSWITCH keeps the variable for `uuid_dump`, every later event and the CDR
@@ -97,7 +113,7 @@ class Ivr:
                 tries=tries,
                 timeout_ms=self.prompts.first_digit_timeout_ms,
                 terminators=self.prompts.terminator,
-                prompt=prompt,
+                prompt=commands.file_string([prompt] if isinstance(prompt, str) else prompt),
                 invalid_prompt=self.prompts.invalid_entry,
                 variable=variable,
                 regex="\\d+",
@@ -108,14 +124,14 @@ class Ivr:
         digits = event.get(f"variable_{variable}") if event is not None else None
         if secret:
             self.channel.execute(*commands.unset_variable(variable), timeout=self.timeout)
-            log.debug("channel %s: %s collected (%d digits)", self.channel.uuid, variable,
-                      len(digits or ""))  # fmt: skip
+            count = len(digits or "")
+            log.debug("channel %s: %s collected (%d digits)", self.channel.uuid, variable, count)
         else:
             log.debug("channel %s: %s collected %r", self.channel.uuid, variable, digits)
         return digits or None
 
-    def say_amount(self, amount: Decimal, currency: str | None = None) -> None:
-        """Say an amount of money (e.g. the balance, which may be negative) in `currency`.
+    def amount_sounds(self, amount: Decimal, currency: str | None = None) -> list[str]:
+        """What says an amount of money (e.g. the balance, which may be negative) in `currency`.
 
         "Minus" (`ivr.negative`) when below zero, then the whole units and the cents as numbers,
         each followed by the currency's sound (`ivr.currency_sounds`; the first entry when
@@ -124,12 +140,12 @@ class Ivr:
         cents_total = int(amount.quantize(Decimal("0.01")) * 100)
         units, cents = divmod(abs(cents_total), 100)
         sounds = self.currency_sounds(currency)
-        if cents_total < 0:
-            self.play(self.prompts.negative)
+        said = [self.prompts.negative] if cents_total < 0 else []
         if units or not cents:
-            self.say_count(units, unit_sound(sounds, units, cents=False))
+            said += self.count_sounds(units, unit_sound(sounds, units, cents=False))
         if cents:
-            self.say_count(cents, unit_sound(sounds, cents, cents=True))
+            said += self.count_sounds(cents, unit_sound(sounds, cents, cents=True))
+        return said
 
     def currency_sounds(self, currency: str | None) -> CurrencySounds | None:
         """The sounds of `currency` (None: the first listed); None when it has none."""
@@ -145,13 +161,9 @@ class Ivr:
             )
         return found
 
-    def say_count(self, count: int, sound: str | None) -> None:
-        """Say a whole number, then `sound` (a currency word) if any."""
-        self.channel.execute(
-            *commands.say_number(self.prompts.language, str(count)), timeout=self.timeout
-        )
-        if sound is not None:
-            self.play(sound)
+    def count_sounds(self, count: int, sound: str | None) -> list[str]:
+        """A whole number said, then `sound` (a currency word) if any."""
+        return [*self.say(self.prompts.language, str(count)), *([sound] if sound else [])]
 
     def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
         """Hang up the leg (the bridged partner, if any, follows)."""

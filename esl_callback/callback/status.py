@@ -115,6 +115,8 @@ def leg_status(leg: Leg, bridged: bool = False) -> str:
         return "hung_up"
     if causes.is_busy(leg.hangup_cause):
         return "busy"
+    if causes.declined(leg.hangup_cause, False, leg.hangup_by == "service"):
+        return "busy"
     if causes.is_no_answer(leg.hangup_cause):
         return "no_answer"
     return "failed" if leg.hangup_cause not in (None, "NORMAL_CLEARING") else "hung_up"

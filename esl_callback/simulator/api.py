@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from esl_callback.simulator import say
 from esl_callback.simulator.causes import cause_from_text
 from esl_callback.simulator.channel import STATE_NAMES, Channel
 from esl_callback.simulator.clock import local_stamp
@@ -553,6 +554,7 @@ COMMANDS: dict[str, ApiFunction] = {
     "hupall": api_hupall,
     "reloadxml": api_reloadxml,
     "chat": api_chat,
+    "say_string": lambda sim, arg: say.say_string(arg),
     "show": api_show,
 }
 

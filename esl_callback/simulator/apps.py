@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from esl_callback.simulator import media
-from esl_callback.simulator.causes import cause_from_text
+from esl_callback.simulator.causes import cause_from_sip_status, cause_from_text
 from esl_callback.simulator.channel import BREAK, DTMF, TIMEOUT, Channel
 
 App = Callable[[Channel, str], None]
@@ -308,7 +308,25 @@ def app_ring_ready(ch: Channel, arg: str) -> None:
 
 
 def app_noop(ch: Channel, arg: str) -> None:
-    """respond (ignored by loopback channels), log, info."""
+    """log, info."""
+
+
+def app_respond(ch: Channel, arg: str) -> None:
+    """`respond <code>`: on a remote phone (the far end of a sofia gateway or user leg) a SIP
+    final response refuses the call, and the leg that called it ends with the cause mod_sofia
+    makes of the status (486: USER_BUSY); 180/183 ring or bring early media. mod_loopback's
+    channels ignore it (their caller sees NORMAL_CLEARING when the far end then ends, as the
+    recordings show)."""
+    status = arg.split()[0] if arg.split() else ""
+    if not ch.silent or not status.isdigit():
+        return
+    code = int(status)
+    if code == 180:
+        ch.ring_ready()
+    elif code == 183:
+        ch.pre_answer()
+    elif code >= 300 and not ch.answered:
+        ch.hangup(cause_from_sip_status(code))
 
 
 def app_echo(ch: Channel, arg: str) -> None:
@@ -331,7 +349,7 @@ APPS: dict[str, App] = {
     "answer": app_answer,
     "pre_answer": app_pre_answer,
     "ring_ready": app_ring_ready,
-    "respond": app_noop,
+    "respond": app_respond,
     "hangup": app_hangup,
     "playback": app_playback,
     "play_and_get_digits": app_play_and_get_digits,

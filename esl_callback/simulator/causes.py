@@ -92,3 +92,31 @@ def q850(cause: str) -> int:
     """The Q.850 code FreeSWITCH reports (internal causes above 127 map to 16)."""
     code = CAUSES.get(cause, 0)
     return code if code <= CAUSES["INTERWORKING"] else CAUSES["NORMAL_CLEARING"]
+
+
+# What mod_sofia makes of a SIP final response to an INVITE (sofia_glue.c,
+# sofia_glue_sip_cause_to_freeswitch); any other status is NORMAL_UNSPECIFIED.
+SIP_STATUS_CAUSES: dict[int, str] = {
+    **dict.fromkeys((401, 402, 403, 407, 603, 608), "CALL_REJECTED"),
+    607: "UNWANTED",
+    404: "UNALLOCATED_NUMBER",
+    **dict.fromkeys((485, 604), "NO_ROUTE_DESTINATION"),
+    **dict.fromkeys((408, 504), "RECOVERY_ON_TIMER_EXPIRE"),
+    410: "NUMBER_CHANGED",
+    **dict.fromkeys((413, 414, 416, 420, 421, 423, 505, 513), "INTERWORKING"),
+    480: "NO_USER_RESPONSE",
+    **dict.fromkeys((400, 481, 500, 503), "NORMAL_TEMPORARY_FAILURE"),
+    **dict.fromkeys((486, 600), "USER_BUSY"),
+    484: "INVALID_NUMBER_FORMAT",
+    **dict.fromkeys((488, 606), "INCOMPATIBLE_DESTINATION"),
+    502: "NETWORK_OUT_OF_ORDER",
+    405: "SERVICE_UNAVAILABLE",
+    **dict.fromkeys((406, 415, 501), "SERVICE_NOT_IMPLEMENTED"),
+    **dict.fromkeys((482, 483), "EXCHANGE_ROUTING_ERROR"),
+    487: "ORIGINATOR_CANCEL",
+}
+
+
+def cause_from_sip_status(status: int) -> str:
+    """The hangup cause of a call a SIP peer refused with `status`."""
+    return SIP_STATUS_CAUSES.get(status, "NORMAL_UNSPECIFIED")

@@ -28,6 +28,8 @@ _HEADER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 _FILTER_VALUE = re.compile(r"[A-Za-z0-9_:.-]{1,128}|/[^\s/]{1,126}/")
 # Sound files and tone streams as FreeSWITCH names them; no whitespace, quotes or line breaks.
 _SOUND = re.compile(r"[A-Za-z0-9_./:%(),;=+$@{}-]{1,512}")
+# Several of them played as one: `file_string://a!b!c` (mod_native_file's file_string).
+_FILE_STRING = "file_string://"
 _TEMPLATE_FIELDS = re.compile(r"\{(\w+)\}")
 # Characters that would end a dial string or start another one, a variable block or an app.
 _UNSAFE_IN_DIAL_STRING = re.compile(r"[\s,|{}\[\]&'^]")
@@ -59,6 +61,15 @@ def check_sound(value: str) -> str:
     if not isinstance(value, str) or not _SOUND.fullmatch(value):
         raise UnsafeCommand(f"not a sound file or tone stream: {value!r}")
     return value
+
+
+def check_prompt(value: str) -> str:
+    """A sound, or a `file_string` of sounds (as `file_string` builds it)."""
+    if isinstance(value, str) and value.startswith(_FILE_STRING):
+        for part in value.removeprefix(_FILE_STRING).split("!"):
+            check_sound(part)
+        return value
+    return check_sound(value)
 
 
 def check_host_port(value: str) -> str:
@@ -278,7 +289,7 @@ def play_and_get_digits(
         tries,
         timeout_ms,
         terminators,
-        check_sound(prompt),
+        check_prompt(prompt),
         check_sound(invalid_prompt),
         variable,
         regex,
@@ -287,7 +298,8 @@ def play_and_get_digits(
 
 
 def playback(sound: str) -> tuple[str, str]:
-    return application_args("playback", check_sound(sound))
+    """`playback` of a sound, or of a `file_string` of sounds."""
+    return application_args("playback", check_prompt(sound))
 
 
 def hangup(cause: str) -> tuple[str, str]:
@@ -300,10 +312,14 @@ _SAY_TYPES = ("NUMBER", "ITEMS")
 _SAY_METHODS = ("pronounced", "iterated", "counted")
 
 
-def say_number(
+def say_string(
     language: str, value: str, say_type: str = "NUMBER", method: str = "pronounced"
-) -> tuple[str, str]:
-    """`say` a whole number (at most 9 digits, no sign or point: what mod_say's count parses)."""
+) -> str:
+    """`say_string <lang> <lang> <type> <method> ~<number>`: the sound files mod_say plays for a
+    whole number (at most 9 digits, no sign or point: what mod_say's count parses), as the
+    `a!b!c` list of a file_string (the `~` drops its `file_string://`; mod_commands.c
+    say_string_function). Played inside a prompt that collects digits, so that the caller can
+    key through it (`file_string`)."""
     if not re.fullmatch(r"[a-z]{2,3}", language):
         raise UnsafeCommand(f"not a say language: {language!r}")
     if say_type not in _SAY_TYPES:
@@ -312,7 +328,27 @@ def say_number(
         raise UnsafeCommand(f"not a say method: {method!r}")
     if not re.fullmatch(r"[0-9]{1,9}", value):
         raise UnsafeCommand(f"not a whole number of at most 9 digits to say: {value!r}")
-    return application_args("say", language, say_type, method, value)
+    return f"say_string {language} {language} {say_type} {method} ~{value}"
+
+
+def sounds_said(reply: str) -> list[str]:
+    """The sound files of a `say_string` reply (`a.wav!b.wav`), each checked; UnsafeCommand
+    for an error (the language not configured, say: `-ERR Usage: ...`) or anything else."""
+    text = reply.strip()
+    if not text or text.startswith("-"):
+        raise UnsafeCommand(f"say_string answered {text!r}")
+    return [check_sound(part) for part in text.removeprefix(_FILE_STRING).split("!")]
+
+
+def file_string(sounds: Iterable[str]) -> str:
+    """Sounds played one after the other as one prompt: `file_string://a!b!c` (one sound as
+    itself). Inside `play_and_get_digits` the caller can key through all of them."""
+    checked = [check_sound(sound) for sound in sounds]
+    if not checked:
+        raise UnsafeCommand("a prompt needs at least one sound")
+    if len(checked) == 1:
+        return checked[0]
+    return _FILE_STRING + "!".join(sound.removeprefix(_FILE_STRING) for sound in checked)
 
 
 def unset_variable(name: str) -> tuple[str, str]:

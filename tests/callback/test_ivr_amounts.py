@@ -1,7 +1,9 @@
 """How the IVR says an amount of money (the balance): numbers and the currency's own sounds.
 
 mod_say's CURRENCY type says "dollars" and "cents" whatever the currency (mod_say_en.c,
-en_say_money), and the balance may be negative after a correction.
+en_say_money), and the balance may be negative after a correction. The amount is a list of
+sounds (numbers as the switch's say_string gives them, shown here as ("say", ...)) played
+inside the next question's prompt, so that callers can key through it.
 """
 
 from __future__ import annotations
@@ -16,31 +18,34 @@ from esl_callback.callback.ivr import Ivr
 from esl_callback.config import CurrencySoundSettings, Settings
 
 
-class RecordingChannel:
-    """A leg that records the applications run on it."""
+class NoChannel:
+    """Saying an amount runs nothing on the leg: it only makes the sounds."""
 
     uuid = "leg-a"
 
-    def __init__(self) -> None:
-        self.executed: list[tuple[str, str]] = []
-
     def execute(self, app: str, arg: str = "", timeout: float | None = None) -> object:
-        self.executed.append((app, arg))
-        return None
+        raise AssertionError(f"{app} {arg} ran")
 
 
 def said(amount: str, currency: str | None = None, **ivr: object) -> list[tuple[str, str]]:
+    """The sounds, with each number as ("say", "<language> <digits>") and files as
+    ("playback", file)."""
     prompts = dataclasses.replace(Settings.default().ivr, **ivr)
-    channel = RecordingChannel()
-    Ivr(channel, prompts, timeout=5).say_amount(Decimal(amount), currency)
-    return channel.executed
+
+    def say(language: str, digits: str) -> list[str]:
+        return [f"say:{language} {digits}"]
+
+    sounds = Ivr(NoChannel(), prompts, timeout=5, say=say).amount_sounds(Decimal(amount), currency)
+    return [
+        ("say", sound[4:]) if sound.startswith("say:") else ("playback", sound) for sound in sounds
+    ]
 
 
 def test_a_euro_balance_is_said_as_numbers_and_euro_sounds_not_as_dollars() -> None:
     assert said("12.30") == [
-        ("say", "en NUMBER pronounced 12"),
+        ("say", "en 12"),
         ("playback", "currency/euro.wav"),
-        ("say", "en NUMBER pronounced 30"),
+        ("say", "en 30"),
         ("playback", "currency/cents.wav"),
     ]
 
@@ -48,23 +53,23 @@ def test_a_euro_balance_is_said_as_numbers_and_euro_sounds_not_as_dollars() -> N
 def test_a_negative_balance_is_announced_as_minus_the_amount() -> None:
     assert said("-2.05") == [
         ("playback", "currency/negative.wav"),
-        ("say", "en NUMBER pronounced 2"),
+        ("say", "en 2"),
         ("playback", "currency/euro.wav"),
-        ("say", "en NUMBER pronounced 5"),
+        ("say", "en 5"),
         ("playback", "currency/cents.wav"),
     ]
     assert said("-0.40")[:3] == [
         ("playback", "currency/negative.wav"),
-        ("say", "en NUMBER pronounced 40"),
+        ("say", "en 40"),
         ("playback", "currency/cents.wav"),
     ]
 
 
 def test_the_accounts_currency_picks_its_sounds_and_one_is_singular() -> None:
     assert said("1.01", "USD") == [
-        ("say", "en NUMBER pronounced 1"),
+        ("say", "en 1"),
         ("playback", "currency/dollar.wav"),
-        ("say", "en NUMBER pronounced 1"),
+        ("say", "en 1"),
         ("playback", "currency/cent.wav"),
     ]
 
@@ -72,9 +77,9 @@ def test_the_accounts_currency_picks_its_sounds_and_one_is_singular() -> None:
 @pytest.mark.parametrize(
     ("amount", "expected"),
     [
-        ("0", [("say", "en NUMBER pronounced 0"), ("playback", "currency/euro.wav")]),
-        ("7.00", [("say", "en NUMBER pronounced 7"), ("playback", "currency/euro.wav")]),
-        ("0.3", [("say", "en NUMBER pronounced 30"), ("playback", "currency/cents.wav")]),
+        ("0", [("say", "en 0"), ("playback", "currency/euro.wav")]),
+        ("7.00", [("say", "en 7"), ("playback", "currency/euro.wav")]),
+        ("0.3", [("say", "en 30"), ("playback", "currency/cents.wav")]),
     ],
 )
 def test_zero_cents_are_not_said_and_no_units_are_said_before_cents_alone(
@@ -86,9 +91,9 @@ def test_zero_cents_are_not_said_and_no_units_are_said_before_cents_alone(
 def test_configured_sounds_and_language_are_used() -> None:
     pounds = CurrencySoundSettings(currency="GBP", units="my/pounds.wav", cents="my/pence.wav")
     assert said("3.50", "GBP", language="de", currency_sounds=(pounds,)) == [
-        ("say", "de NUMBER pronounced 3"),
+        ("say", "de 3"),
         ("playback", "my/pounds.wav"),
-        ("say", "de NUMBER pronounced 50"),
+        ("say", "de 50"),
         ("playback", "my/pence.wav"),
     ]
 
@@ -97,7 +102,7 @@ def test_a_currency_without_sounds_is_said_as_bare_numbers_and_logged(caplog) ->
     caplog.set_level(logging.WARNING, logger="esl_callback.callback.ivr")
 
     assert said("4.20", "CHF") == [
-        ("say", "en NUMBER pronounced 4"),
-        ("say", "en NUMBER pronounced 20"),
+        ("say", "en 4"),
+        ("say", "en 20"),
     ]
     assert "no ivr.currency_sounds entry for CHF" in caplog.text

@@ -34,12 +34,14 @@ def controller_settings(
     outbound_port: int,
     web: dict[str, Any] | None = None,
     billing: dict[str, Any] | None = None,
+    routes: list[dict[str, Any]] | None = None,
     **callback: Any,
 ) -> Settings:
     """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings.
 
     `web`: the web section (default: the portal off); `billing`: keys added to the billing
-    section; `callback`: keys of the callback section.
+    section; `routes`: the routes (default: every number over loopback to the phones);
+    `callback`: keys of the callback section.
     """
     nodes = [
         {"name": "sim" if i == 0 else f"sim{i + 1}", "port": port, "password": "test-secret"}
@@ -65,7 +67,7 @@ def controller_settings(
                 **callback,
             },
             "ivr": {"first_digit_timeout_ms": 4000, "inter_digit_timeout_ms": 2000},
-            "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
+            "routes": routes or [{"prefix": "", "template": "loopback/{number}/phones"}],
             "billing": {"warning_seconds_before_hangup": 0, **(billing or {})},
             "logging": {"level": "DEBUG"},
         },
@@ -78,14 +80,17 @@ def simulator_config(
     phones: dict[str, Any],
     speed: float,
     switch: dict[str, Any] | None = None,
+    sounds: dict[str, float] | None = None,
 ) -> Any:
-    """The simulator with the access numbers' dialplan and `phones`; `switch`: its switch
-    section (e.g. media_frame_ms)."""
+    """The simulator with the access numbers' dialplan and `phones` (also behind the sofia
+    gateway `carrier`); `switch`: its switch section (e.g. media_frame_ms); `sounds`: how
+    long files play (seconds, default 2)."""
     return from_mapping(
         {
             "esl": {"listen": "127.0.0.1:0", "password": "test-secret"},
             "speed": speed,
             "switch": switch or {},
+            "sounds": {"files": sounds or {}},
             "dialplan": {
                 ACCESS_CONTEXT: [
                     {
@@ -99,6 +104,7 @@ def simulator_config(
                 ]
             },
             "phones": {"context": "phones", "lines": phones},
+            "gateways": {"carrier": {"context": "phones"}},
         }
     )
 
@@ -150,9 +156,35 @@ class Observer:
         return [app for name, app, _ in self.executed if name == channel]
 
     def played(self, number: str) -> list[str]:
-        """Sounds played to the callback leg towards `number` (its loopback -a channel)."""
+        """Sounds played to the callback leg towards `number` (its loopback -a channel), in
+        order: by `playback`, or as the prompt of a question (`play_and_get_digits`); the
+        sounds of a `file_string://a!b` one by one."""
         channel = f"loopback/{number}-a"
-        return [data for name, app, data in self.executed if name == channel and app == "playback"]
+        sounds: list[str] = []
+        for name, app, data in self.executed:
+            if name != channel:
+                continue
+            if app == "playback":
+                sounds += sounds_of(data)
+            elif app == "play_and_get_digits":
+                sounds += sounds_of(data.split()[5])
+        return sounds
+
+    def questions(self, number: str) -> list[list[str]]:
+        """The prompts of the questions (`play_and_get_digits`) asked on the leg to `number`."""
+        channel = f"loopback/{number}-a"
+        return [
+            sounds_of(data.split()[5])
+            for name, app, data in self.executed
+            if name == channel and app == "play_and_get_digits"
+        ]
+
+
+def sounds_of(prompt: str) -> list[str]:
+    """The sounds of a prompt: `file_string://a!b` is a then b."""
+    if prompt.startswith("file_string://"):
+        return prompt.removeprefix("file_string://").split("!")
+    return [prompt]
 
 
 @dataclass
@@ -221,23 +253,28 @@ def start_platform(
     trigger_port: Callable[[int], int] | None = None,
     billing: dict[str, Any] | None = None,
     switch: dict[str, Any] | None = None,
+    sounds: dict[str, float] | None = None,
+    routes: list[dict[str, Any]] | None = None,
     **callback: Any,
 ) -> Platform:
     """Simulators (one per FreeSWITCH node) and a controller connected to all of them.
 
     `web`: the controller's web section, e.g. to run the portal as serve does; `billing`: keys
-    of its billing section; `switch`: the simulators' switch section.
+    of its billing section; `switch`: the simulators' switch section; `sounds`: how long
+    files play on them; `routes`: the controller's routes.
     `trigger_port(outbound_port)`: the port the simulators' dialplan hands trigger calls to
     instead of the controller's (a relay in front of it); callback legs still go straight.
     """
     outbound_port = free_port()
     dialplan_port = trigger_port(outbound_port) if trigger_port else outbound_port
     sims = [
-        Simulator(simulator_config(dialplan_port, phones, speed, switch)).start()
+        Simulator(simulator_config(dialplan_port, phones, speed, switch, sounds)).start()
         for _ in range(nodes)
     ]
     ports = [s.port for s in sims]
-    settings = controller_settings(database_url, ports, outbound_port, web, billing, **callback)
+    settings = controller_settings(
+        database_url, ports, outbound_port, web, billing, routes, **callback
+    )
     service = Service(settings).start()
     for node in service.nodes:
         assert node.wait_connected(5), "controller did not connect to the simulator"

@@ -155,12 +155,28 @@ def test_event_filters_cannot_carry_a_second_command(header: str, value: str) ->
         commands.event_filter(header, value)
 
 
-def test_say_number_says_whole_numbers_as_mod_say_counts_them() -> None:
-    assert commands.say_number("en", "12") == ("say", "en NUMBER pronounced 12")
-    assert commands.say_number("en", "30", "NUMBER", "iterated") == (
-        "say",
-        "en NUMBER iterated 30",
+def test_say_string_asks_for_the_files_mod_say_plays_for_a_whole_number() -> None:
+    assert commands.say_string("en", "12") == "say_string en en NUMBER pronounced ~12"
+    assert commands.say_string("en", "30", "NUMBER", "iterated") == (
+        "say_string en en NUMBER iterated ~30"
     )
+
+
+def test_the_files_said_are_checked_and_an_error_is_refused() -> None:
+    assert commands.sounds_said("digits/60.wav!digits/5.wav") == ["digits/60.wav", "digits/5.wav"]
+    assert commands.sounds_said("file_string://digits/0.wav") == ["digits/0.wav"]
+    for reply in ("-ERR Usage: <module_name> ...", "", "digits/6 0.wav"):
+        with pytest.raises(UnsafeCommand):
+            commands.sounds_said(reply)
+
+
+def test_a_file_string_plays_sounds_as_one_prompt_and_checks_each() -> None:
+    assert commands.file_string(["a.wav"]) == "a.wav"
+    assert commands.file_string(["a.wav", "b/c.wav"]) == "file_string://a.wav!b/c.wav"
+    with pytest.raises(UnsafeCommand):
+        commands.file_string(["a.wav", "b c.wav"])
+    with pytest.raises(UnsafeCommand):
+        commands.file_string([])
 
 
 @pytest.mark.parametrize(
@@ -172,11 +188,11 @@ def test_say_number_says_whole_numbers_as_mod_say_counts_them() -> None:
         ("1234567890", "NUMBER"),  # more than 9 digits: Parse Error
     ],
 )
-def test_say_number_refuses_what_mod_say_would_say_wrongly_or_not_at_all(
+def test_say_string_refuses_what_mod_say_would_say_wrongly_or_not_at_all(
     value: str, say_type: str
 ) -> None:
     with pytest.raises(UnsafeCommand):
-        commands.say_number("en", value, say_type)
+        commands.say_string("en", value, say_type)
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,8 @@ class CallerFirstFlow(CallFlow):
         if not leg_b.answered:
             self.give_up(leg_b, "NO_ANSWER")
             self.stop_ringback(ringback)
+            if causes.declined(leg_b.cause, leg_b.answered, leg_b.hung_up_by_us):
+                return "USER_BUSY"
             return leg_b.cause or "NO_ANSWER"
         self.bridge(leg_a, leg_b)
         return None

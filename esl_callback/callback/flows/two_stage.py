@@ -27,7 +27,11 @@ class TwoStageFlow(CallerFirstFlow):
         self.run_two_stage()
 
     def run_two_stage(self) -> None:
-        """The IVR on leg A: PIN when needed, then destinations until one is connected."""
+        """The IVR on leg A: PIN when needed, then destinations until one is connected.
+
+        What the caller is told before a question (the balance, why the last destination
+        failed) is part of the question's prompt: callers key through it (callback.ivr).
+        """
         self.advance(State.IN_IVR)
         ivr = self.ivr()
         prompts, cfg = self.settings.ivr, self.settings.callback
@@ -38,38 +42,39 @@ class TwoStageFlow(CallerFirstFlow):
                 self.guard(ivr.play, self.refusal_prompt(auth))
                 self.hang_up_caller(ivr, "NORMAL_CLEARING")
                 raise FlowEnded(State.FAILED, auth.refusal.value, auth.detail)
+        lead: list[str] = []  # said before the next question
         balance, currency = self.db.run(billing.balance_of, self.account_id)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
-            self.guard(ivr.play, prompts.your_balance_is)
-            self.guard(ivr.say_amount, balance, currency)
+            lead = [prompts.your_balance_is, *ivr.amount_sounds(balance, currency)]
         for _ in range(cfg.destination_attempts):
             digits = self.guard(
                 ivr.collect,
-                prompts.enter_destination,
+                [*lead, prompts.enter_destination],
                 DESTINATION_VARIABLE,
                 min_digits=1,
                 max_digits=cfg.max_digits,
                 tries=3,
             )
+            lead = []
             if digits is None:
                 continue
             try:
                 destination = numbers.normalise(digits, self.settings.numbers, what="destination")
             except numbers.InvalidNumber as exc:
                 log.info("request %s: %s", self.plan.request_id, exc)
-                self.guard(ivr.play, prompts.invalid_number)
+                lead = [prompts.invalid_number]
                 continue
             auth = self.authorise(destination)
             if not auth.allowed:
-                self.guard(ivr.play, self.refusal_prompt(auth))
+                lead = [self.refusal_prompt(auth)]
                 continue
             cause = self.connect_destination(destination)
             if cause is None:
                 self.wait_until_ended()
                 return
             self.advance(State.IN_IVR)
-            self.guard(ivr.play, self.prompt_for(cause))
-        self.guard(ivr.play, prompts.goodbye)
+            lead = [self.prompt_for(cause)]
+        self.guard(ivr.play, [*lead, prompts.goodbye])
         self.hang_up_caller(ivr, "NORMAL_CLEARING")
         raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
 
@@ -82,6 +87,7 @@ class TwoStageFlow(CallerFirstFlow):
         """
         cfg, prompts = self.settings.callback, self.settings.ivr
         caller_key = policy.CALLER_KEY.format(self.plan.source)
+        lead: list[str] = []  # "that PIN was wrong", said before asking again
         try:
             for _ in range(cfg.pin_attempts):
                 if self.db.run(
@@ -94,7 +100,7 @@ class TwoStageFlow(CallerFirstFlow):
                     break
                 pin = self.guard(
                     ivr.collect,
-                    prompts.enter_pin,
+                    [*lead, prompts.enter_pin],
                     PIN_VARIABLE,
                     min_digits=4,
                     max_digits=12,
@@ -103,8 +109,8 @@ class TwoStageFlow(CallerFirstFlow):
                 account_id = self.db.run(accept_pin, self.plan.request_id, pin or "", caller_key)
                 if account_id is not None:
                     return account_id
-                self.guard(ivr.play, prompts.invalid_pin)
-            self.guard(ivr.play, prompts.locked_out)
+                lead = [prompts.invalid_pin]
+            self.guard(ivr.play, [*lead, prompts.locked_out])
             self.hang_up_caller(ivr, "CALL_REJECTED")
         except FlowEnded as ended:
             if ended.cause in (PIN_TIMEOUT_CAUSE, "CALLER_HUNG_UP"):  # left without a PIN
