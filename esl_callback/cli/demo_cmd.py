@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -16,6 +20,27 @@ from esl_callback.logs import setup_logging
 from esl_callback.service import Service
 from esl_callback.simulator.config import from_mapping
 from esl_callback.simulator.core import Simulator
+
+# The demo's simulator goes with it, and the next demo starts on a fresh database: unlike serve,
+# nothing is left for a next start to take over.
+STOPPING = (
+    "stopping the demo: calls still up end with it (the next demo starts on a fresh database)"
+)
+
+
+def this_program() -> list[str]:
+    """How to run esl-callback as this process was run, from any directory: `esl-callback` when
+    that is on PATH, else the path of the script, or the interpreter with `-m esl_callback`."""
+    program = sys.argv[0]
+    if Path(program).name == "__main__.py":  # python -m esl_callback
+        return [sys.executable, "-m", "esl_callback"]
+    found = shutil.which("esl-callback")
+    try:
+        if found and os.path.samefile(found, program):
+            return ["esl-callback"]
+    except OSError:  # not a file: run some other way than a script
+        return [sys.executable, "-m", "esl_callback"]
+    return [os.path.abspath(program)]
 
 
 def free_port(preferred: int) -> int:
@@ -78,13 +103,14 @@ def demo_command(web_port: int, directory: str) -> None:
         f"access numbers {demo.PIN_ACCESS} (PIN) and {demo.ANI_ACCESS} (caller ID), "
         f"alice's DID {demo.ALICE_DID}"
     )
+    requests = shlex.join([*this_program(), "requests", "--database", settings.database.url])
     click.echo(
         f"  a demo phone call from 15550001001 to {demo.PIN_ACCESS} starts in 3 s: "
-        "watch it in the portal's history or with `esl-callback requests`"
+        f"watch it in the portal's history, or in another terminal with\n    {requests}"
     )
     click.echo(f"  log: {folder / 'demo.log'}; stop with Ctrl-C")
     gevent.spawn_later(3, simulator.place_call, "15550001001", demo.PIN_ACCESS, "access")
-    run_until_signalled(service)
+    run_until_signalled(service, STOPPING)
     simulator.stop()
 
 

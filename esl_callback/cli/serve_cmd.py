@@ -21,14 +21,14 @@ STOPPING = (
 )
 
 
-def run_until_signalled(service: Service) -> None:
-    """Block until SIGTERM or SIGINT, then stop the service gracefully."""
+def run_until_signalled(service: Service, stopping: str = STOPPING) -> None:
+    """Block until SIGTERM or SIGINT, then say `stopping` and stop the service gracefully."""
     stop = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
     stop.wait()
-    click.echo(STOPPING, err=True)
-    log.warning(STOPPING)
+    click.echo(stopping, err=True)
+    log.warning(stopping)
     service.stop()
 
 

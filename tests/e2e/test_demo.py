@@ -4,6 +4,7 @@ as, and whose scripted phone callback (placed a few seconds after start) really 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -33,14 +34,20 @@ def ended_request(database: Path, timeout: float) -> tuple[str, str | None, str 
     return None
 
 
+def the_script_make_demo_runs() -> list[str]:
+    """`.venv/bin/esl-callback`, as `make demo` runs it (the interpreter's, next to it)."""
+    script = Path(sys.executable).parent / "esl-callback"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "esl_callback"]
+
+
 def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
     tmp_path: Path,
 ) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESL_CALLBACK_")}
-    command = ["demo", "--web-port", str(port), "--directory", str(tmp_path)]
+    command = ["demo", "--web-port", str(port), "--directory", str(tmp_path / "demo")]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "esl_callback", *command],
+        [*the_script_make_demo_runs(), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -59,17 +66,39 @@ def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as page:
             assert page.status == 200
 
-        database = tmp_path / "demo.db"
+        database = tmp_path / "demo" / "demo.db"
         assert ended_request(database, timeout=60) == ("completed", None, SCRIPTED_DESTINATION)
         with sqlite3.connect(database) as db:
             legs = db.execute(
                 "SELECT leg, number, billed FROM leg WHERE request_id = 1 ORDER BY leg"
             ).fetchall()
         assert legs == [("a", SCRIPTED_CALLER, 1), ("b", SCRIPTED_DESTINATION, 1)]
+
+        # The command it prints to watch the call works as printed, from another terminal
+        # (another directory, no esl-callback.db there).
+        watch = banner.split(" in another terminal with\n", 1)[1].splitlines()[0].strip()
+        elsewhere = tmp_path / "another-terminal"
+        elsewhere.mkdir()
+        listed = subprocess.run(
+            shlex.split(watch), cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.startswith("     1 "), listed.stdout
+        assert f"{SCRIPTED_CALLER} -> {SCRIPTED_DESTINATION}" in listed.stdout
+        assert " completed " in listed.stdout
+
         # Nothing in the log alarms a newcomer while all is well.
-        log = (tmp_path / "demo.log").read_text()
+        log = (tmp_path / "demo" / "demo.log").read_text()
         for alarming in ("WARNING", "ERROR", "Traceback", "closing ESL connection"):
             assert alarming not in log, log
-    finally:
+
+        # Ctrl-C: the demo promises nothing for its next start, which begins on a fresh database.
         demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=15)
+        goodbye, _ = demo.communicate(timeout=30)
+        assert demo.returncode == 0, goodbye
+        assert "stopping the demo" in goodbye
+        assert "taken over" not in goodbye
+    finally:
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGINT)
+            demo.wait(timeout=15)
