@@ -2,39 +2,43 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# -qq: errors only (setuptools' build warnings are not for a newcomer).
+PIP_INSTALL := $(BIN)/pip install -qq --disable-pip-version-check --root-user-action=ignore
+# The package and what it needs to run (all `make demo` needs: the demo runs on SQLite).
 STAMP  := $(VENV)/.installed
-SYSTEM_PACKAGES := postgresql chromium
+# The test tools and the Debian packages only the tests need.
+TEST_STAMP := $(VENV)/.installed-test
+# A PostgreSQL server for the throwaway test clusters, Debian's chromium for the browser tests.
+TEST_PACKAGES := postgresql chromium
 
-.PHONY: install system-packages test lint demo bench clean
+.PHONY: install install-test test lint demo bench clean
 
 install: $(STAMP)
 
+# Debian's python3 makes a venv only with python3-venv installed: installed (as root) when
+# making the venv fails.
 $(STAMP): setup.cfg pyproject.toml
-	@$(MAKE) --no-print-directory system-packages
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Installing esl-callback into $(VENV)"
+	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
+		scripts/system-packages "for Python's venv" python3-venv && \
+		$(PYTHON) -m venv --clear $(VENV); }
+	@$(PIP_INSTALL) --upgrade pip
+	@$(PIP_INSTALL) -e .
+	@touch $@
 
-# System packages the tests need (PostgreSQL server binaries, Debian's chromium for browser tests).
-system-packages:
-	@missing=""; \
-	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then \
-		echo "Installing system packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
-	else \
-		echo "Missing system packages:$$missing"; \
-		echo "Run: sudo apt-get install -y$$missing"; \
-		exit 1; \
-	fi
+install-test: $(TEST_STAMP)
 
-lint: install
+$(TEST_STAMP): $(STAMP)
+	@scripts/system-packages "for the tests" $(TEST_PACKAGES)
+	@echo "Installing the test tools into $(VENV) (pytest, Playwright, ruff)"
+	@$(PIP_INSTALL) -e '.[test]'
+	@touch $@
+
+lint: install-test
 	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm bench
 	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm bench
 
-test: install lint
+test: install-test lint
 	$(BIN)/pytest -q
 
 demo: install
