@@ -199,7 +199,7 @@ def acl_entries(
     return entries, warnings
 
 
-def _dialplan_switch_allowed(settings: Settings, node: NodeSettings) -> list[str]:
+def _dialplan_reaches_controller(settings: Settings, node: NodeSettings) -> list[str]:
     """A warning when a switch on another host would be told to connect to its own loopback."""
     address = settings.outbound.socket_address
     if _is_local(node.host) or not _is_local(address.rsplit(":", 1)[0].strip("[]")):
@@ -253,9 +253,7 @@ def render(
     index, node = pick_node(settings, node_name)
     where = f"freeswitch.nodes[{index}]"
     errors: list[str] = []
-    warnings = _switch_allowed(settings, node, where) + _dialplan_switch_allowed(
-        settings, node
-    )
+    warnings = _switch_allowed(settings, node, where) + _dialplan_reaches_controller(settings, node)
     userauth = node.user is not None
     if userauth and node.user != DIRECTORY_USER:
         errors.append(
