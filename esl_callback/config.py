@@ -967,6 +967,8 @@ class IvrSettings:
     welcome: Annotated[str, _SOUND] = "ivr/ivr-welcome.wav"
     enter_pin: Annotated[str, _SOUND] = "ivr/ivr-please_enter_pin_followed_by_pound.wav"
     enter_code: Annotated[str, _SOUND] = "ivr/ivr-please_enter_pin_followed_by_pound.wav"
+    enter_voucher: Annotated[str, _SOUND] = "ivr/ivr-please_enter_pin_followed_by_pound.wav"
+    voucher_refused: Annotated[str, _SOUND] = "ivr/ivr-that_was_an_invalid_entry.wav"
     invalid_entry: Annotated[str, _SOUND] = "ivr/ivr-that_was_an_invalid_entry.wav"
     invalid_pin: Annotated[str, _SOUND] = "ivr/ivr-pin_or_extension_is-invalid.wav"
     locked_out: Annotated[str, _SOUND] = "voicemail/vm-abort.wav"
@@ -1050,6 +1052,8 @@ class BillingSettings:
     rounding: Annotated[str, _rounding()] = "ROUND_HALF_UP"
     allow_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()
     deny_prefixes: Annotated[tuple[str, ...], _PREFIXES] = ()
+    voucher_lockout_failures: Annotated[int, _integer(1, 1000)] = 5
+    voucher_lockout_seconds: Annotated[int, _integer(60, 30 * 86400)] = 3600
 
     def _check_prefix_lists(self) -> Iterator[tuple[str, str]]:
         both = sorted(set(self.allow_prefixes) & set(self.deny_prefixes))

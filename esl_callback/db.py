@@ -134,6 +134,41 @@ def _add_credit_limit_and_operator_cost(
     )
 
 
+# The table of migration 6 as it shipped (see _SPENT_TOKEN_TABLE for why it is spelt out).
+_VOUCHER_TABLE = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "voucher" ("id" INTEGER NOT NULL PRIMARY KEY, '
+        '"code_hash" VARCHAR(64) NOT NULL, "batch" VARCHAR(64) NOT NULL, '
+        '"amount" DECIMAL(14, 4) NOT NULL, "currency" VARCHAR(3) NOT NULL, '
+        '"created_at" DATETIME NOT NULL, "expires_at" DATETIME, "voided_at" DATETIME, '
+        '"redeemed_at" DATETIME, "account_id" INTEGER, "payment_id" INTEGER, '
+        'FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE SET NULL, '
+        'FOREIGN KEY ("payment_id") REFERENCES "payment" ("id") ON DELETE SET NULL)'
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "voucher" ("id" SERIAL NOT NULL PRIMARY KEY, '
+        '"code_hash" VARCHAR(64) NOT NULL, "batch" VARCHAR(64) NOT NULL, '
+        '"amount" NUMERIC(14, 4) NOT NULL, "currency" VARCHAR(3) NOT NULL, '
+        '"created_at" TIMESTAMP NOT NULL, "expires_at" TIMESTAMP, "voided_at" TIMESTAMP, '
+        '"redeemed_at" TIMESTAMP, "account_id" INTEGER, "payment_id" INTEGER, '
+        'FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE SET NULL, '
+        'FOREIGN KEY ("payment_id") REFERENCES "payment" ("id") ON DELETE SET NULL)'
+    ),
+}
+_VOUCHER_INDEXES = (
+    'CREATE UNIQUE INDEX IF NOT EXISTS "voucher_code_hash" ON "voucher" ("code_hash")',
+    'CREATE INDEX IF NOT EXISTS "voucher_batch" ON "voucher" ("batch")',
+    'CREATE INDEX IF NOT EXISTS "voucher_account_id" ON "voucher" ("account_id")',
+    'CREATE INDEX IF NOT EXISTS "voucher_payment_id" ON "voucher" ("payment_id")',
+)
+
+
+def _create_vouchers(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    for statement in (_VOUCHER_TABLE[dialect], *_VOUCHER_INDEXES):
+        database.execute_sql(statement)
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -148,6 +183,7 @@ MIGRATIONS: list[Migration] = [
         "accounts' credit limit; legs' operator cost (what no account paid)",
         _add_credit_limit_and_operator_cost,
     ),
+    Migration(6, "vouchers: prepaid cards redeemed once", _create_vouchers),
 ]
 BASELINE_VERSION = 1
 

@@ -309,6 +309,25 @@ class SpentToken(BaseModel):
         indexes = ((("kind", "token"), True),)
 
 
+class Voucher(BaseModel):
+    """A prepaid card: a code that credits one account once (migration 6).
+
+    Only the code's keyed digest is stored (`vouchers.digest`): the database cannot be read to
+    find codes to redeem. Redeeming it books a payment (its reference names the voucher).
+    """
+
+    code_hash = pw.CharField(max_length=64, unique=True)
+    batch = pw.CharField(max_length=64, index=True)
+    amount = money_field()
+    currency = pw.CharField(max_length=3)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(null=True)
+    voided_at = pw.DateTimeField(null=True)
+    redeemed_at = pw.DateTimeField(null=True)
+    account = pw.ForeignKeyField(Account, null=True, on_delete="SET NULL")
+    payment = pw.ForeignKeyField(Payment, null=True, on_delete="SET NULL")
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Setting,
     Account,
@@ -326,4 +345,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     SmsMessage,
     NumberVerification,
     SpentToken,
+    Voucher,
 ]

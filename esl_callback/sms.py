@@ -17,6 +17,7 @@ Syntax (case-insensitive; spaces before, after and between words do not matter):
     NUMBER or CB NUMBER  call me back and connect me to NUMBER (source first)
     PIN NUMBER           the same, with the account's PIN (CB PIN NUMBER works too)
     BAL                  reply with the balance
+    TOPUP CODE           top the account up with a voucher (`vouchers`), reply with the balance
     HELP                 reply with this syntax
 
 NUMBER is one word: digits with an optional leading `+` or international prefix, dashes, dots,
@@ -53,7 +54,7 @@ from typing import Any, Protocol
 
 import peewee
 
-from esl_callback import accounts, lockout, numbers
+from esl_callback import accounts, lockout, numbers, vouchers
 from esl_callback.callback import billing, policy, triggers
 from esl_callback.callback.flow import FlowEnded
 from esl_callback.db import Database, database_proxy, utcnow
@@ -70,7 +71,7 @@ _FROM_TAG = re.compile(r";\s*tag=([^;>\s]+)")
 HELP = (
     "Callback by SMS: send CB (or nothing) and we call you back, then you dial. "
     "Send a number (or CB number) and we call you, then connect it. "
-    "With a PIN: PIN number. BAL: your balance. HELP: this text."
+    "With a PIN: PIN number. BAL: your balance. TOPUP code: add a voucher. HELP: this text."
 )
 UNKNOWN_SENDER = "Sorry, this phone number is not registered for callbacks."
 NOT_UNDERSTOOD = "Sorry, not understood. " + HELP
@@ -90,11 +91,12 @@ class Inbound:
 
 @dataclass(frozen=True)
 class Command:
-    """What the text asks for: "callback", "balance", "help" or "invalid"."""
+    """What the text asks for: "callback", "balance", "topup", "help" or "invalid"."""
 
     kind: str
     destination: str | None = None  # as typed; None: ask in the IVR
     pin: str | None = None
+    code: str | None = None  # a voucher's, for "topup"
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def parse(text: str) -> Command:
         return Command("help")
     if first == "BAL":
         return Command("balance")
+    if first == "TOPUP" or (first == "TOP" and len(words) > 1 and words[1].upper() == "UP"):
+        code = words[1 if first == "TOPUP" else 2 :]
+        return Command("topup", code=" ".join(code)) if code else Command("invalid")
     if first == "CB":
         words = words[1:]
     if not words:
@@ -369,6 +374,8 @@ def decide(stored: SmsMessage, message: Inbound, settings: Any) -> Outcome | Cal
     if command.kind == "balance":
         amount = Decimal(owner.balance).quantize(Decimal("0.01"))
         return Outcome("balance", f"Your balance is {amount} {owner.currency}.")
+    if command.kind == "topup":
+        return top_up(owner, stored.source, command.code or "", settings)
     if command.kind == "invalid":
         return Outcome("invalid", NOT_UNDERSTOOD)
     return callback_order(owner, stored.source, command, settings)
@@ -425,6 +432,18 @@ def no_call_possible(owner: Account, settings: Any) -> Outcome | None:
     if billing.available_balance(owner) <= 0:
         return Outcome("balance_too_low", "Sorry, your balance is too low for a call. Send BAL.")
     return None
+
+
+def top_up(owner: Account, sender: str, code: str, settings: Any) -> Outcome:
+    """Redeem a voucher texted in (wrong codes count against the account and the sender)."""
+    try:
+        done = vouchers.redeem(owner.id, code, (f"cid:{sender}",), settings.billing)
+    except vouchers.Refused as refused:
+        return Outcome("topup_refused", f"Sorry: {refused}")
+    added, balance = done.amount.quantize(Decimal("0.01")), done.balance.quantize(Decimal("0.01"))
+    return Outcome(
+        "topup", f"{added} {done.currency} added. Your balance is {balance} {done.currency}."
+    )
 
 
 def account_of(sender: str) -> Account | None:

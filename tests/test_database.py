@@ -71,12 +71,18 @@ HISTORY_INDEXES = [
 MIGRATION_3 = "applied 3: index lookups that read all history (by account, node, trigger)"
 MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use forms"
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
+MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
 
 
 def drop_version_5_columns(db: Database) -> None:
-    """Take away what migration 5 adds, as a database made before it lacks it."""
+    """Take away what migrations 5 and 6 add, as a database made before them lacks it."""
+    drop_version_6_table(db)
     db.peewee.execute_sql("ALTER TABLE account DROP COLUMN credit_limit")
     db.peewee.execute_sql("ALTER TABLE leg DROP COLUMN operator_cost")
+
+
+def drop_version_6_table(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE voucher")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -108,9 +114,10 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         MIGRATION_3,
         MIGRATION_4,
         MIGRATION_5,
+        MIGRATION_6,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 5
+    assert db.schema_version() == 6
     assert Account.get().name == "alice"
 
 
@@ -120,7 +127,7 @@ def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Data
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(history_indexes(db))
-    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5]
+    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6]
     assert all(history_indexes(db))
 
 
@@ -155,7 +162,7 @@ class SpentTokenChangedLater(BaseModel):
 def test_a_version_3_database_gets_the_table_of_spent_tokens_db_init_makes(db: Database) -> None:
     made_by_init = spent_token_schema(db)
     as_version_3(db)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
     assert SpentToken.select().count() == 0
     assert spent_token_schema(db) == made_by_init
 
@@ -166,7 +173,7 @@ def test_migration_4_creates_the_table_it_shipped_with_whatever_the_model_says_n
     shipped = spent_token_schema(db)
     as_version_3(db)
     monkeypatch.setattr(models, "SpentToken", SpentTokenChangedLater)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
     assert spent_token_schema(db) == shipped
 
 
@@ -177,7 +184,7 @@ def test_a_version_4_database_gets_credit_limits_and_operator_costs_and_keeps_it
     billing.add_payment(alice, "12.50", "voucher 1")
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 4")
-    assert db.upgrade() == [MIGRATION_5]
+    assert db.upgrade() == [MIGRATION_5, MIGRATION_6]
     account = Account.get()
     assert (account.balance, account.credit_limit, account.floor) == (
         Decimal("12.5"),
@@ -185,6 +192,24 @@ def test_a_version_4_database_gets_credit_limits_and_operator_costs_and_keeps_it
         Decimal(0),
     )
     assert "operator_cost" in {column.name for column in db.peewee.get_columns("leg")}
+
+
+def voucher_schema(db: Database) -> tuple[list, list, list, list]:
+    """voucher's columns, primary key, indexes and foreign keys, as the database says."""
+    return (
+        db.peewee.get_columns("voucher"),
+        db.peewee.get_primary_keys("voucher"),
+        sorted(db.peewee.get_indexes("voucher")),
+        sorted(db.peewee.get_foreign_keys("voucher")),
+    )
+
+
+def test_a_version_5_database_gets_the_voucher_table_db_init_makes(db: Database) -> None:
+    made_by_init = voucher_schema(db)
+    drop_version_6_table(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 5")
+    assert db.upgrade() == [MIGRATION_6]
+    assert voucher_schema(db) == made_by_init
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

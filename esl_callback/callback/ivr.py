@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 PIN_VARIABLE = "callback_pin"
 DESTINATION_VARIABLE = "callback_destination"
 CODE_VARIABLE = "callback_verification_code"
+VOUCHER_VARIABLE = "callback_voucher"
+DIGITS = "\\d+"  # what play_and_get_digits accepts by default
 
 
 class Channel(Protocol):
@@ -98,6 +100,7 @@ class Ivr:
         max_digits: int,
         tries: int = 1,
         secret: bool = False,
+        regex: str = DIGITS,
     ) -> str | None:
         """Play `prompt` (sounds played as one, keyed through alike) and collect DTMF up to the
         terminator; None when nothing valid came.
@@ -116,7 +119,7 @@ class Ivr:
                 prompt=commands.file_string([prompt] if isinstance(prompt, str) else prompt),
                 invalid_prompt=self.prompts.invalid_entry,
                 variable=variable,
-                regex="\\d+",
+                regex=regex,
                 digit_timeout_ms=self.prompts.inter_digit_timeout_ms,
             ),
             timeout=self.timeout,

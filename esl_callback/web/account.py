@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from esl_callback import accounts
+from esl_callback import accounts, vouchers
 from esl_callback.callback import billing
 from esl_callback.callback.status import amount, iso
 from esl_callback.models import Account, CallerId, Payment
-from esl_callback.web.errors import Conflict, Invalid, NotFound
+from esl_callback.web.errors import Conflict, Invalid, NotFound, TooMany
 
 
 def own_numbers(account_id: int) -> list[CallerId]:
@@ -81,3 +81,22 @@ def describe_payment(payment: Payment) -> dict[str, Any]:
 def payments(account_id: int) -> list[dict[str, Any]]:
     """The account's payments, newest first."""
     return [describe_payment(p) for p in billing.payments_of(account_id)]
+
+
+def redeem_voucher(
+    account_id: int, code: object, client: str, settings: vouchers.LockoutSettings
+) -> dict[str, Any]:
+    """Top the account up with a voucher (`client`: the address asking, for the lockout); what
+    it added and the new balance, or Invalid / TooMany saying why not."""
+    try:
+        done = vouchers.redeem(account_id, code, (f"ip:{client}",), settings)
+    except vouchers.Refused as refused:
+        if refused.reason == "locked":
+            raise TooMany(str(refused), retry_after=settings.voucher_lockout_seconds) from None
+        raise Invalid(str(refused), field="code") from None
+    return {
+        "amount": amount(done.amount),
+        "currency": done.currency,
+        "balance": amount(done.balance),
+        "payment_id": done.payment_id,
+    }

@@ -132,6 +132,15 @@ def list_payments() -> Any:
 # -- callbacks and history ------------------------------------------------------------------
 
 
+@blueprint.post("/vouchers/redeem")
+def redeem_voucher() -> Any:
+    """Top the account up with a voucher's code."""
+    code = inputs.json_object().get("code")
+    settings = portal().settings.billing
+    client = request.remote_addr or ""
+    return jsonify(portal().run(account.redeem_voucher, g.user.account_id, code, client, settings))
+
+
 @blueprint.post("/requests")
 def start_callback() -> Any:
     return jsonify(callbacks.start(portal(), g.user, inputs.json_object())), 201

@@ -279,9 +279,29 @@ def history_export() -> Any:
     return csv_response(portal().run(history.export_csv, g.user.account_id, wanted), "history.csv")
 
 
+def payments_page(error: WebError | None = None) -> Any:
+    return show("payments.html", error, payments=portal().run(account.payments, g.user.account_id))
+
+
 @blueprint.get("/payments")
 def payments() -> Any:
-    return show("payments.html", payments=portal().run(account.payments, g.user.account_id))
+    return payments_page()
+
+
+@blueprint.post("/payments/voucher")
+def redeem_voucher() -> Any:
+    settings, client = portal().settings.billing, request.remote_addr or ""
+    try:
+        done = portal().run(
+            account.redeem_voucher, g.user.account_id, request.form.get("code"), client, settings
+        )
+    except WebError as exc:
+        return payments_page(exc)
+    flash(
+        f"{done['amount']} {done['currency']} added: your balance is {done['balance']} "
+        f"{done['currency']}."
+    )
+    return redirect(url_for("pages.payments"))
 
 
 # -- settings -------------------------------------------------------------------------------

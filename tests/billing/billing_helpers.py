@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 from esl_callback.callback import billing
 from esl_callback.callback.rating import RateRow, RateSnapshot
@@ -20,3 +24,32 @@ def rate(
 def set_rates(*rows: RateRow) -> None:
     """Replace the rate table."""
     billing.import_rates(rows, replace=True)
+
+
+STORM = Path(__file__).with_name("billing_storm.py")
+
+
+def storm(url: str, mode: str, fixed: list[str], spread: list[str], processes: int) -> list[dict]:
+    """Run billing_storm.py in `processes` processes, `spread` shared out among them; the
+    processes start their calls together. One result per call."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(STORM), url, mode, *fixed, *spread[i::processes]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    for child in children:
+        assert child.stdout.readline() == "ready\n", child.stderr.read()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        results += [json.loads(line) for line in out.splitlines()]
+    return results

@@ -2,6 +2,7 @@
 
     python billing_storm.py URL authorise ACCOUNT_ID LEG_A DEST MAX_SECONDS REQUEST_ID...
     python billing_storm.py URL close UUID COUNT
+    python billing_storm.py URL redeem CODE ACCOUNT_ID...
 
 gevent is monkey-patched before anything imports peewee (so each greenlet has its own
 connection) and psycopg2 is made cooperative; every call goes through `Database.run`. The
@@ -18,8 +19,12 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
+from esl_callback import vouchers  # noqa: E402
 from esl_callback.callback import billing  # noqa: E402
+from esl_callback.config import Settings  # noqa: E402
 from esl_callback.db import Database, make_psycopg2_cooperative  # noqa: E402
+
+SETTINGS = Settings.default()
 
 
 def authorise_all(database: Database, args: list[str]) -> list[dict]:
@@ -51,6 +56,19 @@ def close_all(database: Database, args: list[str]) -> list[dict]:
     return run_together([one] * int(count))
 
 
+def redeem_all(database: Database, args: list[str]) -> list[dict]:
+    code, *account_ids = args
+
+    def one(account_id: str) -> dict:
+        try:
+            done = database.run(vouchers.redeem, int(account_id), code, (), SETTINGS.billing)
+        except vouchers.Refused as refused:
+            return {"account": int(account_id), "refused": refused.reason}
+        return {"account": int(account_id), "payment": done.payment_id}
+
+    return run_together([lambda a=a: one(a) for a in account_ids])
+
+
 def run_together(calls: list) -> list[dict]:
     jobs = [gevent.spawn(call) for call in calls]
     gevent.joinall(jobs, raise_error=True)
@@ -64,7 +82,8 @@ def main() -> None:
         make_psycopg2_cooperative()
     print("ready", flush=True)
     sys.stdin.readline()
-    results = {"authorise": authorise_all, "close": close_all}[mode](database, args)
+    modes = {"authorise": authorise_all, "close": close_all, "redeem": redeem_all}
+    results = modes[mode](database, args)
     database.close()
     for result in results:
         print(json.dumps(result))

@@ -3,14 +3,10 @@ and processes: never more held than the balance, never a leg debited twice."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from billing_helpers import SETTINGS, rate, set_rates
+from billing_helpers import SETTINGS, rate, set_rates, storm
 
 from esl_callback.callback import billing
 from esl_callback.callback.billing import Refusal
@@ -18,33 +14,7 @@ from esl_callback.callback.rating import money
 from esl_callback.db import Database
 from esl_callback.models import Account, Reservation
 
-STORM = Path(__file__).with_name("billing_storm.py")
 LEG_A, DEST = "4930111", "4915123"
-
-
-def storm(url: str, mode: str, fixed: list[str], spread: list[str], processes: int) -> list[dict]:
-    """Run billing_storm.py in `processes` processes, `spread` shared out among them."""
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(STORM), url, mode, *fixed, *spread[i::processes]],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(processes)
-    ]
-    for child in children:
-        assert child.stdout.readline() == "ready\n", child.stderr.read()
-    for child in children:
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        results += [json.loads(line) for line in out.splitlines()]
-    return results
 
 
 def live_reserved(owner: Account) -> Decimal:

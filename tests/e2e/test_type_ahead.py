@@ -9,10 +9,13 @@ and PostgreSQL, over real sockets.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from platform_helpers import ANI_ACCESS, PIN_ACCESS
 
-from esl_callback import accounts
+from esl_callback import accounts, vouchers
 from esl_callback.callback import billing
+from esl_callback.models import Account
 
 CALLER = "15550001001"
 FRIEND = "15550002001"
@@ -67,3 +70,38 @@ def test_a_caller_keys_another_destination_through_the_busy_announcement(platfor
     assert [leg.number for leg in p.legs(request.id)] == [CALLER, BUSY_FRIEND, FRIEND]
     second = p.observer.questions(CALLER)[1]
     assert second == ["ivr/ivr-user_busy.wav", "ivr/ivr-enter_destination_telephone_number.wav"]
+
+
+def test_a_caller_tops_up_with_a_voucher_from_the_destination_question(platform) -> None:
+    """* then # at the destination question asks for a voucher; the new balance is said in
+    the next question, through which the caller keys the destination."""
+    alice = accounts.create_account("alice", default_callback_number=CALLER)
+    billing.add_payment(alice, "0.50", "voucher")
+    accounts.add_access_number(ANI_ACCESS, "ani")
+    _, (code,) = vouchers.create_batch(1, "20", "EUR")
+    caller = {
+        "answer_after": 1,
+        "keys": [
+            {"after": 1, "digits": "*#"},
+            {"after": 1.5, "digits": f"{code}#"},
+            {"after": 2.5, "digits": f"{FRIEND}#"},  # during "your balance is 20 euro 50"
+        ],
+    }
+    p = platform({CALLER: caller, FRIEND: TALKS})
+
+    p.trigger(CALLER, ANI_ACCESS)
+    request = p.wait_request(timeout=40)
+    p.wait_idle()
+
+    assert (request.state, request.destination) == ("completed", FRIEND)
+    questions = p.observer.questions(CALLER)
+    assert questions[1] == ["ivr/ivr-please_enter_pin_followed_by_pound.wav"]  # the code
+    assert questions[2][:5] == [
+        "voicemail/vm-you_have.wav",
+        "digits/20.wav",
+        "currency/euro.wav",
+        "digits/50.wav",
+        "currency/cents.wav",
+    ]
+    assert billing.audit(alice).balanced
+    assert Account.get_by_id(alice.id).balance > Decimal("20")

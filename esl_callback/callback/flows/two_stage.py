@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from esl_callback import accounts, lockout, numbers
+from esl_callback import accounts, lockout, numbers, vouchers
 from esl_callback.callback import billing, policy
 from esl_callback.callback.flow import PIN_TIMEOUT_CAUSE, FlowEnded
 from esl_callback.callback.flows.caller_first import CallerFirstFlow
-from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, Ivr
+from esl_callback.callback.ivr import DESTINATION_VARIABLE, PIN_VARIABLE, VOUCHER_VARIABLE, Ivr
 from esl_callback.callback.requests import State
 from esl_callback.db import database_proxy
 from esl_callback.models import CallbackRequest
@@ -18,6 +18,10 @@ from esl_callback.statements import Statement
 log = logging.getLogger(__name__)
 
 PIN_REJECTED = "PIN_REJECTED"
+# At the destination question, * (then #) tops the account up with a voucher, a few times a call.
+TOP_UP_KEY = "*"
+DESTINATION_OR_TOP_UP = "^(\\*|\\d+)$"  # FreeSWITCH searches, unanchored
+MAX_TOP_UPS = 3
 
 
 class TwoStageFlow(CallerFirstFlow):
@@ -46,7 +50,8 @@ class TwoStageFlow(CallerFirstFlow):
         balance, currency = self.db.run(billing.balance_of, self.account_id)
         if cfg.announce_balance or billing.is_low_balance(balance, self.settings.billing):
             lead = [prompts.your_balance_is, *ivr.amount_sounds(balance, currency)]
-        for _ in range(cfg.destination_attempts):
+        attempts = top_ups = 0
+        while attempts < cfg.destination_attempts:
             digits = self.guard(
                 ivr.collect,
                 [*lead, prompts.enter_destination],
@@ -54,9 +59,15 @@ class TwoStageFlow(CallerFirstFlow):
                 min_digits=1,
                 max_digits=cfg.max_digits,
                 tries=3,
+                regex=DESTINATION_OR_TOP_UP,
             )
             lead = []
-            if digits is None:
+            if digits == TOP_UP_KEY and top_ups < MAX_TOP_UPS:
+                top_ups += 1
+                lead = self.top_up(ivr)
+                continue
+            attempts += 1
+            if digits is None or digits == TOP_UP_KEY:
                 continue
             try:
                 destination = numbers.normalise(digits, self.settings.numbers, what="destination")
@@ -77,6 +88,30 @@ class TwoStageFlow(CallerFirstFlow):
         self.guard(ivr.play, [*lead, prompts.goodbye])
         self.hang_up_caller(ivr, "NORMAL_CLEARING")
         raise FlowEnded(State.FAILED, "NO_DESTINATION", "no destination could be connected")
+
+    def top_up(self, ivr: Ivr) -> list[str]:
+        """The caller keyed * at the destination question: ask for a voucher's code and redeem
+        it (wrong codes count towards the voucher lockout); what to say next (the new balance,
+        or that the code was refused). A new balance renews the hold and leg A's cap."""
+        prompts = self.settings.ivr
+        code = self.guard(
+            ivr.collect,
+            prompts.enter_voucher,
+            VOUCHER_VARIABLE,
+            min_digits=vouchers.CODE_DIGITS,
+            max_digits=vouchers.CODE_DIGITS,
+            secret=True,
+        )
+        keys = (policy.CALLER_KEY.format(self.plan.source),)
+        try:
+            done = self.db.run(
+                vouchers.redeem, self.account_id, code or "", keys, self.settings.billing
+            )
+        except vouchers.Refused as refused:
+            log.info("request %s: voucher refused (%s)", self.plan.request_id, refused.reason)
+            return [prompts.voucher_refused]
+        self.authorise(None)
+        return [prompts.your_balance_is, *ivr.amount_sounds(done.balance, done.currency)]
 
     def collect_pin(self, ivr: Ivr) -> int:
         """Ask for the PIN until it names an active account; lock out repeated failures.
