@@ -10,7 +10,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -34,9 +36,34 @@ TOKEN = "gateway-token-0123456789"
 MARKER = "15559990000"  # an unregistered sender whose SMS mark that earlier ones were handled
 CHANNELS = ("freeswitch", "gateway")
 CALLER = "15550001001"  # alice's mobile, her registered number
+SHIPPED_CHATPLAN = (
+    Path(__file__).resolve().parents[2] / "freeswitch" / "chatplan" / "esl-callback.xml"
+)
 # Alice's mobile is also a SIP phone registered on the switch: `chat` replies reach it ("Sent").
 # Other senders have no registration: FreeSWITCH has nobody to send their replies to.
 REGISTERED_PHONES = {CALLER: {"registered": True}}
+
+
+def shipped_chatplan(sms_numbers: list[str]) -> dict[str, Any]:
+    """freeswitch/chatplan/esl-callback.xml as the simulator's chatplan: its context, field and
+    actions (fire, final), its to_user pattern made of `sms_numbers` (as the README says to)."""
+    context = ET.parse(SHIPPED_CHATPLAN).getroot().find("context")
+    assert context is not None
+    extension = context.find("extension")
+    assert extension is not None
+    condition = extension.find("condition")
+    assert condition is not None
+    digits = "|".join(number.lstrip("+") for number in sms_numbers)
+    return {
+        context.get("name"): [
+            {
+                "name": extension.get("name"),
+                "field": condition.get("field"),
+                "expression": rf"^\+?({digits})$",
+                "actions": [action.get("application") for action in condition.iter("action")],
+            }
+        ]
+    }
 
 
 def post(url: str, *, json_body: Any = None, form: dict | None = None, headers=None):
@@ -174,15 +201,16 @@ def start_sms_platform(
     `billing`: keys of the controller's billing section; `callback`: of its callback section;
     `speed`: how many times faster than real time the simulator's clock runs; `users`: the
     switch's SIP phones (default REGISTERED_PHONES); `command_timeout`: the node's
-    command_timeout_seconds.
+    command_timeout_seconds. The switch runs the shipped chatplan for the SMS numbers.
     """
     gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
     sms_section = {"enabled": True, "numbers": [SMS_NUMBER], "gateways": [gateway]}
     sms_section.update(sms or {})
+    chatplan = shipped_chatplan(sms_section["numbers"]) if sms_section["numbers"] else {}
     for attempt in itertools.count(1):
         outbound_port, web_port = free_port(), free_port()
         sim_users = REGISTERED_PHONES if users is None else users
-        config = simulator_config(outbound_port, phones, speed, users=sim_users)
+        config = simulator_config(outbound_port, phones, speed, users=sim_users, chatplan=chatplan)
         sim = Simulator(config).start()
         data = settings_to_dict(
             controller_settings(

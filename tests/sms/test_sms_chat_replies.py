@@ -1,4 +1,4 @@
-"""SMS replies through FreeSWITCH, end to end (issue #23).
+"""SMS replies through FreeSWITCH and the shipped chatplan, end to end (issue #23).
 
 `chat` returns only once the sender's phone answered the SIP MESSAGE, 19.9 s later when that
 phone is registered but silent (tests/fixtures/freeswitch-wire/inbound-chat-api-blocks-on-
@@ -20,6 +20,7 @@ from sms_helpers import CALLER, REGISTERED_PHONES, SMS_NUMBER
 from esl_callback import accounts
 from esl_callback.callback import billing
 from esl_callback.models import SmsMessage
+from esl_callback.switch.connection import InboundConnection
 
 BOB = "15550001002"
 FRIEND = "15550002001"
@@ -127,3 +128,39 @@ def test_a_reply_is_stored_with_what_the_switch_answered(
     )
     assert (reply.body, reply.action, reply.reply) == ("Your balance is 10.00 EUR.", action, answer)
     assert len(reply_warnings(caplog)) == (0 if answer == "Sent" else 1)
+
+
+def test_the_shipped_chatplan_fires_two_message_events_and_one_callback_results(
+    sms_platform, alice
+) -> None:
+    p = sms_platform(
+        {CALLER: {"answer_after": 0.5}, FRIEND: {"answer_after": 0.5, "hangup_after": 1}}
+    )
+    seen = []
+    watcher = InboundConnection(
+        name="watcher",
+        host="127.0.0.1",
+        port=p.sim.port,
+        password="test-secret",
+        events=["MESSAGE", "CUSTOM", "sofia::error"],
+        on_event=lambda event, node: seen.append(event),
+    ).start()
+    assert watcher.wait_connected(5)
+    try:
+        reply = p.send("freeswitch", CALLER, FRIEND, message_id="tag-1")
+        request = p.wait_request()
+        p.wait_idle()
+    finally:
+        watcher.stop()
+
+    from_alice = [e for e in seen if e.get("from_user") == CALLER]
+    assert [e.get("Event-Name") for e in from_alice] == ["MESSAGE", "MESSAGE"]
+    assert [(e.get("Nonblocking-Delivery"), e.get("final_delivery")) for e in from_alice] == [
+        (None, None),  # the extension's `fire`
+        ("true", "true"),  # the copy after `final`
+    ]
+    assert not [e for e in seen if e.get("Event-Subclass") == "sofia::error"]  # no delivery tried
+    assert reply == f"OK, we are calling you back on +{CALLER} now, then +{FRIEND}."
+    assert (len(p.requests()), request.state) == (1, "completed")
+    assert [row.action for row in p.incoming(CALLER)] == ["callback_to"]
+    assert len(replies_to(p, CALLER)) == 1
