@@ -42,7 +42,8 @@ lock is a try-lock (a channel being destroyed is "not found" at once, never wait
     show channels as json
                        safe: one read of the core database, once per (re)connect
                        (reconcile.Reconciler.reconcile); it takes longer the more channels the
-                       switch has, but waits for no phone or network.
+                       switch has, but waits for no phone (nor for any network, unless the core
+                       database is an ODBC/PostgreSQL server: core-db-dsn).
 """
 
 from __future__ import annotations
