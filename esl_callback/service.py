@@ -163,6 +163,7 @@ class Service:
         self.outbound.stop(timeout=1)
         for node in self.nodes:
             node.stop()
+        self.sms.finish()  # SMS replies still waiting for their `chat` store that it was cut
         self.db.close()
         log.info("esl-callback stopped")
 

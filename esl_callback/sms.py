@@ -1,15 +1,20 @@
 """SMS triggers: what an incoming SMS asks for, the checks, the callback and the reply.
 
-An SMS reaches us as a FreeSWITCH `MESSAGE` event (mod_sms; the reply goes back with the `chat`
-API) or as a POST from an SMS gateway to /api/v1/sms/inbound (the reply is in the response and,
-where the gateway has a `reply_url`, POSTed there). Both end up in `SmsService.receive`.
+An SMS reaches us as a FreeSWITCH `MESSAGE` event (mod_sms; the reply goes back with
+`bgapi chat`, see `SmsService.chat_reply`) or as a POST from an SMS gateway to
+/api/v1/sms/inbound (the reply is in the response and, where the gateway has a `reply_url`,
+POSTed there). Both end up in `SmsService.receive`.
+
+FreeSWITCH 1.10.12 fires MESSAGE twice for an SMS our chatplan extension takes (captured, with
+`stop` and with `final`): the extension's `fire` copy, then the copy switch_core_chat_send fires
+when it is done with the message (`Nonblocking-Delivery: true`, after `final` also
+`final_delivery: true`), both with the same SIP From tag. The second is the same message
+delivered twice, acted on once (`store_incoming`). For every message no chatplan extension
+takes (a subscriber texting a friend) it fires that second copy only.
 
 Only an SMS addressed to one of the service's own numbers (`sms.numbers`, compared as E.164
-digits read with the `numbers` section) is acted on. FreeSWITCH fires MESSAGE for more than
-that: mod_sms's `fire` copy for messages our chatplan extension takes, and, for every message no
-chatplan extension takes (a subscriber texting a friend), the copy switch_core_chat_send fires
-after trying to deliver it (`Nonblocking-Delivery: true`). Any other SMS is logged with the
-reason and dropped: not stored, not answered, no callback.
+digits read with the `numbers` section) is acted on. Any other SMS is logged with the reason
+and dropped: not stored, not answered, no callback.
 
 Syntax (case-insensitive; spaces before, after and between words do not matter):
 
@@ -52,6 +57,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+import gevent.pool
 import peewee
 
 from esl_callback import accounts, lockout, numbers, vouchers
@@ -60,6 +66,7 @@ from esl_callback.callback.flow import FlowEnded
 from esl_callback.db import Database, database_proxy, utcnow
 from esl_callback.models import Account, CallbackRequest, CallerId, SmsMessage
 from esl_callback.switch import commands
+from esl_callback.switch.connection import ESLError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,9 @@ HELP = (
 UNKNOWN_SENDER = "Sorry, this phone number is not registered for callbacks."
 NOT_UNDERSTOOD = "Sorry, not understood. " + HELP
 UNAVAILABLE = "Sorry, callbacks are not available right now. Please try again later."
+# How long a reply's `bgapi chat` may take: sofia waits for the SIP MESSAGE's final response up
+# to 19.9 s for each phone the recipient has registered (sofia_presence_chat_send).
+CHAT_RESULT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,7 @@ class SmsService:
         self.settings = settings
         self.dialer = dialer
         self.own_numbers = own_numbers(settings)
+        self.replies = gevent.pool.Group()  # replies whose `chat` has no result yet
 
     def receive(self, message: Inbound) -> Outcome:
         """Store the SMS, act on it once, and say what was done and what to reply."""
@@ -277,18 +288,57 @@ class SmsService:
             self.chat_reply(event, node_name, outcome.reply)
 
     def chat_reply(self, event: Any, node_name: str, text: str) -> None:
-        """Send `text` back to the SMS's sender through the node it came from."""
+        """Send `text` back to the SMS's sender through the node it came from, without waiting.
+
+        `chat` returns once the SIP MESSAGE has its final response: 19.9 s later when the
+        sender's phone is registered but does not answer (captured). As an `api` command it
+        would hold the node's one inbound connection, every call's commands and events behind
+        it, that long, and past the command timeout the connection is dropped and those events
+        are lost. So it goes with `bgapi`; its result ("Sent", "Error! Message Not Sent") is
+        recorded when the BACKGROUND_JOB arrives (`await_reply`, a greenlet of its own).
+        """
         source, destination = event.get("to") or "", event.get("from") or ""
         node = next((n for n in self.dialer.nodes if n.name == node_name), None)
         try:
             command = commands.chat(source, destination, text, event.get("proto") or "sip")
-            result = node.api(command).strip() if node is not None else "-ERR no such node"
-        except Exception as exc:  # unsafe address, node gone, timeout: the reply is lost
+            if node is None:
+                self.replied(node_name, source, destination, text, "-ERR no such node")
+                return
+            job = node.bgapi(command)
+        except Exception as exc:  # unsafe address, not connected: the reply is lost
+            self.replied(node_name, source, destination, text, f"-ERR {exc}")
+            return
+        self.replies.spawn(self.await_reply, job, node_name, source, destination, text)
+
+    def await_reply(
+        self, job: Any, node_name: str, source: str, destination: str, text: str
+    ) -> None:
+        """Record a reply's result once its job has one. A job that fails (its connection
+        stopped, no result within CHAT_RESULT_SECONDS) is a reply not sent, with the reason."""
+        try:
+            result = job.wait(CHAT_RESULT_SECONDS)
+        except ESLError as exc:
             result = f"-ERR {exc}"
+        self.replied(node_name, source, destination, text, result)
+
+    def replied(
+        self, node_name: str, source: str, destination: str, text: str, result: str
+    ) -> None:
+        """Store the reply with the switch's answer; a reply not sent is logged, once."""
+        result = result.strip()
         sent = result.startswith("Sent")
         if not sent:
             log.warning("sms reply to %r via %s not sent: %s", destination, node_name, result)
-        self.db.run(record_sent, FREESWITCH, source, destination, text, sent, result)
+        try:
+            self.db.run(record_sent, FREESWITCH, source, destination, text, sent, result)
+        except Exception:
+            log.exception("sms reply to %r via %s: not stored", destination, node_name)
+
+    def finish(self, timeout: float = 1.0) -> None:
+        """After the nodes stopped (their jobs given up): let the replies still waiting store
+        that, for `timeout` seconds at most."""
+        self.replies.join(timeout)
+        self.replies.kill(block=False)
 
 
 def own_numbers(settings: Any) -> frozenset[str]:
@@ -476,7 +526,9 @@ def record_outcome(stored: SmsMessage, outcome: Outcome) -> None:
 def record_sent(
     channel: str, source: str, destination: str, text: str, sent: bool, detail: str
 ) -> None:
-    """Store an SMS we sent (a reply), and whether the channel took it."""
+    """Store an SMS we sent (a reply), whether the channel took it, and the channel's answer
+    whole in `reply` (FreeSWITCH's `chat`: "Sent" or "Error! Message Not Sent"; a gateway's
+    HTTP status; an error)."""
     SmsMessage.create(
         direction="out",
         source=source[:64],
@@ -484,4 +536,5 @@ def record_sent(
         body=text,
         channel=channel,
         action="sent" if sent else f"not_sent: {detail}"[:32],
+        reply=detail,
     )

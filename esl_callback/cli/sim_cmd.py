@@ -11,6 +11,7 @@ import gevent
 from gevent.event import Event
 
 from esl_callback.gctuning import tune_gc
+from esl_callback.simulator.chatplan import ChatplanError
 from esl_callback.simulator.config import ConfigError, SimConfig, load, parse_listen
 from esl_callback.simulator.core import Simulator
 from esl_callback.simulator.dialplan import DialplanError
@@ -21,7 +22,7 @@ CONFIG_HELP = "Simulator YAML (default: the built-in demo dialplan and phones)."
 def _load(config_path: str | None) -> SimConfig:
     try:
         return load(config_path)
-    except (OSError, ConfigError, DialplanError) as exc:
+    except (OSError, ConfigError, DialplanError, ChatplanError) as exc:
         raise click.ClickException(f"cannot load the simulator configuration: {exc}") from exc
     except Exception as exc:  # YAML syntax errors and the like
         raise click.ClickException(f"bad simulator configuration: {exc}") from exc

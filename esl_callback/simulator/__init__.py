@@ -20,7 +20,8 @@ In tests::
     sim.wait_for(uuid, lambda ch: ch.answered, timeout=5)
     sim.api("uuid_kill " + uuid)            # any API command, output as text
     sim.wait_gone(uuid)
-    sim.receive_sms("15550001001", "18005550100", "BAL")   # an SMS arrives (MESSAGE event)
+    sim.receive_sms("15550001001", "18005550100", "BAL")   # an SMS arrives (MESSAGE events)
+    sim.register_user("15550001001", answers_messages=False)   # a phone deaf to SIP MESSAGE
     sim.outbox                              # what the `chat` API sent
     sim.stop()
 
@@ -34,7 +35,12 @@ built-in default)::
              media_frame_ms: 20}      # ptime: queued sendmsg are taken between frames
     globals: {hold_music: local_stream://moh}          # $${name} variables
     sounds: {default_seconds: 2.0, files: {ivr/ivr-welcome.wav: 3.12}}
-    users: {"1000": {registered: false}}               # user/1000
+    users:                                             # user/1000, and where `chat` goes
+      "1000": {registered: false}
+      "1001": {registered: true, contact: "127.0.0.1:5070", answers_messages: true}
+    chatplan:                                          # mod_sms: what an incoming SMS does
+      public:                                          # (fire, stop, final; see chatplan.py)
+        - {name: sms, field: to_user, expression: '^(18005550100)$', actions: [fire, final]}
     gateways: {carrier: {context: public}}             # sofia/gateway/carrier/NUMBER
     dialplan:                                          # context -> extensions, first match wins
       access:

@@ -427,12 +427,26 @@ def api_reloadxml(sim: Simulator, arg: str) -> str:
 
 
 def api_chat(sim: Simulator, arg: str) -> str:
-    """``chat <proto>|<from>|<to>|<message>|[<content-type>]``: an outgoing SMS."""
-    parts = (arg or "").split("|")
+    """``chat <proto>|<from>|<to>|<message>|[<content-type>]``: an outgoing SMS, sent before
+    the command returns (blocking: see `Simulator.send_chat`). The answers have no newline
+    (captured)."""
+    parts = (arg or "").split("|", 4)
     if len(parts) < 4:
         return "Invalid"
-    sim.send_chat(parts[0], parts[1], parts[2], parts[3], parts[4] if len(parts) > 4 else "")
-    return "Sent"
+    ctype = parts[4] if len(parts) > 4 else ""
+    if sim.send_chat(parts[0], parts[1], parts[2], parts[3], ctype):
+        return "Sent"  # captured
+    return "Error! Message Not Sent"  # captured
+
+
+def api_sofia_contact(sim: Simulator, arg: str) -> str:
+    """``sofia_contact [profile/]user[@domain]``: where the user's phone is registered, or
+    ``error/user_not_registered`` (captured, both without a newline)."""
+    target = (arg or "").strip().split("~", 1)[0]
+    user = target.rpartition("/")[2].split("@", 1)[0]
+    if not target:
+        return ""
+    return sim.contact(user) or "error/user_not_registered"
 
 
 def _initial(ch: Channel) -> tuple[str, str]:
@@ -554,6 +568,7 @@ COMMANDS: dict[str, ApiFunction] = {
     "hupall": api_hupall,
     "reloadxml": api_reloadxml,
     "chat": api_chat,
+    "sofia_contact": api_sofia_contact,
     "say_string": lambda sim, arg: say.say_string(arg),
     "show": api_show,
 }

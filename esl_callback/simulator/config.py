@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from esl_callback.simulator.chatplan import Chatplan
 from esl_callback.simulator.dialplan import Dialplan
 
 DEMO_CONFIG = "demo.yaml"
@@ -22,10 +23,18 @@ class ConfigError(ValueError):
 
 @dataclass
 class UserSpec:
-    """A directory user (``user/EXT``): registered users ring the extension EXT in ``context``."""
+    """A directory user (``user/EXT``): registered users ring the extension EXT in ``context``.
+
+    A registered user's phone is at ``contact`` (host[:port], what `sofia_contact` shows) and
+    answers the SIP MESSAGEs the ``chat`` API sends it, unless ``answers_messages`` is false: a
+    phone that is registered but silent, to which sofia retransmits until the transaction times
+    out while ``chat`` waits (see `Simulator.send_chat`).
+    """
 
     registered: bool = False
     context: str = "phones"
+    contact: str = "127.0.0.1"
+    answers_messages: bool = True
 
 
 @dataclass
@@ -57,6 +66,7 @@ class SimConfig:
     users: dict[str, UserSpec] = field(default_factory=dict)
     gateways: dict[str, GatewaySpec] = field(default_factory=dict)
     dialplan: Dialplan = field(default_factory=Dialplan)
+    chatplan: Chatplan = field(default_factory=Chatplan)
 
     def __post_init__(self) -> None:
         parse_media_frame_ms(self.media_frame_ms)
@@ -99,7 +109,18 @@ def parse_listen(text: str) -> tuple[str, int]:
 # controller's configuration given by mistake, would otherwise be ignored without a word).
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset(
-        {"esl", "switch", "sounds", "globals", "users", "gateways", "dialplan", "phones", "speed"}
+        {
+            "esl",
+            "switch",
+            "sounds",
+            "globals",
+            "users",
+            "gateways",
+            "dialplan",
+            "chatplan",
+            "phones",
+            "speed",
+        }
     ),
     "esl": frozenset({"listen", "password", "apply_inbound_acl"}),
     "switch": frozenset(
@@ -165,18 +186,23 @@ def from_mapping(data: dict[str, Any]) -> SimConfig:
     config.globals = {str(k): str(v) for k, v in _section(data, "globals").items()}
     config.sound_files = {str(k): float(v) for k, v in (sounds.get("files") or {}).items()}
     config.default_sound_seconds = float(sounds.get("default_seconds", 2.0))
-    config.users = {
-        str(k): UserSpec(
-            bool((v or {}).get("registered", False)), str((v or {}).get("context", "phones"))
-        )
-        for k, v in _section(data, "users").items()
-    }
+    config.users = {str(k): _user(v or {}) for k, v in _section(data, "users").items()}
     config.gateways = {
         str(k): GatewaySpec(str((v or {}).get("context", "public")))
         for k, v in _section(data, "gateways").items()
     }
     config.dialplan = Dialplan.from_config(_section(data, "dialplan"), _section(data, "phones"))
+    config.chatplan = Chatplan.from_config(_section(data, "chatplan"))
     return config
+
+
+def _user(spec: dict[str, Any]) -> UserSpec:
+    return UserSpec(
+        bool(spec.get("registered", False)),
+        str(spec.get("context", "phones")),
+        str(spec.get("contact", "127.0.0.1")),
+        bool(spec.get("answers_messages", True)),
+    )
 
 
 def load(path: str | Path | None = None) -> SimConfig:

@@ -23,9 +23,14 @@ from gevent.server import StreamServer
 from esl_callback.simulator import api
 from esl_callback.simulator.channel import Channel
 from esl_callback.simulator.clock import SimClock
-from esl_callback.simulator.config import SimConfig, load
+from esl_callback.simulator.config import SimConfig, UserSpec, load
 from esl_callback.simulator.connection import GOODBYE, EslConnection
-from esl_callback.simulator.events import CHAT_ERROR_CALLING, EventBus, Identity
+from esl_callback.simulator.events import (
+    CHAT_API_CALLING,
+    CHAT_ERROR_CALLING,
+    EventBus,
+    Identity,
+)
 from esl_callback.simulator.originate import OriginateError
 from esl_callback.simulator.scheduler import SCHEDULER_LAG, Scheduler
 from esl_callback.switch.protocol import format_frame
@@ -33,6 +38,10 @@ from esl_callback.switch.protocol import format_frame
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 20
+# sofia_presence_chat_send, blocking: it polls for the MESSAGE's final response every 100 ms
+# and gives up after 199 polls (a silent phone: the api waited 19.909 s in the capture).
+CHAT_POLL_SECONDS = 0.1
+CHAT_GIVE_UP_SECONDS = 19.9
 # `show channels` reads FreeSWITCH's core database, which the switch updates asynchronously:
 # a channel 23 ms old was not listed yet in a capture.
 DB_LAG = 0.5
@@ -54,13 +63,15 @@ class SessionStats:
 
 @dataclass
 class ChatMessage:
-    """An SMS sent with the ``chat`` API (what a real switch would send as SIP MESSAGE)."""
+    """An SMS sent with the ``chat`` API (what a real switch would send as SIP MESSAGE);
+    ``delivered`` is None while sofia waits for the phone's answer."""
 
     proto: str
     sender: str
     recipient: str
     body: str
     content_type: str = ""
+    delivered: bool | None = None
 
 
 @dataclass
@@ -317,6 +328,15 @@ class Simulator:
             gevent.sleep(0.001)
         return uuid
 
+    def pick_up(self, uuid: str) -> None:
+        """The phone that channel ``uuid`` rings picks up now, as its `answer` application
+        would (a loopback -a leg: the -b leg that runs the phone's extension answers)."""
+        ch = self.channels[uuid]
+        phone = (
+            ch.loopback_peer if ch.loopback_peer is not None and ch.direction == "outbound" else ch
+        )
+        phone.answer()
+
     def wait_for(
         self, uuid: str, predicate: Callable[[Channel], bool], timeout: float = 10.0
     ) -> Channel | None:
@@ -339,30 +359,104 @@ class Simulator:
 
     # -- SMS ------------------------------------------------------------------------------------
 
-    def send_chat(self, proto: str, sender: str, recipient: str, body: str, ctype: str) -> None:
-        """The ``chat`` API: remember the message; an unregistered recipient gets sofia::error."""
-        self.outbox.append(ChatMessage(proto, sender, recipient, body, ctype))
-        if proto == "sip":
-            self._deliver_chat(sender, recipient, body)
+    def register_user(
+        self, user: str, contact: str = "127.0.0.1", answers_messages: bool = True
+    ) -> None:
+        """A SIP phone registers as directory user ``user`` from ``contact`` (host[:port]);
+        ``answers_messages`` False: it never answers a SIP MESSAGE (see `send_chat`)."""
+        spec = self.config.users.setdefault(user, UserSpec())
+        spec.registered, spec.contact, spec.answers_messages = True, contact, answers_messages
 
-    def _deliver_chat(self, sender: str, recipient: str, body: str) -> None:
-        spec = self.config.users.get(recipient.split("@", 1)[0])
-        if spec is not None and spec.registered:
-            return
+    def unregister_user(self, user: str) -> None:
+        spec = self.config.users.get(user)
+        if spec is not None:
+            spec.registered = False
+
+    def contact(self, user: str) -> str | None:
+        """Where a registered user's phone is, as `sofia_contact` shows it; None if not."""
+        spec = self.config.users.get(user)
+        if spec is None or not spec.registered:
+            return None
+        return f"sofia/internal/sip:{user}@{spec.contact}"
+
+    def send_chat(self, proto: str, sender: str, recipient: str, body: str, ctype: str) -> bool:
+        """The ``chat`` API (mod_dptools chat_api_function -> switch_core_chat_send_args with
+        blocking true, do_chat_send): True for "Sent", False for "Error! Message Not Sent".
+
+        With ``sip``, sofia sends the MESSAGE and, blocking, waits for its final response:
+        sofia_presence_chat_send polls every 100 ms, 199 times at most. A registered phone that
+        answers makes it return after one poll (0.1 s); one that is registered but silent holds
+        it 19.9 s, and the caller (an `api` on an event socket: that whole connection) with it;
+        no registration at a local domain: nobody to send to (sofia::error), at once. Then the
+        MESSAGE event created at the start is fired with the result (Delivery-Result-Code when
+        sofia sent something, Delivery-Failure), just before the API returns. Every message is
+        kept in ``outbox`` from the start, with ``delivered`` set at the end.
+        """
+        created = self.bus.stamp()
+        message = ChatMessage(proto, sender, recipient, body, ctype)
+        self.outbox.append(message)
+        headers = [("proto", "global"), ("from", sender), ("to", recipient)]
+        if ctype:
+            headers.append(("type", ctype))
+        headers += [("skip_global_process", "true"), ("blocking", "true"), ("dest_proto", proto)]
+        code = None  # another protocol: "Invalid chat interface", nothing sent
+        if proto == "sip":
+            code = self._sofia_chat_send("global", sender, recipient, body, blocking=True)
+        if code is not None:
+            headers.append(("Delivery-Result-Code", str(code)))
+        message.delivered = code is not None and 200 <= code < 300
+        headers.append(("Delivery-Failure", "false" if message.delivered else "true"))
+        self.bus.fire(
+            "MESSAGE", lambda: headers, body=body or None, calling=CHAT_API_CALLING, created=created
+        )
+        return message.delivered
+
+    def _local_hosts(self) -> set[str]:
+        """The hosts sofia_glue_find_profile knows: the profiles and the domain ($${domain},
+        the switch's address unless set)."""
+        return {"internal", "external", self.config.globals.get("domain", self.config.ipv4)}
+
+    def _sofia_chat_send(
+        self, proto: str, sender: str, recipient: str, body: str, *, blocking: bool
+    ) -> int | None:
+        """sofia_presence_chat_send to ``[profile/]user[@host]``: the final SIP status of the
+        MESSAGE (200; 0 when a silent phone never answered), or None when there was nobody to
+        send to (a local user without a registration: sofia::error "no recipient")."""
+        target, _, host = recipient.partition("@")
+        profile, slash, user = target.partition("/")
+        if not slash:
+            profile, user = "", target
+        spec = self.config.users.get(user)
+        if user.lower().startswith("sip:") or (spec is not None and spec.registered):
+            answers = spec is None or spec.answers_messages or user.lower().startswith("sip:")
+            if blocking:
+                self.clock.sleep(CHAT_POLL_SECONDS if answers else CHAT_GIVE_UP_SECONDS)
+            return 200 if answers else 0
+        if host and host not in self._local_hosts():
+            if blocking:  # sofia sends it to sip:user@host, where a phone answers
+                self.clock.sleep(CHAT_POLL_SECONDS)
+            return 200
+        if proto == "sip":
+            shown_from = sender  # an incoming SIP MESSAGE: its From as received
+        else:
+            name, _, domain = sender.partition("@")
+            domain = domain or self.config.globals.get("domain", self.config.ipv4)
+            shown_from = f'"{name}" <sip:{name}@{domain}>'
         self.bus.fire(
             "CUSTOM",
             lambda: [
                 ("Error-Type", "chat"),
                 ("Error-Reason", "no recipient"),
                 ("Chat-Send-To", recipient),
-                ("Chat-Send-From", sender),
-                ("Chat-Send-Profile", "internal"),
+                ("Chat-Send-From", shown_from),
+                ("Chat-Send-Profile", profile or ("internal" if proto == "sip" else host)),
             ],
             lead=[("Event-Subclass", "sofia::error")],
             body=body,
             subclass="sofia::error",
             calling=CHAT_ERROR_CALLING,
         )
+        return None
 
     def receive_sms(
         self,
@@ -377,32 +471,68 @@ class Simulator:
         tag: str | None = None,
         context: str = "public",
     ) -> None:
-        """A SIP MESSAGE arrives (mod_sms): MESSAGE fires, then delivery to the local user."""
+        """A SIP MESSAGE sofia accepted goes through mod_sms (switch_loadable_module.c
+        do_chat_send), with the MESSAGE event sofia created (its core headers, sequence number
+        and date, are the same in every copy fired):
+
+        1. the chatplan (``config.chatplan``): the extension that matches ``to_user`` adds
+           DP_MATCH and runs its actions; ``fire`` fires a copy of the event as it is then;
+           ``stop`` ends the chatplan; ``final`` ends it and adds ``final_delivery: true``;
+        2. unless ``final``: delivery to the recipient, like a chat to a local user (nobody
+           registered: sofia::error, "Nobody to send to" in FreeSWITCH's log);
+        3. the event fired once more, with ``Nonblocking-Delivery: true``.
+
+        So an SMS an extension takes with fire + stop or fire + final gives TWO MESSAGE events
+        (the second with Nonblocking-Delivery, after final also final_delivery), fire + final
+        without the delivery attempt; one no extension takes gives one, after the attempt.
+        """
+        created = self.bus.stamp()
         display = f'"{display_name}" ' if display_name else ""
         from_full = f"{display}<sip:{sender}@{sender_host}>;tag={tag or uuidlib.uuid4().hex[:8]}"
-        self.bus.fire(
-            "MESSAGE",
-            lambda: [
-                ("login", f"sip:mod_sofia@{recipient_host}:5060"),
-                ("proto", "sip"),
-                ("to_proto", "sip"),
-                ("from", f"{sender}@{sender_host}"),
-                ("from_user", sender),
-                ("from_host", sender_host),
-                ("to_user", recipient),
-                ("to_host", recipient_host),
-                ("from_sip_ip", sender_host),
-                ("from_sip_port", str(sender_port)),
-                ("to", f"{recipient}@{recipient_host}"),
-                ("subject", "SIMPLE MESSAGE"),
-                ("context", context),
-                ("type", "text/plain"),
-                ("from_full", from_full),
-                ("sip_profile", "internal"),
-                ("dest_proto", "sip"),
-                ("max_forwards", "70"),
-                ("Nonblocking-Delivery", "true"),
-            ],
-            body=body,
-        )
-        self._deliver_chat(from_full, f"{recipient}@{recipient_host}", body)
+        headers = [
+            ("login", f"sip:mod_sofia@{recipient_host}:5060"),
+            ("proto", "sip"),
+            ("to_proto", "sip"),
+            ("from", f"{sender}@{sender_host}"),
+            ("from_user", sender),
+            ("from_host", sender_host),
+            ("to_user", recipient),
+            ("to_host", recipient_host),
+            ("from_sip_ip", sender_host),
+            ("from_sip_port", str(sender_port)),
+            ("to", f"{recipient}@{recipient_host}"),
+            ("subject", "SIMPLE MESSAGE"),
+            ("context", context),
+            ("type", "text/plain"),
+            ("from_full", from_full),
+            ("sip_profile", "internal"),
+            ("dest_proto", "sip"),
+            ("max_forwards", "70"),
+        ]
+        final = False
+        try:
+            extension, dp_match = self.config.chatplan.hunt(context, headers)
+        except KeyError:
+            extension = None
+        if extension is not None:
+            if dp_match:
+                headers.append(("DP_MATCH", dp_match))
+            for app in extension.actions:
+                if app == "fire":
+                    self._fire_message(list(headers), body, created)
+                elif app == "final":
+                    headers.append(("final_delivery", "true"))
+                    final = True
+                    break
+                elif app == "stop":
+                    break
+        if not final:
+            self._sofia_chat_send(
+                "sip", from_full, f"{recipient}@{recipient_host}", body, blocking=False
+            )
+        self._fire_message([*headers, ("Nonblocking-Delivery", "true")], body, created)
+
+    def _fire_message(
+        self, headers: list[tuple[str, str]], body: str, created: tuple[int, int]
+    ) -> None:
+        self.bus.fire("MESSAGE", lambda: headers, body=body, created=created)

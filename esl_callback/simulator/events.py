@@ -134,6 +134,8 @@ CALLING: dict[str, tuple[str, str, int]] = {
 SENDEVENT_CALLING = ("mod_event_socket.c", "parse_command", 2275)
 UUID_BRIDGE_EXECUTE_CALLING = ("switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236)
 CHAT_ERROR_CALLING = ("sofia_presence.c", "sofia_presence_chat_send", 276)
+# The MESSAGE event of the `chat` API (created there, fired once sofia has tried to deliver it).
+CHAT_API_CALLING = ("switch_loadable_module.c", "switch_core_chat_send_args", 1039)
 
 # Every event name an ESL client may subscribe to (switch_event.c EVENT_NAMES).
 EVENT_NAMES = frozenset(
@@ -417,6 +419,12 @@ class EventBus:
             name, calling or CALLING[name], next(self._sequence), self.clock.now_us()
         )
 
+    def stamp(self) -> tuple[int, int]:
+        """(sequence, microseconds) of an event created now and fired later: switch_event_create
+        gives an event its core headers, which its copies (switch_event_dup) keep. Pass it to
+        `fire` as ``created``."""
+        return next(self._sequence), self.clock.now_us()
+
     def fire(
         self,
         name: str,
@@ -427,15 +435,17 @@ class EventBus:
         subclass: str | None = None,
         unique_id: str | None = None,
         calling: tuple[str, str, int] | None = None,
+        created: tuple[int, int] | None = None,
     ) -> Event | None:
         """Fire an event. ``build`` (the headers after the core ones) is only called when a
-        listener takes the event; None when none does."""
-        sequence = next(self._sequence)
+        listener takes the event; None when none does. ``created``: the `stamp` of an event
+        created earlier (its sequence number and date), by default now."""
+        sequence, stamp_us = created or (next(self._sequence), self.clock.now_us())
         sinks = [s for s in self._candidates(unique_id) if s.wants(name, subclass, unique_id)]
         if not sinks:
             return None
         headers = list(lead)
-        headers += self.core_headers(name, calling or CALLING[name], sequence, self.clock.now_us())
+        headers += self.core_headers(name, calling or CALLING[name], sequence, stamp_us)
         event = Event(name, headers, body, subclass, unique_id, rest=build)
         takers = [sink for sink in sinks if sink.accepts(event)]
         if not takers:

@@ -5,6 +5,45 @@ or an application argument for `sendmsg`. Every value is checked before a byte i
 must be validated digit strings, UUIDs and causes match strict patterns, channel-variable values
 come from a whitelist of characters, and no value may carry a line break (a line break would end
 the ESL command and start another). A bad value raises `UnsafeCommand`.
+
+Which commands may go with `api` on a node's one shared inbound connection. FreeSWITCH runs a
+connection's `api` commands one at a time in its listener thread and writes no event while one
+runs (captures: inbound-api-pipelined-behind-blocking-originate.txt,
+inbound-chat-api-blocks-on-silent-user.txt), so a command that waits holds every call's
+commands and events behind it, and past `command_timeout_seconds` the controller drops the
+connection and the events queued on the switch with it. A command that can wait goes with
+`bgapi` (its result comes in a BACKGROUND_JOB; the connection is free at once). Audited against
+the FreeSWITCH 1.10.12 source; every session lookup is switch_core_session_locate, whose read
+lock is a try-lock (a channel being destroyed is "not found" at once, never waited for):
+
+    originate          WAITS until the leg answers or fails (seconds to minutes): bgapi only
+                       (flow.originate).
+    chat               WAITS for the SIP MESSAGE's final response: mod_dptools' chat api is
+                       blocking, sofia_presence_chat_send polls 199 x 100 ms, so 19.9 s for a
+                       registered phone that does not answer (captured): bgapi only
+                       (sms.SmsService.chat_reply).
+    uuid_bridge        safe: switch_ivr_uuid_bridge sets flags, variables and both channels'
+                       states and returns; the bridge itself runs in the channels' threads. Sent
+                       with the sched_del / sched_hangup / sched_broadcast of the bridge.
+    uuid_kill          safe: switch_channel_hangup marks the channel down and signals its thread;
+                       the hangup's work happens there.
+    uuid_break         safe: flushes the channel's queued private events (`all`) and sets
+                       CF_BREAK, or stops a broadcast; the playback notices on its next frame.
+    uuid_broadcast     safe for our legs: queues the playback as a private event. It would wait
+                       (switch_ivr_media) only for a channel in proxy / bypass media mode, which
+                       no leg we originate is.
+    sched_hangup, sched_broadcast, sched_del
+                       safe: add or delete a task in the core scheduler (a mutex, no I/O); the
+                       task runs later in the scheduler's thread.
+    say_string         safe: mod_say builds the file names in memory from the language's XML
+                       settings (an HTTP fetch only where mod_xml_curl serves them).
+    uuid_exists, global_getvar
+                       safe: a hash lookup.
+    show channels as json
+                       safe: one read of the core database, once per (re)connect
+                       (reconcile.Reconciler.reconcile); it takes longer the more channels the
+                       switch has, but waits for no phone (nor for any network, unless the core
+                       database is an ODBC/PostgreSQL server: core-db-dsn).
 """
 
 from __future__ import annotations

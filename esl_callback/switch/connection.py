@@ -678,7 +678,12 @@ class InboundConnection:
         return esl
 
     def api(self, command: str, timeout: float | None = None) -> str:
-        """Run `api <command>` and return its output; CommandTimeout after `timeout` seconds."""
+        """Run `api <command>` and return its output; CommandTimeout after `timeout` seconds.
+
+        The switch runs this connection's `api` commands one at a time and sends no event
+        meanwhile: only commands that return at once belong here (the audit in
+        `switch.commands`); one that waits (originate, chat) goes with `bgapi`.
+        """
         return self._api([command], timeout)[0]
 
     def api_all(self, commands: list[str], timeout: float | None = None) -> list[str]:

@@ -81,16 +81,21 @@ def simulator_config(
     speed: float,
     switch: dict[str, Any] | None = None,
     sounds: dict[str, float] | None = None,
+    users: dict[str, Any] | None = None,
+    chatplan: dict[str, Any] | None = None,
 ) -> Any:
     """The simulator with the access numbers' dialplan and `phones` (also behind the sofia
     gateway `carrier`); `switch`: its switch section (e.g. media_frame_ms); `sounds`: how
-    long files play (seconds, default 2)."""
+    long files play (seconds, default 2); `users`: its SIP users (registered phones);
+    `chatplan`: what mod_sms does with an incoming SMS (default: no extension)."""
     return from_mapping(
         {
             "esl": {"listen": "127.0.0.1:0", "password": "test-secret"},
             "speed": speed,
             "switch": switch or {},
             "sounds": {"files": sounds or {}},
+            "users": users or {},
+            "chatplan": chatplan or {},
             "dialplan": {
                 ACCESS_CONTEXT: [
                     {

@@ -366,6 +366,7 @@ def test_inbound_acl_rejects_rudely() -> None:
 
 
 def test_chat_api_lands_in_the_outbox(sim: Simulator, client: Callable[..., EslClient]) -> None:
+    sim.register_user("15550002001")  # else nobody to send to: "Error! Message Not Sent"
     conn = client()
     assert conn.api("chat sip|15550001001|15550002001@127.0.0.1|hello there") == "Sent"
     (message,) = sim.outbox

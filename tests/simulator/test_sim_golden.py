@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from wire_replay import After, Race, Scenario
+from wire_replay import After, Outside, Race, Scenario
 
 from esl_callback.simulator import Simulator
 from esl_callback.simulator.config import from_mapping
@@ -21,6 +21,10 @@ from esl_callback.simulator.config import from_mapping
 SETUP = Path(__file__).resolve().parent / "recording_setup.yaml"
 TRIGGER = "outbound-socket-trigger-inbound-side.txt"
 SPEED = 20.0
+CHAT = "inbound-chat-api-blocks-on-silent-user.txt"
+ESL_PW = "<ESL_PW>"
+# The chatplan extension of freeswitch/chatplan/esl-callback.xml as recorded (its actions vary).
+RECORDED_SMS_NUMBERS = r"^\+?(4930100300|4930100400)$"
 
 
 @dataclass
@@ -32,6 +36,11 @@ class Case:
     races: list[Race] = field(default_factory=list)
     setup: list[str] = field(default_factory=list)  # api commands: calls already up when recorded
     actions: list[tuple[float, str]] = field(default_factory=list)  # things outside the ESL
+    # things outside the ESL done right before the client's Nth message containing a text:
+    # (text, N, action)
+    outside: list[tuple[str, int, str]] = field(default_factory=list)
+    chatplan: list[str] | None = None  # the actions of the SMS numbers' chatplan extension
+    password: str = "ClueCon"  # the 2026-12-07 recordings show the password as <ESL_PW>
 
 
 def flow(name: str, races: list[Race] = ()) -> Case:
@@ -69,6 +78,30 @@ CASES: dict[str, Case] = {
     "events-json": Case(["inbound-events-json-bgapi-originate.txt"]),
     "filter-sendmsg-log": Case(["inbound-misc-filter-sendmsg-log.txt"]),
     "sip-message": Case(["inbound-sip-message-mod-sms.txt"], actions=[(0.301, "sms")]),
+    # a registered phone that never answers holds `api chat` (and the connection) 19.9 s;
+    # `bgapi chat` does not; a phone that answers: "Sent" (the sipp registrations in between)
+    "chat-api-blocks": Case(
+        [CHAT],
+        password=ESL_PW,
+        outside=[
+            ("api sofia_contact", 1, "register-silent"),
+            ("api sofia_contact", 2, "register-answering"),
+            ("api sofia_contact", 3, "unregister"),
+        ],
+    ),
+    # an SMS to the service number through the chatplan: two MESSAGE events with either ending
+    "sip-message-chatplan-stop": Case(
+        ["inbound-sip-message-chatplan-stop.txt"],
+        password=ESL_PW,
+        actions=[(0.203, "sms-chatplan-stop")],
+        chatplan=["fire", "stop"],
+    ),
+    "sip-message-chatplan-final": Case(
+        ["inbound-sip-message-chatplan-final.txt"],
+        password=ESL_PW,
+        actions=[(0.201, "sms-chatplan-final")],
+        chatplan=["fire", "final"],
+    ),
     "outbound-socket": Case(
         [TRIGGER],
         [
@@ -146,6 +179,23 @@ def _action(sim: Simulator, name: str) -> Any:
             display_name="ESL Test",
             tag="7cf526f3",
         )
+    if name.startswith("sms-chatplan-"):  # sipp's authenticated MESSAGE (message_auth.xml)
+        port, tag = (5076, "19701") if name.endswith("stop") else (5077, "19706")
+        return lambda: sim.receive_sms(
+            "15550001002",
+            "4930100300",
+            "CB 15550002001\r\n",
+            sender_port=port,
+            tag=f"{tag}SIPpTag011",
+        )
+    # sipp's REGISTERs of 15550001002: at a UDP port that never answers, at a sipp UAS that
+    # answers MESSAGE with 200, then Expires 0
+    if name == "register-silent":
+        return lambda: sim.register_user("15550001002", "127.0.0.1:5099", answers_messages=False)
+    if name == "register-answering":
+        return lambda: sim.register_user("15550001002", "127.0.0.1:5073")
+    if name == "unregister":
+        return lambda: sim.unregister_user("15550001002")
     raise ValueError(name)
 
 
@@ -157,8 +207,25 @@ def test_recording_replays_identically(name: str) -> None:
     )
     port = scenario.listen()
     text = SETUP.read_text().replace("OUTBOUND", f"127.0.0.1:{port}")
-    sim = Simulator(from_mapping(yaml.safe_load(text)), speed=case.speed).start()
+    data = yaml.safe_load(text)
+    data["esl"]["password"] = case.password
+    if case.chatplan is not None:
+        data["chatplan"] = {
+            "public": [
+                {
+                    "name": "esl-callback-sms",
+                    "field": "to_user",
+                    "expression": RECORDED_SMS_NUMBERS,
+                    "actions": case.chatplan,
+                }
+            ]
+        }
+    sim = Simulator(from_mapping(data), speed=case.speed).start()
     scenario.sim = sim
+    scenario.outside = tuple(
+        Outside(case.inbound[0], text, _action(sim, what), occurrence)
+        for text, occurrence, what in case.outside
+    )
     try:
         actions = [(at, _action(sim, what)) for at, what in case.actions]
         problems = scenario.run(case.setup, actions)

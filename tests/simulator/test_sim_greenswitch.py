@@ -120,6 +120,7 @@ def test_outbound_server_runs_an_ivr(make_sim) -> None:
 
 def test_inbound_every_command_the_product_uses(sim: Simulator) -> None:
     """Each reply parses in greenswitch and says what FreeSWITCH says."""
+    sim.register_user("1001")  # the chat below has a phone to go to
     esl = greenswitch.InboundESL(host=sim.host, port=sim.port, password="ClueCon")
     esl.connect()
     try:

@@ -19,6 +19,7 @@ import contextlib
 import re
 import socket as pysocket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,18 @@ class After:
 
 
 @dataclass(frozen=True)
+class Outside:
+    """Something that happened outside the event socket (a phone registering over SIP) between
+    two client messages: done right before the client sends its ``occurrence``-th message
+    containing ``before``, so that it is in place whatever the replay's timing."""
+
+    socket: str
+    before: str
+    action: Callable[[], object]
+    occurrence: int = 1
+
+
+@dataclass(frozen=True)
 class Race:
     """A recorded message whose place or content depends on FreeSWITCH thread timing (the
     recordings themselves disagree). ``skip`` leaves it out on both sides; otherwise it is
@@ -122,6 +135,14 @@ def _unsimulated(data: bytes) -> bool:
     )
 
 
+# Lines whose '\r' the recorder did not write: the header of these files says the body sipp
+# sent was "CB 15550002001\r\n" (CRLF), and its Content-Length (16) counts the CR.
+LOST_CR = {
+    "inbound-sip-message-chatplan-stop.txt": b"CB 15550002001\n",
+    "inbound-sip-message-chatplan-final.txt": b"CB 15550002001\n",
+}
+
+
 def load_steps(name: str) -> list[Step]:
     """The messages of one transcript, split exactly as the recorder split them."""
     steps: list[Step] = []
@@ -141,6 +162,9 @@ def load_steps(name: str) -> list[Step]:
         if line[:4] in (b"<<< ", b">>> ") and current is not None:
             text = line[4:]
             current.data += text[:-9] if text.endswith(b"  [no LF]") else text + b"\n"
+    if name in LOST_CR:
+        for step in steps:
+            step.data = step.data.replace(LOST_CR[name], LOST_CR[name][:-1] + b"\r\n")
     return steps
 
 
@@ -183,6 +207,9 @@ def _norm_body(body: str) -> str:
 
 
 def _norm_status(body: str) -> str:
+    # the build's description differs between the builds recorded ("1.10.12-release  64bit",
+    # "1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit")
+    body = re.sub(r"\(Version [^)\n]*\)", "(Version <VERSION>)", body)
     return re.sub(r"\d+(\.\d+)?", "N", body)
 
 
@@ -397,6 +424,7 @@ class SocketReplay:
             if not self._racy(msg) and not (race and race.skip):
                 self.expected.append(msg)
         self.received: list[Message] = []
+        self.sent_with: dict[str, int] = {}  # client messages sent so far containing a text
         self.streams: dict[str, list[Message]] = {}
         self.groups = list(_groups(self.expected).values())
         self.arrived = gevent.event.Event()
@@ -415,6 +443,7 @@ class SocketReplay:
                 if delay > 0:
                     gevent.sleep(delay)
                 self._wait_for_others(step)
+                self._outside(step)
                 data = self.scenario.uuids.apply(step.data)
                 data = data.replace(
                     f"127.0.0.1:{RECORDED_OUTBOUND_PORT}".encode(),
@@ -473,6 +502,15 @@ class SocketReplay:
                 other.arrived.wait(0.05)
             gevent.sleep(after.delay / self.scenario.speed)
 
+    def _outside(self, step: Step) -> None:
+        mine = [o for o in self.scenario.outside if o.socket == self.name]
+        for text in {o.before for o in mine if o.before.encode() in step.data}:
+            self.sent_with[text] = self.sent_with.get(text, 0) + 1
+        for outside in mine:
+            sent = outside.before.encode() in step.data
+            if sent and self.sent_with[outside.before] == outside.occurrence:
+                outside.action()
+
     def _racy(self, msg: Message) -> bool:
         """CHANNEL_PARK right after an outbound 'connect' races the client's 'myevents' on a
         real switch (some recordings have it, some do not): it is left out of the comparison."""
@@ -517,12 +555,20 @@ class Scenario:
     """All sockets of one recording, replayed together against one simulator."""
 
     def __init__(
-        self, sim, inbound: list[str], outbound: list[str], speed: float, after=(), races=()
+        self,
+        sim,
+        inbound: list[str],
+        outbound: list[str],
+        speed: float,
+        after=(),
+        races=(),
+        outside=(),
     ) -> None:
         self.sim = sim
         self.speed = speed
         self.after: tuple[After, ...] = tuple(after)
         self.races: tuple[Race, ...] = tuple(races)
+        self.outside: tuple[Outside, ...] = tuple(outside)
         self.timeout = 20.0 / speed + 3.0
         self.settle = 0.3
         self.sockets = [SocketReplay(n, load_steps(n), self) for n in inbound + outbound]
@@ -572,6 +618,8 @@ class Scenario:
         clock = self.sim.clock
         start = clock.now() + 1.0 if epoch is None else epoch
         clock.set(start - 1.0)
+        # the switch was up before the recording started (`status` shows no negative uptime)
+        self.sim.started_us = min(self.sim.started_us, clock.now_us())
         for line in setup:
             self.sim.api(line)
         # setup calls show in the core database by then; and the clock has the recording's

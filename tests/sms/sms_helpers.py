@@ -10,7 +10,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -34,6 +36,34 @@ TOKEN = "gateway-token-0123456789"
 MARKER = "15559990000"  # an unregistered sender whose SMS mark that earlier ones were handled
 CHANNELS = ("freeswitch", "gateway")
 CALLER = "15550001001"  # alice's mobile, her registered number
+SHIPPED_CHATPLAN = (
+    Path(__file__).resolve().parents[2] / "freeswitch" / "chatplan" / "esl-callback.xml"
+)
+# Alice's mobile is also a SIP phone registered on the switch: `chat` replies reach it ("Sent").
+# Other senders have no registration: FreeSWITCH has nobody to send their replies to.
+REGISTERED_PHONES = {CALLER: {"registered": True}}
+
+
+def shipped_chatplan(sms_numbers: list[str]) -> dict[str, Any]:
+    """freeswitch/chatplan/esl-callback.xml as the simulator's chatplan: its context, field and
+    actions (fire, final), its to_user pattern made of `sms_numbers` (as the README says to)."""
+    context = ET.parse(SHIPPED_CHATPLAN).getroot().find("context")
+    assert context is not None
+    extension = context.find("extension")
+    assert extension is not None
+    condition = extension.find("condition")
+    assert condition is not None
+    digits = "|".join(number.lstrip("+") for number in sms_numbers)
+    return {
+        context.get("name"): [
+            {
+                "name": extension.get("name"),
+                "field": condition.get("field"),
+                "expression": rf"^\+?({digits})$",
+                "actions": [action.get("application") for action in condition.iter("action")],
+            }
+        ]
+    }
 
 
 def post(url: str, *, json_body: Any = None, form: dict | None = None, headers=None):
@@ -162,16 +192,26 @@ def start_sms_platform(
     reply_url: str | None = None,
     billing: dict[str, Any] | None = None,
     speed: float = 1.0,
+    users: dict[str, Any] | None = None,
+    command_timeout: float | None = None,
     **callback: Any,
 ) -> SmsPlatform:
     """Simulator + controller with its web server; tried again if a free port was taken.
 
     `billing`: keys of the controller's billing section; `callback`: of its callback section;
-    `speed`: how many times faster than real time the simulator's clock runs.
+    `speed`: how many times faster than real time the simulator's clock runs; `users`: the
+    switch's SIP phones (default REGISTERED_PHONES); `command_timeout`: the node's
+    command_timeout_seconds. The switch runs the shipped chatplan for the SMS numbers.
     """
+    gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
+    sms_section = {"enabled": True, "numbers": [SMS_NUMBER], "gateways": [gateway]}
+    sms_section.update(sms or {})
+    chatplan = shipped_chatplan(sms_section["numbers"]) if sms_section["numbers"] else {}
     for attempt in itertools.count(1):
         outbound_port, web_port = free_port(), free_port()
-        sim = Simulator(simulator_config(outbound_port, phones, speed)).start()
+        sim_users = REGISTERED_PHONES if users is None else users
+        config = simulator_config(outbound_port, phones, speed, users=sim_users, chatplan=chatplan)
+        sim = Simulator(config).start()
         data = settings_to_dict(
             controller_settings(
                 database_url, [sim.port], outbound_port, billing=billing, **callback
@@ -179,9 +219,9 @@ def start_sms_platform(
             masked=False,
         )
         data["web"].update(enabled=True, port=web_port, secret="s" * 40, secure_cookies=False)
-        gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
-        sms_section = {"enabled": True, "numbers": [SMS_NUMBER], "gateways": [gateway]}
-        data["sms"].update({**sms_section, **(sms or {})})
+        data["sms"].update(sms_section)
+        if command_timeout is not None:
+            data["freeswitch"]["nodes"][0]["command_timeout_seconds"] = command_timeout
         service = Service(settings_from_mapping(data, environ={}))
         try:
             service.start()
