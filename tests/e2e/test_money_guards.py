@@ -136,7 +136,7 @@ def test_the_switch_hangs_up_a_leg_that_keys_no_pin_by_the_deadline(platform, al
 
 
 def test_keying_no_pin_counts_as_a_failed_attempt(platform, alice) -> None:
-    p = platform({OTHER_CALLER: SILENT}, pin_attempts=2, pin_lockout_failures=5)
+    p = platform({OTHER_CALLER: SILENT}, speed=4, pin_attempts=2, pin_lockout_failures=5)
 
     p.trigger(OTHER_CALLER, PIN_ACCESS)
     request = p.wait_request()

@@ -10,14 +10,13 @@ from callback_storm import run_storm
 
 from esl_callback.db import Database
 
-SEEDS = [20261207, 7]
+# One seed per database: the seeds differ, so the two runs cover different storms.
+SEEDS = {"sqlite": 20261207, "postgresql": 7}
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("seed", SEEDS)
-def test_every_leg_is_billed_once_and_no_account_goes_below_its_floor(
-    db: Database, seed: int
-) -> None:
+def test_every_leg_is_billed_once_and_no_account_goes_below_its_floor(db: Database) -> None:
+    seed = SEEDS["sqlite" if db.is_sqlite else "postgresql"]
     report = run_storm(db.url, seed, calls=30)
 
     assert report.legs >= 10, report.summary()  # the storm did dial
