@@ -13,7 +13,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,desktop,test-desktop]'
 	touch $(STAMP)
 
 # System packages the tests need (PostgreSQL server binaries, Debian's chromium for browser tests).
