@@ -25,17 +25,14 @@ if not os.environ.get("CI"):  # in CI (make test installs them) a missing one fa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import desktop_platform
-from desktop_platform import PASSWORD, Platform
+from desktop_helpers import sign_in
+from desktop_platform import Platform
 from PySide6.QtWidgets import QApplication
 
 from esl_callback.desktop.config import DesktopConfig
 from esl_callback.desktop.main_window import MainWindow
 from esl_callback.desktop.theme import STYLE_SHEET
 from esl_callback.desktop.token_store import FileTokenStore
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "test-artifacts" / "desktop"
-WAIT_MS = 30_000  # the longest any one condition is waited for
 
 
 @pytest.fixture(scope="session")
@@ -74,16 +71,6 @@ def open_window(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., MainWindow
         window.close()
 
 
-def sign_in(qtbot: Any, window: MainWindow, username: str, password: str = PASSWORD) -> None:
-    """Type the username and password on the sign-in page and press Enter; wait until signed in."""
-    page = window.sign_in
-    page.username.setText(username)
-    page.password.setText(password)
-    with qtbot.waitSignal(window.signed_in, timeout=WAIT_MS):
-        page.password.returnPressed.emit()
-    qtbot.waitUntil(lambda: not window.tasks.busy, timeout=WAIT_MS)
-
-
 @pytest.fixture
 def signed_in(
     qtbot: Any, platform: Platform, open_window: Callable[..., MainWindow]
@@ -96,13 +83,3 @@ def signed_in(
         return window
 
     return make
-
-
-def screenshot(window: Any, name: str) -> Path:
-    """Save what the window shows as test-artifacts/desktop/NAME.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    QApplication.sendPostedEvents()  # layouts settle before the picture
-    QApplication.processEvents()
-    assert window.grab().save(str(path)), f"could not save {path}"
-    return path

@@ -187,7 +187,8 @@ def answers(url: str) -> bool:
 
 
 def start(directory: Path) -> Platform:
-    """Seed the database, start the simulator and serve; the platform once serve is connected."""
+    """Seed the database, start the simulator and serve side by side (serve connects again until
+    the simulator listens); the platform once serve is connected to it."""
     directory.mkdir(parents=True, exist_ok=True)
     database_url = f"sqlite:///{directory / 'desktop.db'}"
     seed(database_url)
@@ -200,8 +201,6 @@ def start(directory: Path) -> Platform:
     )  # fmt: skip
     platform.processes.append(sim)
     try:
-        started = lambda: "inbound ESL on" in sim_log.read_text()  # noqa: E731
-        wait_for(started, "the simulator's start", [sim], [sim_log])
         config = serve_config(directory, database_url, switch_port, web_port)
         serve = command("serve", "-c", str(config), log=serve_log)
         platform.processes.append(serve)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SCREENSHOTS
+from desktop_helpers import ROOT, SCREENSHOTS
 
 pytestmark = pytest.mark.desktop
 HERE = Path(__file__).resolve().parent

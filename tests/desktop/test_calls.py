@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import WAIT_MS, screenshot
+from desktop_helpers import WAIT_MS, screenshot
 from desktop_platform import BUSY, DENIED, FRIEND, NO_RATE, SILENT, Platform
 from PySide6.QtCore import Qt
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import shiboken6
-from conftest import WAIT_MS, screenshot
+from desktop_helpers import WAIT_MS, screenshot
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WAIT_MS, screenshot, sign_in
+from desktop_helpers import WAIT_MS, screenshot, sign_in
 from desktop_platform import Platform
 from ports import free_port
 
