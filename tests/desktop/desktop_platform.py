@@ -53,6 +53,7 @@ CUSTOMERS = {
     "links": ("4930111110", "10"),
     "keys": ("4930111111", "10"),
     "gina": ("4930111112", "10"),
+    "hank": ("4930111113", "10"),
 }
 PHONES = {
     FRIEND: {"answer_after": 1, "hangup_after": 3},
@@ -72,6 +73,22 @@ class Platform:
 
     def phone_of(self, username: str) -> str:
         return CUSTOMERS[username][0]
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.directory / 'desktop.db'}"
+
+    def cli(self, *args: str) -> str:
+        """Run `esl-callback ARGS --database ...` (an operator's command) and return its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "esl_callback", *args, "--database", self.database_url],
+            capture_output=True,
+            text=True,
+            env=environment(),
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def log(self) -> str:
         path = self.directory / "serve.log"
@@ -153,11 +170,18 @@ def sim_config(directory: Path) -> Path:
     return path
 
 
-def command(*args: str, log: Path) -> subprocess.Popen:
-    """`esl-callback ARGS` in a process of its own, this checkout's code, output to `log`."""
+def environment() -> dict[str, str]:
+    """This process's environment for esl-callback's commands: this checkout's code, no
+    ESL_CALLBACK_* settings from the machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESL_CALLBACK_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def command(*args: str, log: Path) -> subprocess.Popen:
+    """`esl-callback ARGS` in a process of its own, output to `log`."""
+    env = environment()
     with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "esl_callback", *args],
@@ -190,11 +214,11 @@ def start(directory: Path) -> Platform:
     """Seed the database, start the simulator and serve side by side (serve connects again until
     the simulator listens); the platform once serve is connected to it."""
     directory.mkdir(parents=True, exist_ok=True)
-    database_url = f"sqlite:///{directory / 'desktop.db'}"
-    seed(database_url)
     switch_port, web_port = free_port(), free_port()
     sim_log, serve_log = directory / "sim.out", directory / "serve.out"
     platform = Platform(f"http://127.0.0.1:{web_port}", directory)
+    database_url = platform.database_url
+    seed(database_url)
     sim = command(
         "sim", "-c", str(sim_config(directory)), "--listen", f"127.0.0.1:{switch_port}",
         log=sim_log,

@@ -59,6 +59,16 @@ def test_signing_in_shows_the_account_and_the_token_is_kept_until_signing_out(
     assert "You have been signed out" in window.sign_in.error.text()
 
 
+def test_the_balance_follows_a_payment_made_elsewhere_at_the_next_refresh(
+    qtbot: Any, platform: Platform, open_window: Callable[..., MainWindow]
+) -> None:
+    window = open_window(platform.url, refresh_seconds=5)
+    sign_in(qtbot, window, "hank")
+    assert window.header.balance.text() == "10.00 EUR"
+    platform.cli("payment", "add", "hank", "2.50", "--reference", "top-up 1")
+    qtbot.waitUntil(lambda: window.header.balance.text() == "12.50 EUR", timeout=WAIT_MS)
+
+
 def test_a_wrong_password_and_a_lockout_are_said_in_sentences(
     qtbot: Any, platform: Platform, open_window: Callable[..., MainWindow]
 ) -> None:
