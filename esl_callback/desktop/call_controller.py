@@ -20,7 +20,7 @@ from esl_callback.desktop.live_call_view import LiveCallView
 from esl_callback.desktop.live_status import StatusFollower
 from esl_callback.desktop.notifier import Notifier
 from esl_callback.desktop.tasks import TaskRunner
-from esl_callback.desktop.wording import amount
+from esl_callback.desktop.wording import amount, number_with_name
 
 
 def refusal_sentence(quote: dict[str, Any]) -> str:
@@ -60,6 +60,7 @@ class CallController(QObject):
         self.client, self.tasks, self.panel, self.view = client, tasks, panel, view
         self.notifier = notifier
         self.follower: StatusFollower | None = None
+        self.names: dict[str, str] = {}  # number -> name, from the phone book
         self._stopping: set[StatusFollower] = set()
         self._connected_told = False
         panel.quote_wanted.connect(self.quote)
@@ -125,7 +126,8 @@ class CallController(QObject):
         self.status.emit(snap)
         if snap["state"] == "bridged" and not self._connected_told:
             self._connected_told = True
-            self.notifier.notify("Call connected", f"You are connected to {snap['destination']}.")
+            whom = number_with_name(snap["destination"], self.names)
+            self.notifier.notify("Call connected", f"You are connected to {whom}.")
 
     def _ended(self, snap: dict[str, Any] | None) -> None:
         self._stop_following()
@@ -134,9 +136,8 @@ class CallController(QObject):
         self._show(snap)
         if snap["state"] == "failed":
             why = snap.get("failure_words") or snap["state_words"]
-            self.notifier.notify(
-                "Call failed", f"The call to {snap['destination']} failed: {why}.", failed=True
-            )
+            whom = number_with_name(snap["destination"], self.names)
+            self.notifier.notify("Call failed", f"The call to {whom} failed: {why}.", failed=True)
         self.ended.emit(snap)
 
     def _lost(self, message: str) -> None:

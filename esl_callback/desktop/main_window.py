@@ -284,6 +284,7 @@ class MainWindow(QMainWindow):
             if not search:
                 self.entries = entries
                 self.call_panel.set_phone_book(entries)
+                self.calls.names = {e["number"]: e["name"] for e in entries}
 
         if self.client is not None:
             self.tasks.run(self.api().phone_book, search, done=shown, failed=self.show_problem)

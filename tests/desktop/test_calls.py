@@ -145,6 +145,8 @@ def test_a_simultaneous_call_from_the_phone_book_rings_both_at_once(
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=where)
     qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=where)
     watcher.wait_for("destination:ringing")
+    watcher.wait_for("bridged | source:bridged destination:bridged", "20-both-at-once-connected")
+    assert watcher.notices == [("Call connected", f"You are connected to Friend ({FRIEND}).")]
     snap = watcher.wait_until_ended()
     watcher.in_order(
         "calling_source | source:ringing destination:ringing",
