@@ -30,8 +30,8 @@ install-test: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	@scripts/system-packages "for the tests" $(TEST_PACKAGES)
-	@echo "Installing the test tools into $(VENV) (pytest, Playwright, ruff)"
-	@$(PIP_INSTALL) -e '.[test]'
+	@echo "Installing the test tools into $(VENV) (pytest, Playwright, ruff, Qt for the desktop client)"
+	@$(PIP_INSTALL) -e '.[test,desktop,test-desktop]'
 	@touch $@
 
 lint: install-test

@@ -54,7 +54,7 @@ def test_make_demo_installs_no_test_only_package(tmp_path: Path) -> None:
 def test_make_test_installs_the_test_packages_through_the_quiet_installer(tmp_path: Path) -> None:
     steps = dry_run("test", tmp_path)
     assert 'scripts/system-packages "for the tests" postgresql chromium' in steps
-    assert "-e '.[test]'" in steps
+    assert "-e '.[test,desktop,test-desktop]'" in steps  # the desktop client's tests need Qt
     pip_lines = [line for line in steps.splitlines() if "/pip " in line]
     assert len(pip_lines) == 3 and all(" -qq " in line for line in pip_lines), pip_lines
 

@@ -38,6 +38,19 @@ MARGIN_SECONDS = 1
 CAP_CAUSE = "ALLOTTED_TIMEOUT"
 
 
+def head_starts(
+    mode: str, ring_seconds: int, leg_a_up: int = 0, *, with_destination: bool = True
+) -> tuple[int, int]:
+    """The seconds leg A and leg B are held for before the bridged call starts, as each hold
+    counts them: leg A's time already up (`leg_a_up`), and with a destination the longest it
+    may ring (`ring_seconds`: leg B's too in a simultaneous call, where either may wait for the
+    other). A price quote before a call counts them as the call's first hold does."""
+    if not with_destination:
+        return leg_a_up, 0
+    head_b = ring_seconds if mode == "simultaneous" else MARGIN_SECONDS
+    return leg_a_up + ring_seconds, head_b
+
+
 class Allowance:
     """The money side of one flow: its current authorisation and what the switch enforces."""
 
@@ -59,12 +72,12 @@ class Allowance:
         """
         flow = self.flow
         leg_a = flow.legs.get("a")
-        ring = flow.settings.callback.originate_timeout_seconds
-        head_a = self.seconds_counted(leg_a) if leg_a is not None and leg_a.answered else 0
-        head_b = 0
-        if destination is not None:
-            head_a += ring
-            head_b = ring if flow.plan.mode == "simultaneous" else MARGIN_SECONDS
+        head_a, head_b = head_starts(
+            flow.plan.mode,
+            flow.settings.callback.originate_timeout_seconds,
+            self.seconds_counted(leg_a) if leg_a is not None and leg_a.answered else 0,
+            with_destination=destination is not None,
+        )
         auth = self.hold(destination, head_a, head_b)
         if auth.allowed and leg_a is not None and leg_a.answered:
             self.cap_leg_a()

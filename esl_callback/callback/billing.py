@@ -351,6 +351,70 @@ def spendable(account: Account) -> Decimal:
     return money(account.balance) - account.floor
 
 
+@dataclass(frozen=True)
+class Price:
+    """What a call would be allowed now (`price`): why not, or for how long and at what rates."""
+
+    refusal: Refusal | None
+    detail: str
+    seconds: int  # the longest bridged call `available` pays; 0 when refused
+    legs: list[ChargedLeg]  # the legs charged, with their head starts
+    available: Decimal  # balance down to the floor, minus what other live calls hold
+    charge_leg_a: bool
+    rate_a: RateSnapshot | None
+    rate_b: RateSnapshot | None
+
+
+def price(
+    account: Account,
+    leg_a_number: str,
+    destination: str | None,
+    settings: BillingSettings,
+    *,
+    leg_a_head_start: int = 0,
+    leg_a_rate: RateSnapshot | None = None,
+    leg_b_head_start: int = 0,
+    leg_b_rate: RateSnapshot | None = None,
+    max_seconds: int = MAX_CALL_SECONDS,
+    default_call_limit: int | None = None,
+    excluding_request: int | None = None,
+) -> Price:
+    """The pricing of `authorise` (see it for the arguments), holding nothing and locking nothing.
+
+    `authorise` runs it on the locked account and holds what it allows; a price quote shown
+    before a call is placed runs it alone. `excluding_request`: a request whose own hold does
+    not count against the balance (the one being authorised again).
+    """
+    rounding = rounding_mode(settings.rounding)
+    charge_a = charges_leg_a(account, settings)
+    rate_a = leg_a_rate or rate_for(leg_a_number)
+    rate_b = leg_b_rate or (rate_for(destination) if destination is not None else None)
+    held, live_calls = held_for_live_calls(account.id, excluding_request)
+    available = spendable(account) - held
+    refusal, detail = _refusal(
+        account,
+        leg_a_number,
+        destination,
+        settings,
+        charge_a,
+        rate_a,
+        rate_b,
+        live_calls,
+        call_limit(account, default_call_limit),
+    )
+    legs = [ChargedLeg(rate_a, leg_a_head_start)] if charge_a and rate_a else []
+    if rate_b is not None:
+        legs.append(ChargedLeg(rate_b, leg_b_head_start))
+    seconds = affordable_seconds(available, legs, rounding, max_seconds) if refusal is None else 0
+    if refusal is None and seconds == 0:
+        refusal = Refusal.BALANCE_TOO_LOW
+        detail = (
+            f"{available} {account.currency} available ({held} held by {live_calls} other "
+            "live calls) does not pay the first second"
+        )
+    return Price(refusal, detail, seconds, legs, available, charge_a, rate_a, rate_b)
+
+
 def authorise(
     account: Account | int,
     request: CallbackRequest | int,
@@ -393,34 +457,22 @@ def authorise(
         locked = _locked_account_of(request_id)
         if locked is None or locked.id != _id(account):
             _refuse_foreign_request(request_id, _id(account))
-        charge_a = charges_leg_a(locked, settings)
-        rate_a = leg_a_rate or rate_for(leg_a_number)
-        rate_b = leg_b_rate or (rate_for(destination) if destination is not None else None)
-        held, live_calls = held_for_live_calls(locked.id, request_id)
-        available = spendable(locked) - held
-        refusal, detail = _refusal(
+        priced = price(
             locked,
             leg_a_number,
             destination,
             settings,
-            charge_a,
-            rate_a,
-            rate_b,
-            live_calls,
-            call_limit(locked, default_call_limit),
+            leg_a_head_start=leg_a_head_start,
+            leg_a_rate=leg_a_rate,
+            leg_b_head_start=leg_b_head_start,
+            leg_b_rate=leg_b_rate,
+            max_seconds=max_seconds,
+            default_call_limit=default_call_limit,
+            excluding_request=request_id,
         )
-        legs = [ChargedLeg(rate_a, leg_a_head_start)] if charge_a and rate_a else []
-        if rate_b is not None:
-            legs.append(ChargedLeg(rate_b, leg_b_head_start))
-        seconds = (
-            affordable_seconds(available, legs, rounding, max_seconds) if refusal is None else 0
-        )
-        if refusal is None and seconds == 0:
-            refusal = Refusal.BALANCE_TOO_LOW
-            detail = (
-                f"{available} {locked.currency} available ({held} held by {live_calls} other "
-                "live calls) does not pay the first second"
-            )
+        refusal, detail, seconds, legs = priced.refusal, priced.detail, priced.seconds, priced.legs
+        charge_a, rate_a, rate_b = priced.charge_leg_a, priced.rate_a, priced.rate_b
+        available = priced.available
         reserved = total_cost(legs, seconds, rounding) if refusal is None else money(0)
         leg_a_seconds = None
         if refusal is None and charge_a and rate_a is not None:

@@ -197,11 +197,15 @@ def bridged_times(legs: list[Leg]) -> tuple[datetime | None, int]:
     return since, max(int((utcnow() - since).total_seconds()), 0)
 
 
+def cause_words(cause: str) -> str:
+    """Why a request failed or would be refused (a failure cause, a billing refusal or a dial
+    policy reason), in the words the portal shows."""
+    return _REQUEST_CAUSE_WORDS.get(cause) or causes.in_words(cause)
+
+
 def request_failure_words(request: CallbackRequest) -> str | None:
     cause = request.failure_cause
-    if not cause:
-        return None
-    return _REQUEST_CAUSE_WORDS.get(cause) or causes.in_words(cause)
+    return cause_words(cause) if cause else None
 
 
 def snapshot_of(request: CallbackRequest, legs: list[Leg], account: Account | None) -> dict:

@@ -108,6 +108,10 @@ def demo_command(web_port: int, directory: str) -> None:
         f"  a demo phone call from 15550001001 to {demo.PIN_ACCESS} starts in 3 s: "
         f"watch it in the portal's history, or in another terminal with\n    {requests}"
     )
+    click.echo(
+        f"  desktop client: esl-callback-desktop --server {url.rstrip('/')}  (same logins; "
+        "install it with pip install 'esl-callback[desktop]', which make install does)"
+    )
     click.echo(f"  log: {folder / 'demo.log'}; stop with Ctrl-C")
     gevent.spawn_later(3, simulator.place_call, "15550001001", demo.PIN_ACCESS, "access")
     run_until_signalled(service, STOPPING)

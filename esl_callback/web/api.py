@@ -10,9 +10,21 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from esl_callback.web import account, auth, callbacks, history, inputs, phonebook, sse, verification
+from esl_callback.callback.status import iso
+from esl_callback.web import (
+    account,
+    auth,
+    callbacks,
+    history,
+    inputs,
+    phonebook,
+    quotes,
+    sign_in_links,
+    sse,
+    verification,
+)
 from esl_callback.web.errors import Forbidden, Invalid, Unauthorised, WebError
 from esl_callback.web.portal import portal
 
@@ -85,6 +97,22 @@ def revoke_token() -> Any:
     return "", 204
 
 
+@blueprint.post("/sign-in-links")
+def create_sign_in_link() -> Any:
+    """A one-time link that opens a portal page signed in (see `sign_in_links`)."""
+    page = inputs.json_object().get("page")
+    if not isinstance(page, str) or page not in sign_in_links.PAGES:
+        raise Invalid(f"page: one of {', '.join(sign_in_links.PAGES)}", field="page")
+    link = portal().run(sign_in_links.issue, g.user.id, page)
+    body = {
+        "url": url_for("pages.sign_in_link", token=link.token, _external=True),
+        "page": page,
+        "expires_at": iso(link.expires_at),
+        "expires_in": sign_in_links.LIFETIME_SECONDS,
+    }
+    return jsonify(body), 201
+
+
 # -- account, numbers, payments -------------------------------------------------------------
 
 
@@ -144,6 +172,16 @@ def redeem_voucher() -> Any:
 @blueprint.post("/requests")
 def start_callback() -> Any:
     return jsonify(callbacks.start(portal(), g.user, inputs.json_object())), 201
+
+
+@blueprint.get("/quote")
+def get_quote() -> Any:
+    """What a callback would cost and the longest call the balance pays (see `quotes`)."""
+    user = g.user
+    order = callbacks.read_order(
+        request.args, user.default_callback_number, portal().settings.numbers
+    )
+    return jsonify(portal().run(quotes.quote, user.account_id, order, portal().settings))
 
 
 @blueprint.get("/requests")

@@ -50,18 +50,24 @@ def read_order(data: Any, default_source: str | None, rules: Any) -> CallbackOrd
     return CallbackOrder(source, destination, inputs.mode(data.get("mode")))
 
 
-def check_allowed(account_id: int, source: str, settings: Any) -> Account:
-    """The account, if it may start a callback from `source` now (run through Database.run)."""
-    account = Account.get_by_id(account_id)
+def check_account_and_source(account: Account, source: str, settings: Any) -> None:
+    """Forbidden unless the account is active and `source` is one of its numbers (or it may
+    call from any); the checks of `check_allowed` that a price quote makes too."""
     if not account.is_active:
         raise Forbidden(f"account {account.name} is {account.status}; calls cannot be placed")
-    own = CallerId.select().where(CallerId.account == account_id, CallerId.number == source)
+    own = CallerId.select().where(CallerId.account == account.id, CallerId.number == source)
     must_own = settings.callback.source_must_be_own_number and not account.allow_any_source
     if must_own and not own.exists():
         raise Forbidden(
             f"source: {source} is not one of your numbers; add it under Settings first",
             field="source",
         )
+
+
+def check_allowed(account_id: int, source: str, settings: Any) -> Account:
+    """The account, if it may start a callback from `source` now (run through Database.run)."""
+    account = Account.get_by_id(account_id)
+    check_account_and_source(account, source, settings)
     per_minute = settings.callback.requests_per_minute
     recent = (
         CallbackRequest.select()

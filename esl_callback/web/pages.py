@@ -27,6 +27,7 @@ from esl_callback.web import (
     history,
     inputs,
     phonebook,
+    sign_in_links,
     spent_tokens,
     sse,
     verification,
@@ -36,7 +37,7 @@ from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
 from esl_callback.web.formats import money
 from esl_callback.web.portal import portal
 
-PUBLIC = frozenset({"pages.login", "pages.logout"})
+PUBLIC = frozenset({"pages.login", "pages.logout", "pages.sign_in_link"})
 FORM_TOKEN = "form_token"
 
 blueprint = Blueprint("pages", __name__)
@@ -88,6 +89,22 @@ def login() -> Any:
         return show("login.html", exc, next_page=next_page, username=username)
     auth.start_session(user)
     return redirect(safe_next(next_page))
+
+
+@blueprint.get("/sign-in/<token>")
+def sign_in_link(token: str) -> Any:
+    """A one-time link from an app (`sign_in_links`): sign in and open its page, once."""
+    redeemed = portal().run(sign_in_links.redeem, token)
+    if redeemed is None:
+        flash(
+            "That sign-in link has expired or was already used: sign in with your password, "
+            "or open the page again from the app.",
+            "error",
+        )
+        return redirect(url_for("pages.login"))
+    user, page = redeemed
+    auth.start_session(user)
+    return redirect(url_for(sign_in_links.PAGES[page]))
 
 
 @blueprint.post("/logout")

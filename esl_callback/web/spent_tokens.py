@@ -1,4 +1,5 @@
-"""Tokens used up: the ids of sessions ended by logging out, one-use form tokens once submitted.
+"""Tokens used up: the ids of sessions ended by logging out, one-use form tokens once submitted;
+and tokens waiting for their one use (the digests of sign-in links, `hold` and `take`).
 
 A form that must not be carried out twice (the call form: a double click would place two calls)
 carries a one-use token (`new_form_token`); the first submission spends it, a second finds it
@@ -22,6 +23,7 @@ from esl_callback.models import SpentToken
 
 SESSION = "session"
 FORM = "form"
+SIGN_IN_LINK = "sign_in_link"  # held until used: see `sign_in_links`
 MAX_LENGTH = 64  # SpentToken.token
 
 
@@ -53,3 +55,26 @@ def spent(kind: str, token: str) -> peewee.Select:
     return SpentToken.select(SpentToken.id).where(
         SpentToken.kind == kind, SpentToken.token == token
     )
+
+
+def hold(kind: str, token: str, lifetime_seconds: int) -> None:
+    """Record `token` (a digest: never a secret in clear) as waiting for its one use, for
+    `lifetime_seconds`; `take` uses it. Tokens past their lifetime are forgotten here."""
+    now = utcnow()
+    SpentToken.delete().where(SpentToken.expires_at < now).execute()
+    SpentToken.create(kind=kind, token=token, expires_at=now + timedelta(seconds=lifetime_seconds))
+
+
+def take(kind: str, token: str) -> bool:
+    """Use a token recorded by `hold`: True once, before it expires; False after, or for a
+    token never held. Two concurrent uses cannot both succeed: the first deletes the row."""
+    taken = (
+        SpentToken.delete()
+        .where(
+            SpentToken.kind == kind,
+            SpentToken.token == token,
+            SpentToken.expires_at >= utcnow(),
+        )
+        .execute()
+    )
+    return taken == 1

@@ -62,6 +62,7 @@ def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
             banner += line
         assert f"open http://127.0.0.1:{port}/" in banner
         assert "login alice / demo-password" in banner
+        assert f"esl-callback-desktop --server http://127.0.0.1:{port}  (same logins" in banner
         assert f"a demo phone call from {SCRIPTED_CALLER}" in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as page:
             assert page.status == 200

@@ -18,12 +18,14 @@ from esl_callback.web import auth, create_app
 # Every API endpoint but the public ones, with a method and a path that exists.
 PROTECTED_API = [
     ("delete", "/api/v1/auth/token"),
+    ("post", "/api/v1/sign-in-links"),
     ("get", "/api/v1/account"),
     ("put", "/api/v1/account/default-number"),
     ("delete", "/api/v1/numbers/4930111111"),
     ("post", "/api/v1/numbers/verifications"),
     ("get", "/api/v1/numbers/verifications/1"),
     ("get", "/api/v1/payments"),
+    ("get", "/api/v1/quote"),
     ("post", "/api/v1/requests"),
     ("get", "/api/v1/requests"),
     ("get", "/api/v1/requests.csv"),
