@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -127,8 +128,15 @@ def is_final(line: str) -> bool:
 class AtChannel:
     """Commands and unsolicited result codes over one open serial port."""
 
-    def __init__(self, port: SerialLike, *, transcript: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        port: SerialLike,
+        *,
+        transcript: list[str] | None = None,
+        on_noise: Callable[[str], None] | None = None,
+    ) -> None:
         self.port = port
+        self.on_noise = on_noise
         self.buffer = b""
         self.urcs: deque[Urc] = deque()
         self.transcript = transcript  # every line both ways, when given (for tests)
@@ -198,6 +206,8 @@ class AtChannel:
     def _noise(self, line: str) -> None:
         self.noise += 1
         log.warning("modem sent an unexpected line, ignored: %r", line[:80])
+        if self.on_noise is not None:
+            self.on_noise(line)
 
     # -- commands -----------------------------------------------------------------------------
 

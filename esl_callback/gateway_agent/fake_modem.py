@@ -181,7 +181,7 @@ class FakeModem:
         stored."""
         with self.lock:
             if direct or self.new_message_mode == 2:
-                length = len(bytes.fromhex(hex_pdu)) - 1 - int(hex_pdu[:2], 16)
+                length = _tpdu_length(hex_pdu)
                 if self.pdu_mode:
                     self._send(f"\r\n+CMT: ,{length}\r\n{hex_pdu}\r\n")
                 else:
@@ -242,9 +242,13 @@ class FakeModem:
                 data = os.read(master, 4096) if ready else b""
             except OSError:  # unplugged meanwhile
                 continue
-            if data:
-                self._received(data)
-            self._ring_if_due()
+            try:
+                if data:
+                    self._received(data)
+                self._ring_if_due()
+            except Exception:  # a bug here must not look like a modem that hangs
+                log.exception("fake modem failed on %r", data)
+                self._send("\r\nERROR\r\n")
 
     def _ring_if_due(self) -> None:
         with self.lock:
@@ -429,7 +433,7 @@ class FakeModem:
         """The lines of AT+CMGR (index None) or of one message of AT+CMGL."""
         where = "" if index is None else f"{index},"
         if self.pdu_mode:
-            length = len(bytes.fromhex(stored.pdu)) - 1 - int(stored.pdu[:2], 16)
+            length = _tpdu_length(stored.pdu)
             return [
                 f"+CMG{'R' if index is None else 'L'}: {where}{stored.stat},,{length}",
                 stored.pdu,
@@ -438,8 +442,8 @@ class FakeModem:
         status = f'"{STAT_NAMES[stored.stat]}"'
         if index is None:
             return [f"+CMGR: {status},{header}", data]
-        if self.show_header:  # AT+CMGL shows only <tooa> and <length> of the header fields
-            fields = header.split(",")
+        fields = header.split(",")  # the time stamp holds a comma: it is fields 2 and 3
+        if self.show_header and len(fields) > 5:  # AT+CMGL shows only <tooa> and <length>
             header = ",".join([*fields[:4], fields[4], fields[-1]])
         return [f"+CMGL: {where}{status},{header}", data]
 
@@ -504,6 +508,15 @@ def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _tpdu_length(hex_pdu: str) -> int:
+    """The <length> a modem shows for a PDU: its octets, the service centre address left out
+    (for a malformed PDU, whatever it adds up to)."""
+    try:
+        return len(hex_pdu) // 2 - 1 - int(hex_pdu[:2], 16)
+    except ValueError:
+        return len(hex_pdu) // 2
+
+
 def masked_line(line: str) -> str:
     """A command as the transcript keeps it: the PIN hidden."""
     return re.sub(r"(?i)^(AT\+CPIN=).*$", r"\1********", line)
@@ -522,7 +535,8 @@ def text_view(hex_pdu: str, show_header: bool) -> tuple[str, str]:
 def _text_view(hex_pdu: str, show_header: bool) -> tuple[str, str]:
     octets = bytes.fromhex(hex_pdu)
     sca_length = octets[0]
-    sca = "+" + pdu.decode_semi_octets(octets[2 : 1 + sca_length], 2 * (sca_length - 1))
+    field = octets[2 : 1 + sca_length]
+    sca = "+" + pdu.decode_semi_octets(field, 2 * len(field) - (field[-1] >> 4 == 0xF))
     tpdu = octets[1 + sca_length :]
     first = tpdu[0]
     digits, kind = tpdu[1], tpdu[2]

@@ -112,7 +112,11 @@ class Modem:
             try:
                 self.status.modem("opening")
                 port = self.open_port(self.modem.port, self.modem.baudrate)
-                self.at = AtChannel(port, transcript=self.transcript)
+                self.at = AtChannel(
+                    port,
+                    transcript=self.transcript,
+                    on_noise=lambda _: self.status.count("noise_lines"),
+                )
                 self.status.modem("initialising")
                 self.initialise()
                 delay = 0.2
@@ -134,9 +138,7 @@ class Modem:
             except ModemError as exc:
                 self.trouble("initialisation failed", f"modem refused {exc}: resetting it")
             finally:
-                if self.at is not None:
-                    self.status.count("noise_lines", self.at.noise)
-                    self.at = None
+                self.at = None
                 if port is not None:
                     with contextlib.suppress(serial.SerialException, OSError):
                         port.close()

@@ -16,15 +16,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sms"))
 
-from gsm_helpers import CALLER, MODEM_NUMBER, Rig, settings_for  # noqa: E402
-from platform_helpers import ANI_ACCESS, standard_rates  # noqa: E402
-from sms_helpers import start_sms_platform  # noqa: E402
+from gsm_helpers import CALLER, MODEM_NUMBER, Rig, settings_for
+from platform_helpers import ANI_ACCESS, standard_rates
+from sms_helpers import start_sms_platform
 
-from esl_callback import accounts  # noqa: E402
-from esl_callback.callback import billing  # noqa: E402
-from esl_callback.db import Database  # noqa: E402
-from esl_callback.gateway_agent.fake_modem import FakeModem  # noqa: E402
-from esl_callback.models import Account  # noqa: E402
+from esl_callback import accounts
+from esl_callback.callback import billing
+from esl_callback.db import Database
+from esl_callback.gateway_agent.fake_modem import FakeModem
+from esl_callback.models import Account
 
 assert MODEM_NUMBER == ANI_ACCESS
 
@@ -49,21 +49,24 @@ def alice(db: Database) -> Account:
 def rig(
     db: Database, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Rig]]:
-    """Start platform (with `phones`), fake modem and agent; all stopped afterwards."""
+    """Start platform (with `phones`), fake modem (options `fake`) and agent (its settings'
+    sections as keywords, e.g. modem={...}); all stopped afterwards."""
     started: list[Rig] = []
 
     def start(
         phones: dict[str, Any] | None = None,
         *,
-        modem: dict[str, Any] | None = None,
+        fake: dict[str, Any] | None = None,
         agent: bool = True,
         **sections: Any,
     ) -> Rig:
         platform = start_sms_platform(db.url, phones or {}, sms={"numbers": [MODEM_NUMBER]})
-        fake = FakeModem(tmp_path / "ttyGSM0", **(modem or {})).start()
+        fake = FakeModem(tmp_path / "ttyGSM0", **(fake or {})).start()
         settings = settings_for(
-            tmp_path / "ttyGSM0", platform.base_url.removesuffix("/api/v1"),
-            tmp_path / "agent-queue.db", **sections,
+            tmp_path / "ttyGSM0",
+            platform.base_url.removesuffix("/api/v1"),
+            tmp_path / "agent-queue.db",
+            **sections,
         )
         running = Rig(platform, fake, settings)
         started.append(running)
