@@ -130,3 +130,23 @@ def test_the_fake_modem_commands_ring_send_and_list_through_its_control_socket(
     assert texted.output == f"SMS from +{CALLER} stored at SIM index 1\n"
     assert (listed.exit_code, listed.output) == (0, "")
     assert f'+CLIP: "+{CALLER}",145,"",,"",0' in "\n".join(modem.transcript)
+
+
+def test_the_systemd_unit_runs_the_agent_unprivileged_in_dialout_after_checking_its_file(
+    tmp_path: Path,
+) -> None:
+    unit = (ROOT / "scripts" / "esl-callback-agent.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0].isupper()
+    )
+    config = tmp_path / "agent.yaml"
+    config.write_text((ROOT / "agent.example.yaml").read_text())
+
+    check_args = settings["ExecStartPre"].split()[1:]
+    assert check_args == ["gateway-agent", "-c", "/etc/esl-callback-agent/agent.yaml", "--check"]
+    assert settings["ExecStart"].split()[1:] == check_args[:-1]
+    environment = {"ESL_CALLBACK_AGENT_TOKEN": TOKEN}
+    result = CliRunner().invoke(gateway_agent, ["-c", str(config), "--check"], env=environment)
+    assert result.exit_code == 0, result.output
+    assert (settings["User"], settings["SupplementaryGroups"]) == ("eslagent", "dialout")
+    assert "DeviceAllow=char-ttyUSB rw" in unit and "DeviceAllow=char-ttyACM rw" in unit
