@@ -55,6 +55,7 @@ URC_PREFIXES = (
     "NO CARRIER",
 )
 TWO_LINE_URCS = ("+CMT:", "+CDS:", "+CBM:")
+DATA_HEADERS = ("+CMGR:", "+CMGL:")  # the next line is the message, whatever it says
 _SECRET_COMMANDS = re.compile(r"^(AT\+CPIN=)(.*)$|^(AT\+CLCK=.*?,.*?,)(.*)$", re.IGNORECASE)
 
 
@@ -228,13 +229,21 @@ class AtChannel:
         """Read the answer to `command` (already sent) until its final result code."""
         response = Response()
         echo = command.strip().upper()
+        data_next = False
         while True:
             line = self.read_line(deadline)
             if line is None:
                 raise ModemTimeout(f"no answer to {masked(command)}")
+            if data_next:  # an SMS's PDU or text: "RING me" is no RING
+                response.lines.append(line)
+                data_next = False
+                continue
             if line.upper() == echo:
                 continue
-            if expect and line.startswith(expect):
+            if line.startswith(DATA_HEADERS):
+                response.lines.append(line)
+                data_next = True
+            elif expect and line.startswith(expect):
                 response.lines.append(line)
             elif is_final(line) and not (
                 line == "NO CARRIER" and not command.upper().startswith("ATD")

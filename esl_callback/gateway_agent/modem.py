@@ -95,6 +95,7 @@ class Modem:
         self.work = threading.Event()  # set by the poster: SIM copies to delete, replies
         self.at: AtChannel | None = None
         self.pin_refused = False
+        self.last_trouble: str | None = None
         self.hangup_command = "AT+CHUP"
         self.ringing: Ringing | None = None
         self.last_call: tuple[str, float] | None = None
@@ -122,6 +123,7 @@ class Modem:
                 delay = 0.2
                 self.status.modem("ready")
                 log.info("modem on %s ready", self.modem.port)
+                self.last_trouble = None
                 self.serve()
             except (serial.SerialException, OSError) as exc:
                 self.trouble(
@@ -147,11 +149,13 @@ class Modem:
         self.status.modem("stopped")
 
     def trouble(self, state: str, message: str) -> None:
+        """Report a failure; the same one again (every reopen attempt) only at debug level."""
         if self.stopping.is_set():
             return
         self.status.modem(state)
         self.status.error(message)
-        log.error(message)
+        log.log(logging.DEBUG if message == self.last_trouble else logging.ERROR, message)
+        self.last_trouble = message
 
     def command(
         self,
@@ -444,7 +448,13 @@ class Modem:
                 self.status.count("unreadable")
                 where = f"at SIM index {index}, left there" if index is not None else "(not stored)"
                 self.status.error(f"unreadable SMS {where}: {exc}")
-                log.error("unreadable SMS %s: %s; raw %r", where, exc, raw[:400])
+                log.error(
+                    "unreadable SMS %s: %s; its %d characters are kept in the queue file's "
+                    "unreadable table",
+                    where,
+                    exc,
+                    len(raw),
+                )
             return
         ignored = not self.allowed(part.sender)
         key = self.outbox.add_part(part, ignored=ignored)

@@ -162,3 +162,13 @@ def test_status_and_metrics_show_signal_registration_queue_and_last_error(rig, a
         "esl_callback_agent_calls_total 1.0",
     ):
         assert line in metrics.splitlines(), line
+
+
+def test_in_text_mode_an_sms_saying_ring_is_text_not_a_call(rig, alice) -> None:
+    r = rig(modem={"sms_mode": "text"})
+
+    r.modem.receive_sms(f"+{CALLER}", "RING")
+    r.wait_sent(1)
+
+    assert [m.body for m in r.sms_in(CALLER)] == ["RING"]
+    assert r.modem.hangups == 0 and r.gateway_requests() == []

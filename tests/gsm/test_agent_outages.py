@@ -177,6 +177,25 @@ def test_a_modem_that_stops_answering_is_reset_and_initialised_again(rig, alice)
     assert len(inits) >= 2  # initialised again after the reset
 
 
+def test_what_is_queued_when_the_agent_stops_is_delivered_by_the_next_start(rig, alice) -> None:
+    r = rig({CALLER: ANSWERS, FRIEND: TALKS})
+    web = r.platform.service.web_server
+    web.stop(timeout=1)
+    r.modem.ring(f"+{CALLER}")
+    wait_until(lambda: r.snapshot()["counts"]["delivery_failures"] >= 1, "a failed delivery")
+    r.stop_agent()
+
+    r.platform.service.web_server = serve_web(web.application, "127.0.0.1", web.server_port)
+    r.start_agent()
+    r.wait_queue_empty()
+    request = r.platform.wait_request()
+
+    assert request.state == "completed"
+    assert len(r.gateway_requests()) == 1
+    (item,) = r.items()
+    assert (item["kind"], item["state"], item["attempts"] >= 2) == ("call", "delivered", True)
+
+
 def test_garbage_and_malformed_pdus_are_logged_and_nothing_else_is_lost(rig, alice, caplog) -> None:
     r = rig(fake={"reply_delay": 0.1})
     good = pdu.deliver_pdus(f"+{CALLER}", "BAL")[0]
@@ -201,4 +220,5 @@ def test_garbage_and_malformed_pdus_are_logged_and_nothing_else_is_lost(rig, ali
     assert request.caller_id == f"+{CALLER}"  # the RING inside a command's answer was seen
     errors = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"]
     assert any(f"unreadable SMS at SIM index {bad_index}, left there" in e for e in errors)
+    assert not any(cut_short[20:60] in e for e in errors)  # the text is not logged
     assert any("unreadable SMS (not stored): not hexadecimal" in e for e in errors)
