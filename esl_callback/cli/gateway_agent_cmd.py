@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 import urllib.error
@@ -64,8 +65,22 @@ def gateway_agent(config_path: str, check: bool, show: bool, status: bool, as_js
 
     try:
         agent = Agent(settings)
+    except sqlite3.Error as exc:
+        click.echo(
+            f"error: cannot open the queue file {settings.queue.path} ({exc}): its directory "
+            "must be writable by the agent's user",
+            err=True,
+        )
+        sys.exit(1)
+    try:
+        agent.start()
     except OSError as exc:
-        click.echo(f"error: cannot start: {exc}", err=True)
+        click.echo(
+            f"error: cannot listen on the status port {settings.status.bind}:"
+            f"{settings.status.port} ({exc.strerror or exc}): is another agent running? "
+            "Change status.port",
+            err=True,
+        )
         sys.exit(1)
     agent.run_until_signalled()
 

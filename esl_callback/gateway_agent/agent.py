@@ -77,11 +77,10 @@ class Agent:
         log.info("gateway agent stopped")
 
     def run_until_signalled(self) -> None:
-        """Run until SIGTERM or SIGINT."""
+        """Once started: run until SIGTERM or SIGINT, then stop."""
         stopping = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stopping.set())
-        self.start()
         while not stopping.wait(1):
             pass
         log.warning(

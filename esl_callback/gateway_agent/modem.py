@@ -128,8 +128,8 @@ class Modem:
             except (serial.SerialException, OSError) as exc:
                 self.trouble(
                     "gone",
-                    f"modem port {self.modem.port} failed: {exc}; "
-                    "is the modem plugged in and the agent's user in group dialout?",
+                    f"modem port {self.modem.port} failed: {exc}; is the modem plugged in, the "
+                    "agent's user in group dialout, and no other program (ModemManager) on it?",
                 )
             except ModemTimeout as exc:
                 self.status.count("modem_resets")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from gsm_helpers import CALLER
+from ports import free_port
 
 from esl_callback.cli.gateway_agent_cmd import fake_modem, gateway_agent
 from esl_callback.gateway_agent.fake_modem import FakeModem
@@ -150,3 +158,59 @@ def test_the_systemd_unit_runs_the_agent_unprivileged_in_dialout_after_checking_
     assert result.exit_code == 0, result.output
     assert (settings["User"], settings["SupplementaryGroups"]) == ("eslagent", "dialout")
     assert "DeviceAllow=char-ttyUSB rw" in unit and "DeviceAllow=char-ttyACM rw" in unit
+
+
+def test_the_agent_command_runs_until_sigterm_and_keeps_what_it_queued(tmp_path: Path) -> None:
+    """`esl-callback gateway-agent -c agent.yaml` as systemd runs it, the platform out of
+    reach: a call is rejected and queued; SIGTERM stops it and the queue file keeps the call."""
+    modem = FakeModem(tmp_path / "tty").start()
+    status_port = free_port()
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        f"platform: {{url: 'http://127.0.0.1:{free_port()}', token: {TOKEN}}}\n"
+        f"modem: {{port: '{tmp_path / 'tty'}', own_number: '+18005550400', poll_seconds: 1}}\n"
+        f"queue: {{path: '{tmp_path / 'queue.db'}', retry_min_seconds: 0.1}}\n"
+        f"status: {{port: {status_port}}}\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ESL_CALLBACK_")}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "esl_callback", "gateway-agent", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+    )
+    try:
+        polled(status_port, lambda s: s["modem"]["state"] == "ready")
+        modem.ring(f"+{CALLER}")
+        polled(status_port, lambda s: s["queue"]["queue_length"] == 1)
+        agent.send_signal(signal.SIGTERM)
+        output, _ = agent.communicate(timeout=30)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        modem.stop()
+
+    assert agent.returncode == 0, output
+    assert "gateway agent running: modem" in output
+    assert f"call from +{CALLER} rejected unanswered, queued as call-" in output
+    assert "stopping: what is queued stays in" in output
+    with sqlite3.connect(tmp_path / "queue.db") as queue:
+        rows = queue.execute("SELECT kind, sender, state FROM outbox").fetchall()
+    assert rows == [("call", f"+{CALLER}", "pending")]
+    assert modem.hangups == 1
+
+
+def polled(port: int, condition, timeout: float = 30) -> dict:
+    """The agent's /status once `condition` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as page:
+                status = json.loads(page.read())
+            if condition(status):
+                return status
+        except OSError:
+            pass  # not listening yet
+        assert time.monotonic() < deadline, "the agent's status did not get there"
+        time.sleep(0.1)
