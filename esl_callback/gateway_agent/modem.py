@@ -285,6 +285,9 @@ class Modem:
                     self.work.set()  # replies whose retry time came
             except ModemTimeout:
                 self.still_there()
+            except ModemError as exc:  # one command refused: the modem itself is fine
+                self.status.error(f"modem refused {exc}")
+                log.warning("modem refused %s; carrying on", exc)
 
     def tick(self) -> float:
         if self.ringing:

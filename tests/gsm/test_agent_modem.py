@@ -172,3 +172,16 @@ def test_in_text_mode_an_sms_saying_ring_is_text_not_a_call(rig, alice) -> None:
 
     assert [m.body for m in r.sms_in(CALLER)] == ["RING"]
     assert r.modem.hangups == 0 and r.gateway_requests() == []
+
+
+def test_a_delete_the_modem_refuses_is_done_at_a_later_poll_without_a_reset(rig, alice) -> None:
+    r = rig()
+    r.modem.fail_next("AT+CMGD", "+CMS ERROR: 500")
+
+    (index,) = r.modem.receive_sms(f"+{CALLER}", "BAL")
+    r.wait_sent(1)
+    wait_until(lambda: index not in r.modem.storage, "the SMS deleted at a later poll")
+
+    assert [c for c in r.modem.commands if c.startswith("AT+CMGD")] == [f"AT+CMGD={index}"] * 2
+    assert r.snapshot()["counts"]["modem_resets"] == 0
+    assert r.modem.transcript.count("> ATZ") == 1
