@@ -4,11 +4,11 @@ A call goes to POST /api/v1/gateway/call (`from`, `to` = the modem's number, `ca
 to POST /api/v1/sms/inbound (`from`, `to`, `text`, `message_id`), with the gateway's token in
 `X-Gateway-Token`. The head of the queue is retried until the platform takes it: the platform
 down, the network gone, a 5xx or a 401 (a token the platform does not know: fixed there or in
-agent.yaml, the queue is still there) are retried after 2, 4, 8 ... seconds up to
-`queue.retry_max_seconds`; nothing behind it overtakes it. Only a refusal that no retry can
-change (400 or 422: the request itself is wrong) takes an item out of the queue, kept as
-`refused`. A retry of something the platform did receive is harmless: the same call id or
-message id is acted on once.
+agent.yaml, the queue is still there) or a 404 (a wrong platform.url) are retried after
+2, 4, 8 ... seconds up to `queue.retry_max_seconds`; nothing behind it overtakes it. Only a
+refusal that no retry can change (400, 413 or 422: the request itself is wrong) takes an item
+out of the queue, kept as `refused`. A retry of something the platform did receive is
+harmless: the same call id or message id is acted on once.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from esl_callback.gateway_agent.status import AgentStatus
 
 log = logging.getLogger(__name__)
 
-PERMANENT = (400, 404, 405, 413, 422)
+PERMANENT = (400, 413, 422)  # the request itself is wrong: no retry can change that
 PATHS = {"call": "/api/v1/gateway/call", "sms": "/api/v1/sms/inbound"}
 
 
@@ -158,6 +158,12 @@ def refusal(exc: urllib.error.HTTPError) -> Outcome:
             "retry",
             error=f"{text}; the platform does not know this gateway's token: set platform.token "
             "to the token of this gateway in the platform's sms.gateways",
+        )
+    if exc.code in (404, 405):
+        return Outcome(
+            "retry",
+            error=f"{text}; is platform.url the portal's address (serve's web.port), without a "
+            "path? The web portal must be enabled there",
         )
     if exc.code in PERMANENT:
         return Outcome("refused", error=text)

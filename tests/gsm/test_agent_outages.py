@@ -222,3 +222,21 @@ def test_garbage_and_malformed_pdus_are_logged_and_nothing_else_is_lost(rig, ali
     assert any(f"unreadable SMS at SIM index {bad_index}, left there" in e for e in errors)
     assert not any(cut_short[20:60] in e for e in errors)  # the text is not logged
     assert any("unreadable SMS (not stored): not hexadecimal" in e for e in errors)
+
+
+def test_a_refused_request_is_kept_aside_and_those_behind_it_go_on(rig, alice) -> None:
+    """A 422 (here: a caller ID longer than the API takes) cannot change on a retry: it is
+    kept in the queue file as refused, and the SMS behind it is delivered."""
+    r = rig()
+
+    r.modem.ring("+" + "1" * 70)
+    r.modem.receive_sms(f"+{CALLER}", "BAL")
+    r.wait_sent(1)
+
+    call, sms = r.items()
+    assert (call["state"], call["last_error"]) == (
+        "refused",
+        "HTTP 422: from is too long (at most 64 characters)",
+    )
+    assert sms["state"] == "delivered"
+    assert r.snapshot()["queue"]["refused"] == 1
