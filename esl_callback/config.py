@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -116,6 +116,8 @@ HANGUP_CAUSES = (
     "INTERWORKING",
 )
 
+
+T = TypeVar("T")
 
 _PLACEHOLDER_SECRETS = {"change-me", "changeme", "change-this", "secret", "password", "example"}
 _MIN_WEB_SECRET_LENGTH = 32
@@ -1270,6 +1272,14 @@ def load_config(
     """
     if path is None:
         return settings_from_mapping(None, environ)
+    return settings_from_mapping(read_yaml(path), environ)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """The YAML data of the file at ``path`` (plain data, with line numbers for the reader).
+
+    Raises :class:`ConfigError` for a missing or unreadable file or a YAML syntax error.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -1279,7 +1289,7 @@ def load_config(
     except OSError as problem:
         raise ConfigError([f"{path}: cannot read: {problem.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as problem:
         mark = problem.problem_mark or problem.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -1289,7 +1299,22 @@ def load_config(
         raise ConfigError([f"{path}: YAML error: {problem}"]) from None
     except RecursionError:
         raise ConfigError([f"{path}: YAML nested too deeply"]) from None
-    return settings_from_mapping(data, environ)
+
+
+def read_section(cls: type[T], data: Any) -> T:
+    """Another configuration file's settings (the gateway agent's), read like this one's:
+    ``cls`` is a dataclass of ``Annotated`` settings as above. Raises :class:`ConfigError`
+    listing every problem with its key path and line."""
+    errors = _Errors()
+    settings = _read_section(cls, data, _Where(""), errors)
+    if errors.messages:
+        raise ConfigError(errors.messages)
+    return settings
+
+
+def section_to_dict(section: Any, *, masked: bool = True) -> dict[str, Any]:
+    """Plain data for a section read by :func:`read_section`; secrets masked unless not."""
+    return _section_to_dict(section, masked)
 
 
 def settings_to_dict(settings: Settings, *, masked: bool = True) -> dict[str, Any]:

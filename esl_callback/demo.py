@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,6 +20,8 @@ from esl_callback.callback.rating import RateRow, RateSnapshot
 PIN_ACCESS = "18005550100"
 ANI_ACCESS = "18005550200"
 ALICE_DID = "18885550001"
+GATEWAY_NUMBER = "18005550400"  # the fake GSM modem's SIM: a PIN access number, and SMS number
+GATEWAY_NAME = "demo-modem"
 PASSWORD = "demo-password"
 
 
@@ -33,6 +36,7 @@ def seed() -> list[dict[str, str]]:
     )
     accounts.add_access_number(PIN_ACCESS, "pin", "demo PIN access")
     accounts.add_access_number(ANI_ACCESS, "ani", "demo caller-ID access")
+    accounts.add_access_number(GATEWAY_NUMBER, "pin", "demo GSM gateway phone")
     logins = []
     for name, pin, phone, credit in (
         ("alice", "1234", "15550001001", "25.00"),
@@ -44,6 +48,19 @@ def seed() -> list[dict[str, str]]:
         logins.append({"username": name, "password": PASSWORD, "pin": pin, "phone": phone})
     accounts.add_did(ALICE_DID, accounts.find_account("alice"))
     return logins
+
+
+def agent_mapping(folder: Path, web_port: int, token: str, status_port: int) -> dict[str, Any]:
+    """The gateway agent's configuration for the demo: the fake modem in `folder`."""
+    return {
+        "platform": {"url": f"http://127.0.0.1:{web_port}", "token": token},
+        "modem": {
+            "port": str((folder / "fake-modem-tty").absolute()),
+            "own_number": GATEWAY_NUMBER,
+        },
+        "queue": {"path": str((folder / "gateway-agent.db").resolve())},
+        "status": {"port": status_port},
+    }
 
 
 def simulator_mapping(outbound_port: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """`esl-callback demo` as a newcomer runs it: one process that prints where to go and who to log in
-as, and whose scripted phone callback (placed a few seconds after start) really connects."""
+as, whose scripted phone callback (placed a few seconds after start) really connects, and whose
+fake GSM modem, rung with the command it prints, gets the caller called back."""
 
 from __future__ import annotations
 
@@ -17,18 +18,22 @@ from ports import free_port
 
 SCRIPTED_CALLER = "15550001001"  # alice's demo phone: keys PIN 1234, then 15550002001
 SCRIPTED_DESTINATION = "15550002001"  # answers, talks 8 s, hangs up
+ENDED = ("completed", "failed", "cancelled", "rejected")
 
 
-def ended_request(database: Path, timeout: float) -> tuple[str, str | None, str | None] | None:
-    """(state, failure cause, destination) of the demo's first request once it has ended."""
+def ended_request(
+    database: Path, timeout: float, request_id: int = 1, states: tuple[str, ...] = ENDED
+) -> tuple[str, str | None, str | None] | None:
+    """(state, failure cause, destination) of a demo request once it is in one of `states`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if database.exists():
             with sqlite3.connect(database) as db:
                 row = db.execute(
-                    "SELECT state, failure_cause, destination FROM callback_request WHERE id = 1"
+                    "SELECT state, failure_cause, destination FROM callback_request WHERE id = ?",
+                    (request_id,),
                 ).fetchone()
-            if row is not None and row[0] in ("completed", "failed", "cancelled", "rejected"):
+            if row is not None and row[0] in states:
                 return row
         time.sleep(0.5)
     return None
@@ -88,6 +93,16 @@ def test_the_demo_prints_its_logins_and_its_scripted_phone_callback_connects(
         assert f"{SCRIPTED_CALLER} -> {SCRIPTED_DESTINATION}" in listed.stdout
         assert " completed " in listed.stdout
 
+        # The line it prints makes the fake GSM modem ring: the agent reports the call and
+        # the same phone is called back through the gateway's PIN access number.
+        lines = banner.splitlines()
+        ring = lines[next(i for i, line in enumerate(lines) if "make it ring:" in line) + 1]
+        subprocess.run(shlex.split(ring.strip()), check=True, env=env, timeout=60)
+        bridged = ended_request(database, 60, 2, ("bridged", *ENDED))
+        assert bridged is not None and bridged[0] in ("bridged", "completed"), bridged
+        with sqlite3.connect(database) as db:
+            trigger = db.execute("SELECT trigger, method FROM callback_request WHERE id = 2")
+            assert trigger.fetchone() == ("gateway", "pin")
         # Nothing in the log alarms a newcomer while all is well.
         log = (tmp_path / "demo" / "demo.log").read_text()
         for alarming in ("WARNING", "ERROR", "Traceback", "closing ESL connection"):
