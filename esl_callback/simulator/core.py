@@ -27,7 +27,7 @@ from esl_callback.simulator.config import SimConfig, load
 from esl_callback.simulator.connection import GOODBYE, EslConnection
 from esl_callback.simulator.events import CHAT_ERROR_CALLING, EventBus, Identity
 from esl_callback.simulator.originate import OriginateError
-from esl_callback.simulator.scheduler import SCHEDULER_LAG, Scheduler
+from esl_callback.simulator.scheduler import Scheduler
 from esl_callback.switch.protocol import format_frame
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Simulator:
         self.channels: dict[str, Channel] = {}
         self.connections: set[EslConnection] = set()
         self.stats = SessionStats()
-        self.scheduler = Scheduler(self.clock, SCHEDULER_LAG)
+        self.scheduler = Scheduler(self.clock)
         self.outbox: list[ChatMessage] = []
         self.started_us = self.clock.now_us()
         self._session_ids = itertools.count(1)
