@@ -23,10 +23,13 @@ from esl_callback.simulator.config import from_mapping
 SETUP = Path(__file__).resolve().parent / "recording_setup.yaml"
 TRIGGER = "outbound-socket-trigger-inbound-side.txt"
 # What the recordings' outcomes hang on is about half a second of switch time: events-json's
-# uuid_kill 0.49 s before a 2 s playback ends, events-plain's sched_hangup sent 0.28 s before
-# the half second after which its pass would come before that playback's end. At 5 that is
-# 56-98 ms of real time a late simulator may lose (at 20, 14-25 ms: under load events-json
-# failed 1 run in 5, events-plain 2 in 12 even with the scheduler modelled on the switch's).
+# uuid_kill 0.49 s before a 2 s playback ends; events-plain's sched_hangup sent 0.28 s before
+# the half second past which its pass would come before that playback's end; the `show
+# channels` of filter-sendmsg-log 23 ms after its originate, 0.48 s before the core database
+# lists the call (DB_LAG). At 5 that is 56-98 ms of real time a late simulator may lose; at
+# 20 it was 14-25 ms, and under load each of the three failed (events-json 1 full run of
+# tests/simulator in 5, filter-sendmsg-log 1 run of this file in 10, events-plain 2 in 12
+# even with the scheduler modelled on the switch's).
 SPEED = 5.0
 
 
