@@ -6,7 +6,8 @@ reply and then answers slowly: its status line and one endless header, a TLS rec
 so that the reply is being read (TLS in the controller) when SIGTERM arrives.
 
 Before the fix the reply was POSTed from a native thread of gevent's pool: the interpreter
-finalized under it and the process died of SIGSEGV (exit -11, 139 in a shell) in most runs.
+finalized under it and the process died of SIGSEGV (exit -11, 139 in a shell) in about half
+the runs.
 Replies are now greenlets that the stop abandons; and whatever else a gevent command leaves in
 its thread pool is waited for, or left behind with `os._exit` (esl_callback.native_threads):
 the last tests run the launcher on a command that leaves such work.
