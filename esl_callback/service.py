@@ -28,6 +28,7 @@ from esl_callback.switch.connection import Backoff, CommandTimeout, InboundConne
 from esl_callback.switch.outbound import OutboundChannel, OutboundServer
 from esl_callback.switch.router import EventRouter
 from esl_callback.web import create_app, serve_web
+from esl_callback.web.portal import Portal, portal_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +52,9 @@ EVENT_FILTERS = (
     ("Event-Name", "MESSAGE"),
 )
 TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
+# What the portal's requests left running (SMS replies to a gateway) may take to finish at stop,
+# as long as the web server gives a request in flight.
+WEB_STOP_SECONDS = 1.0
 
 
 class PortTaken(OSError):
@@ -110,6 +114,7 @@ class Service:
         if settings.sms.enabled:
             self.router.on("MESSAGE", self.sms.on_message_event)
         self.web_server: WSGIServer | None = None
+        self.portal: Portal | None = None
         self.metrics_server: WSGIServer | None = None
         out = settings.outbound
         self.outbound = OutboundServer(
@@ -133,6 +138,7 @@ class Service:
         listen("outbound", out.bind, out.port, self.outbound.start)
         if web.enabled:
             app = create_app(self.settings, self.db, self.dialer)
+            self.portal = portal_of(app)
             self.web_server = listen(
                 "web", web.bind, web.port, lambda: serve_web(app, web.bind, web.port)
             )
@@ -157,7 +163,9 @@ class Service:
         connected ones to the next start; disconnect."""
         for server in (self.web_server, self.metrics_server):
             if server is not None:
-                server.stop(timeout=1)
+                server.stop(timeout=WEB_STOP_SECONDS)
+        if self.portal is not None:
+            self.portal.stop(WEB_STOP_SECONDS)
         self.outbound.stop_accepting()
         self.dialer.wind_down(timeout)
         self.outbound.stop(timeout=1)

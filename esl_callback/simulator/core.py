@@ -32,7 +32,7 @@ from esl_callback.simulator.events import (
     Identity,
 )
 from esl_callback.simulator.originate import OriginateError
-from esl_callback.simulator.scheduler import SCHEDULER_LAG, Scheduler
+from esl_callback.simulator.scheduler import Scheduler
 from esl_callback.switch.protocol import format_frame
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Simulator:
         self.channels: dict[str, Channel] = {}
         self.connections: set[EslConnection] = set()
         self.stats = SessionStats()
-        self.scheduler = Scheduler(self.clock, SCHEDULER_LAG)
+        self.scheduler = Scheduler(self.clock)
         self.outbox: list[ChatMessage] = []
         self.started_us = self.clock.now_us()
         self._session_ids = itertools.count(1)

@@ -3,8 +3,18 @@
 Every task has a number (``task_id``, counting up from 1 for the switch's life) and a group:
 the channel uuid for the tasks ``sched_hangup`` and ``sched_broadcast`` add
 (switch_ivr_async.c switch_ivr_schedule_hangup / _broadcast), so ``sched_del <uuid>`` removes
-all of a channel's tasks at once. FreeSWITCH's task thread compares whole epoch seconds, so a
-task runs some time after the second it is due; the simulator runs it ``SCHEDULER_LAG`` after.
+all of a channel's tasks at once.
+
+When a task runs is the task thread's (switch_scheduler_task_thread): a pass over the list
+(task_thread_loop, which runs the tasks whose whole epoch second has come), then a wait of at
+most half a second for an event on its queue (``switch_queue_pop_timeout(globals.event_queue,
+&pop, 500000)``). Adding a task pushes ADD_SCHEDULE onto that queue, which ends the wait: a pass
+at once. So a task runs on the first pass at or after its second, and passes fall every half
+second from the last task added: ``sched_hangup +2`` sent 0.22 s into a second runs 2 s later,
+0.22 s into its second. The captures agree (events-plain: added at .220, ran at .208-.226 by
+the event's stamp and its arrival; flow-max-duration: ``+3`` added at .148, ran at .148-.157).
+Deleting a task frees it, and a repeating task pushes RE_SCHEDULE, during a pass: they keep
+the beat.
 """
 
 from __future__ import annotations
@@ -22,9 +32,8 @@ from esl_callback.simulator.clock import SimClock
 
 log = logging.getLogger(__name__)
 
-# FreeSWITCH's scheduler runs a task some time after its whole-second runtime (0.15-0.21 s in
-# the captures); the simulator uses a fixed lag so runs are repeatable.
-SCHEDULER_LAG = 0.2
+# How long the task thread waits for an event between passes (switch_scheduler.c).
+PASS_SECONDS = 0.5
 
 _NUMBER = re.compile(r"\s*([+-]?\d+)")
 
@@ -57,9 +66,8 @@ class Scheduler:
     """switch_scheduler.c: a task list in the order tasks were added, and one thread (here a
     greenlet, started with the first task) running the tasks that are due."""
 
-    def __init__(self, clock: SimClock, lag: float = SCHEDULER_LAG) -> None:
+    def __init__(self, clock: SimClock) -> None:
         self.clock = clock
-        self.lag = lag
         self._tasks: dict[int, Task] = {}  # by id, in the order they were added
         self._last_id = 0
         self._changed = gevent.event.Event()
@@ -112,18 +120,23 @@ class Scheduler:
         self._changed.set()
 
     def _run(self) -> None:
-        """The task thread: sleep until the first task is due, then run the due ones in order."""
+        """The task thread: a pass, then a wait until a task is added (a pass at once) or until
+        the pass that runs the first task due, passes falling every PASS_SECONDS."""
         while True:
             self._changed.clear()
-            if not self._tasks:
-                self._changed.wait()
-                continue
-            due = min(task.runtime for task in self._tasks.values()) + self.lag
-            remaining = due - self.clock.now()
-            if remaining > 0:
-                self._changed.wait(self.clock.real(remaining))
-                continue
             self._run_due()
+            last = self.clock.now()
+            while True:
+                if not self._tasks:
+                    self._changed.wait()
+                    break
+                due = min(task.runtime for task in self._tasks.values())
+                at = last + max(1, math.ceil((due - last) / PASS_SECONDS)) * PASS_SECONDS
+                remaining = at - self.clock.now()
+                if remaining <= 0:
+                    break
+                if self._changed.wait(self.clock.real(remaining)):
+                    break
 
     def _run_due(self) -> None:
         """task_thread_loop: every task whose second has come runs once, in list order; it is
@@ -131,7 +144,7 @@ class Scheduler:
         for task in self.tasks:
             if self._tasks.get(task.task_id) is not task:
                 continue  # deleted by a task that ran before it
-            if self.clock.now() - self.lag < task.runtime:
+            if self.clock.now() < task.runtime:
                 continue
             task.executed = math.floor(self.clock.now())
             try:

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from flask import current_app
+from flask import Flask, current_app
+from gevent import Greenlet
 from gevent.lock import Semaphore
+from gevent.pool import Group
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import Database
@@ -44,6 +46,8 @@ class Portal:
     dialer: CallStarter | None
     hub: StatusHub
     _account_locks: dict[int, Semaphore] = field(default_factory=dict)
+    # Work a request leaves behind (replies to SMS gateways): the stop waits for it, then ends it.
+    _background: Group = field(default_factory=Group)
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Database work, off the event loop (see `Database.run`).
@@ -68,6 +72,16 @@ class Portal:
         """Serialises the checks and the start of one account's calls in this process."""
         return self._account_locks.setdefault(account_id, Semaphore())
 
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> Greenlet:
+        """Run `fn(*args)` after the response, in a greenlet that `stop` waits for or ends."""
+        return self._background.spawn(fn, *args)
+
+    def stop(self, timeout: float) -> None:
+        """Let what `spawn` started finish for up to `timeout` seconds, then kill the rest
+        (GreenletExit: each closes what it had open and may record that it was cut short)."""
+        self._background.join(timeout)
+        self._background.kill(block=True, timeout=timeout)
+
 
 def _capture(fn: Callable[..., T], args: tuple, kwargs: dict) -> T | WebError:
     try:
@@ -78,4 +92,9 @@ def _capture(fn: Callable[..., T], args: tuple, kwargs: dict) -> T | WebError:
 
 def portal() -> Portal:
     """The portal of the current Flask app."""
-    return current_app.extensions[EXTENSION]
+    return portal_of(current_app)
+
+
+def portal_of(app: Flask) -> Portal:
+    """The portal of a Flask app made by `create_app`."""
+    return app.extensions[EXTENSION]

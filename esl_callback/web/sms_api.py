@@ -3,7 +3,9 @@
 * `POST /api/v1/sms/inbound`: an incoming SMS (`from`, `to`, `text`, `message_id`; JSON or a
   form). It goes through `sms.SmsService.receive` like a FreeSWITCH MESSAGE; the reply is in
   the response and, when the gateway has a `reply_url`, POSTed there as JSON
-  (`{"to", "from", "text", "in_reply_to"}`; credentials in the URL go as HTTP Basic auth).
+  (`{"to", "from", "text", "in_reply_to"}`; credentials in the URL go as HTTP Basic auth), in
+  a greenlet of the portal's (`Portal.spawn`) on gevent's own sockets: no native thread, so a
+  reply still in flight when the service stops is abandoned like any greenlet (`Portal.stop`).
 * `POST /api/v1/gateway/call`: a call the gateway phone rejected (`from` = caller ID, `to` =
   the number called, `call_id`). It takes the dialer's one trigger path (`Dialer.trigger_call`):
   the called number chooses PIN, caller-ID or DID access, with the same checks as a call that
@@ -19,14 +21,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import logging
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import gevent
+import gevent.socket
+import gevent.ssl
 from flask import Blueprint, g, jsonify, request
 from gevent.lock import Semaphore
 
@@ -42,7 +48,8 @@ from esl_callback.web.portal import portal
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Gateway-Token"
-REPLY_TIMEOUT_SECONDS = 10
+REPLY_TIMEOUT_SECONDS = 10  # the whole POST, from resolving the host to the status line
+ABANDONED = "service stopped"  # stored (not_sent: ...) for a reply the stop cut short
 REPORT_KEY_LENGTH = 64  # callback_request.trigger_uuid
 
 blueprint = Blueprint("gateway", __name__, url_prefix=PREFIX)
@@ -118,7 +125,7 @@ def inbound_sms() -> Any:
     service = sms.SmsService(portal().db, settings, portal().require_dialer())
     outcome = service.receive(message)
     if outcome.reply and not outcome.duplicate and g.gateway.reply_url:
-        gevent.spawn(send_reply, portal().db, g.gateway, message, outcome.reply)
+        portal().spawn(send_reply, portal().db, g.gateway, message, outcome.reply)
     return jsonify(
         {
             "action": outcome.action,
@@ -187,15 +194,26 @@ def describe_trigger(triggered: CallbackRequest, *, duplicate: bool) -> dict[str
 
 
 def send_reply(db: Database, gateway: Any, message: sms.Inbound, text: str) -> None:
-    """POST the reply to the gateway's reply_url and store whether it was taken."""
+    """POST the reply to the gateway's reply_url and store whether it was taken.
+
+    Killed (the service stops): the connection is closed and the reply stored as not sent,
+    although the gateway may have taken it.
+    """
     body = {"to": message.sender, "from": message.recipient, "text": text}
     body["in_reply_to"] = message.message_id
     outgoing = reply_request(gateway.reply_url, body)
     try:
-        status = gevent.get_hub().threadpool.apply(post, (outgoing,))
-        sent, detail = 200 <= status < 300, f"HTTP {status}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        sent, detail = False, str(exc)
+        try:
+            status = post(outgoing)
+            sent, detail = 200 <= status < 300, f"HTTP {status}"
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+            sent, detail = False, str(exc)
+    except gevent.GreenletExit:
+        log.warning("sms reply via %s to %r abandoned: %s", gateway.name, message.sender, ABANDONED)
+        db.run(
+            sms.record_sent, gateway.name, message.recipient, message.sender, text, False, ABANDONED
+        )
+        raise
     if not sent:
         log.warning("sms reply via %s to %r not sent: %s", gateway.name, message.sender, detail)
     db.run(sms.record_sent, gateway.name, message.recipient, message.sender, text, sent, detail)
@@ -217,9 +235,60 @@ def reply_request(url: str, body: dict[str, Any]) -> urllib.request.Request:
 
 
 def post(outgoing: urllib.request.Request) -> int:
-    """Send the request (in a worker thread); its HTTP status, also for error statuses."""
+    """Send the request from this greenlet; its HTTP status, also for error statuses.
+
+    At most REPLY_TIMEOUT_SECONDS in all (then TimeoutError): a gateway that answers a byte at
+    a time does not hold the reply for ever, as a timeout per socket operation would let it.
+    """
+    deadline = gevent.Timeout(REPLY_TIMEOUT_SECONDS)
+    deadline.start()
     try:
-        with urllib.request.urlopen(outgoing, timeout=REPLY_TIMEOUT_SECONDS) as response:
+        with _opener().open(outgoing, timeout=REPLY_TIMEOUT_SECONDS) as response:
             return response.status
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:
+            return exc.code
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        raise TimeoutError(f"no answer within {REPLY_TIMEOUT_SECONDS} s") from None
+    finally:
+        deadline.close()
+
+
+# urllib (proxies from the environment, as urlopen) over gevent's sockets and TLS, whether or
+# not the process is monkey-patched: waiting for the gateway never blocks the hub, and never
+# needs a native thread (whose TLS the interpreter could finalize under at exit, #23).
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = gevent.socket.create_connection
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = gevent.socket.create_connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.tls = context
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_HTTPSConnection, req, context=self.tls)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    # ssl.create_default_context's verification (system CAs, SSL_CERT_FILE), gevent's sockets
+    context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_default_certs()
+    return urllib.request.build_opener(_HTTPHandler(), _HTTPSHandler(context))

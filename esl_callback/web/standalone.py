@@ -17,8 +17,9 @@ from gevent.pywsgi import WSGIServer
 
 from esl_callback.config import Settings
 from esl_callback.db import Database, make_psycopg2_cooperative
-from esl_callback.service import check_database
+from esl_callback.service import WEB_STOP_SECONDS, check_database
 from esl_callback.web.app import create_app
+from esl_callback.web.portal import Portal, portal_of
 from esl_callback.web.remote_dialer import RemoteDialer
 from esl_callback.web.server import serve_web
 
@@ -64,6 +65,7 @@ class StandalonePortal:
         self.db = Database(settings.database.url, settings.database.pool_size)
         self.dialer = RemoteDialer(self.db, settings.web.controller_url or "", settings.web.secret)
         self.server: WSGIServer | None = None
+        self.portal: Portal | None = None
 
     def start(self) -> StandalonePortal:
         """Check the database, listen; say whether serve answers (calls need it, nothing else)."""
@@ -71,7 +73,9 @@ class StandalonePortal:
         if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
             make_psycopg2_cooperative()
         web = self.settings.web
-        self.server = serve_web(create_app(self.settings, self.db, self.dialer), web.bind, web.port)
+        app = create_app(self.settings, self.db, self.dialer)
+        self.portal = portal_of(app)
+        self.server = serve_web(app, web.bind, web.port)
         problem = self.dialer.check()
         if problem:
             log.warning("%s; calls cannot be placed until it does (the rest works)", problem)
@@ -85,7 +89,9 @@ class StandalonePortal:
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop(timeout=1)
+            self.server.stop(timeout=WEB_STOP_SECONDS)
+        if self.portal is not None:
+            self.portal.stop(WEB_STOP_SECONDS)
         self.dialer.close()
         self.db.close()
         log.info("web portal stopped")

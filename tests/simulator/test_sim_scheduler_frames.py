@@ -10,6 +10,7 @@ sendmsg in order.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 
 import gevent
@@ -22,7 +23,7 @@ from sim_setup import sim_config
 from esl_callback.simulator import Simulator
 from esl_callback.simulator.clock import SimClock
 from esl_callback.simulator.config import KNOWN_KEYS, ConfigError, SimConfig, from_mapping
-from esl_callback.simulator.scheduler import SCHEDULER_LAG, Scheduler
+from esl_callback.simulator.scheduler import PASS_SECONDS, Scheduler
 from esl_callback.switch.protocol import Frame
 
 PARKED_PHONE = "{ignore_early_media=true}loopback/%s/phones &park()"
@@ -144,9 +145,9 @@ def test_sched_broadcast_plays_at_its_time(make_sim) -> None:
     after = sim.clock.now()
     execute, command = played(conn, leg)
     assert execute.get("Application-Data") == SOUND
-    due = math.floor(before) + 2 + SCHEDULER_LAG
+    due = math.floor(before) + 2
     assert timestamp(execute) >= due * 1_000_000
-    assert timestamp(execute) < (math.floor(after) + 2 + SCHEDULER_LAG + 2.0) * 1_000_000
+    assert timestamp(execute) < (math.floor(after) + 2 + PASS_SECONDS + 2.0) * 1_000_000
     # switch_ivr_broadcast's event: no Command header (no sendmsg), event-lock, 5 lead frames
     assert command.get("Command") is None
     assert command.get("call-command") == "execute"
@@ -191,6 +192,59 @@ def test_sched_hangup_plus_zero_hangs_up_at_once(sim: Simulator, watcher: EslCli
     assert sim.scheduler.tasks == []
     hangup = watcher.event("CHANNEL_HANGUP", channel(leg))
     assert hangup.get("Hangup-Cause") == "USER_BUSY"
+
+
+def test_a_task_runs_on_the_first_pass_after_its_second_passes_every_half_second_from_its_add(
+    make_sim,
+) -> None:
+    """switch_scheduler_task_thread: adding a task wakes the task thread (ADD_SCHEDULE), which
+    then looks at its list every half second: `sched_hangup +2` sent .3 s into a second runs
+    .3 s or more into the second it is due (a fixed lag of .2 s ran it before FreeSWITCH's
+    pass)."""
+    sim = make_sim(speed=2.0)  # lateness counts only twice in simulated time
+    conn = EslClient(sim.host, sim.port)
+    conn.command("event plain CHANNEL_HANGUP")
+    leg = parked(sim)
+    for _ in range(5):  # until the add falls .25-.45 s into a second (a busy machine is late)
+        gevent.sleep(sim.clock.real(math.floor(sim.clock.now()) + 1.3 - sim.clock.now()))
+        before = sim.clock.now()
+        assert conn.api(f"sched_hangup +2 {leg}") == "+OK\n"
+        after = sim.clock.now()
+        if before % 1 >= 0.25 and after % 1 < 0.45 and math.floor(after) == math.floor(before):
+            break
+        assert conn.api(f"sched_del {leg}") == "+OK Deleted: 1\n"
+    else:
+        raise AssertionError("no add fell where this test needs it")
+    hangup = conn.event("CHANNEL_HANGUP", channel(leg), timeout=TIMEOUT)
+    ran = timestamp(hangup) / 1e6
+    assert before + 2 <= ran < math.floor(before) + 3
+    conn.close()
+
+
+def test_a_late_pass_lets_a_playback_that_ended_before_it_complete_first(make_sim) -> None:
+    """The simulator fell behind (its process did not run) past a playback's end and past the
+    scheduler pass that hangs the channel up after it: every overdue greenlet wakes at once,
+    yet the playback completes first, as on the switch, where the media thread and the task
+    thread both keep real time."""
+    sim = make_sim(speed=5.0)
+    conn = EslClient(sim.host, sim.port)
+    conn.command("event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP")
+    leg = parked(sim)
+    gevent.sleep(sim.clock.real(math.floor(sim.clock.now()) + 1.1 - sim.clock.now()))
+    second = math.floor(sim.clock.now())
+    assert conn.api(f"sched_hangup +2 {leg}") == "+OK\n"  # its pass: second + 2 or later
+    assert conn.api(f"uuid_broadcast {leg} silence_stream://1000 aleg").startswith("+OK")
+    (started,) = ran(events_until(conn, application("playback", leg)), "playback", leg)
+    assert timestamp(started) / 1e6 + 1.0 < second + 1.7  # it ends .3 s before the pass or more
+    time.sleep(sim.clock.real(second + 3 - sim.clock.now()))  # nothing runs past both
+    seen = events_until(conn, lambda e: e.get("Event-Name") == "CHANNEL_HANGUP")
+    names = [
+        (e.get("Event-Name"), e.get("Application"))
+        for e in news_of(seen, leg)
+        if e.get("Event-Name") != "CHANNEL_EXECUTE"
+    ]
+    assert names == [("CHANNEL_EXECUTE_COMPLETE", "playback"), ("CHANNEL_HANGUP", None)]
+    conn.close()
 
 
 # -- sendmsg between media frames -----------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import gevent
 from gevent.pywsgi import WSGIServer
+from gevent.server import StreamServer
 from platform_helpers import (
     Observer,
     Platform,
@@ -113,6 +114,49 @@ class ReplyCatcher:
             while len(self.received) < count:
                 gevent.sleep(0.05)
         return self.received
+
+
+class TrickleCatcher:
+    """A gateway's send endpoint that takes the request, then answers a byte every 10 ms: its
+    status line and one header that never ends."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.open = 0
+        self.server = StreamServer(("127.0.0.1", 0), self.answer)
+        self.server.start()
+
+    def answer(self, connection: Any, _address: Any) -> None:
+        self.open += 1
+        try:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return
+                received += chunk
+            self.requests += 1
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while True:
+                connection.sendall(b"a")
+                gevent.sleep(0.01)
+        except OSError:
+            return  # the controller hung up
+        finally:
+            self.open -= 1
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/send"
+
+    def wait(self, requests: int, open: int, timeout: float = 10) -> None:
+        """Until it was sent `requests` requests and has `open` connections open."""
+        with gevent.Timeout(timeout, AssertionError(f"{self.requests} requests, {self.open} open")):
+            while (self.requests, self.open) != (requests, open):
+                gevent.sleep(0.02)
+
+    def close(self) -> None:
+        self.server.stop(timeout=1)
 
 
 @dataclass

@@ -5,12 +5,15 @@ call reports from a gateway phone taking the same trigger path as calls to FreeS
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
+import gevent
 import pytest
 from platform_helpers import ANI_ACCESS, PIN_ACCESS
-from sms_helpers import CALLER, SMS_NUMBER, TOKEN, ReplyCatcher, post
+from sms_helpers import CALLER, SMS_NUMBER, TOKEN, ReplyCatcher, TrickleCatcher, post
 
 from esl_callback.models import SmsMessage
+from esl_callback.web import sms_api
 
 FRIEND = "15550002001"
 
@@ -103,6 +106,57 @@ def test_replies_are_also_posted_through_the_gateways_reply_url(sms_platform, al
     assert len(catcher.received) == 1
     (sent,) = SmsMessage.select().where(SmsMessage.direction == "out")
     assert (sent.destination, sent.body, sent.action) == (CALLER, body["reply"], "sent")
+
+
+@pytest.fixture
+def trickle() -> Iterator[TrickleCatcher]:
+    catcher = TrickleCatcher()
+    yield catcher
+    catcher.close()
+
+
+def replies_stored(p, count: int, timeout: float = 10) -> list[str]:
+    """What was stored of the replies sent, once there are `count`."""
+
+    def stored() -> list[str]:
+        query = SmsMessage.select().where(SmsMessage.direction == "out").order_by(SmsMessage.id)
+        return [message.action for message in query]
+
+    with gevent.Timeout(timeout, AssertionError("the replies were not stored")):
+        while True:
+            actions = p.db.run(stored)
+            if len(actions) >= count:
+                return actions
+            gevent.sleep(0.05)
+
+
+def test_a_gateway_that_answers_a_byte_at_a_time_does_not_hold_the_reply(
+    sms_platform, alice, trickle, monkeypatch
+) -> None:
+    """REPLY_TIMEOUT_SECONDS bounds the whole POST; a timeout per read never expired here."""
+    monkeypatch.setattr(sms_api, "REPLY_TIMEOUT_SECONDS", 1)
+    p = sms_platform(reply_url=trickle.url)
+
+    status, _ = p.post_sms(CALLER, "BAL", message_id="m-1")
+
+    assert status == 200
+    assert replies_stored(p, 1, timeout=5) == ["not_sent: no answer within 1 s"]
+    trickle.wait(requests=1, open=0)  # the connection was closed
+
+
+def test_a_reply_in_flight_when_the_service_stops_is_abandoned_and_stored_as_such(
+    sms_platform, alice, trickle
+) -> None:
+    p = sms_platform(reply_url=trickle.url)
+    p.post_sms(CALLER, "BAL", message_id="m-1")
+    p.post_sms(CALLER, "BAL", message_id="m-2")
+    trickle.wait(requests=2, open=2)
+
+    with gevent.Timeout(2, AssertionError("the portal did not stop in time")):
+        p.service.portal.stop(0.2)  # as Service.stop does, after the web server
+
+    assert replies_stored(p, 2) == ["not_sent: service stopped"] * 2
+    trickle.wait(requests=2, open=0)
 
 
 def test_a_call_reported_by_a_gateway_phone_is_a_caller_id_trigger(sms_platform, alice) -> None:
