@@ -15,7 +15,7 @@ from typing import Any
 
 import peewee
 
-from esl_callback import numbers
+from esl_callback import contact_names, numbers
 from esl_callback.callback import status
 from esl_callback.models import Account, CallbackRequest, Leg
 from esl_callback.web import inputs
@@ -96,7 +96,8 @@ def _snapshots(account_id: int, requests: list[CallbackRequest]) -> list[dict[st
             .order_by(Leg.created_at, Leg.id)
         ):
             legs[leg.request_id].append(leg)
-    return [status.snapshot_of(r, legs[r.id], account) for r in requests]
+    names = contact_names.names_of(account_id, [r.destination for r in requests])
+    return [status.snapshot_of(r, legs[r.id], account, names) for r in requests]
 
 
 def page(account_id: int, wanted: HistoryFilter, page_request: inputs.PageRequest) -> Page:

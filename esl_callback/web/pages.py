@@ -34,7 +34,7 @@ from esl_callback.web import (
 )
 from esl_callback.web.api import SAFE_METHODS, csv_response
 from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
-from esl_callback.web.formats import money
+from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
 PUBLIC = frozenset({"pages.login", "pages.logout", "pages.sign_in_link"})
@@ -181,7 +181,7 @@ def request_live(request_id: int) -> Any:
         return {
             "status": snap,
             "html": render_template("_status.html", snap=snap),
-            "balance": f"{money(snap['balance'])} {snap['currency']}" if snap["balance"] else None,
+            "balance": amount(snap["balance"], snap["currency"]) if snap["balance"] else None,
         }
 
     events = sse.status_events(portal(), account_id, request_id, render)
