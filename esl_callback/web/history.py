@@ -51,6 +51,7 @@ class HistoryFilter:
     since: date | None = None
     until: date | None = None
     number: str = ""
+    calls_only: bool = False  # without number checks
 
     def as_args(self) -> dict[str, str]:
         """The filter as query arguments (for links to other pages and the CSV export)."""
@@ -78,6 +79,8 @@ def requests_query(account_id: int, wanted: HistoryFilter) -> peewee.Select:
     if wanted.until and wanted.until < date.max:  # up to the last day there is: no end
         end = datetime.combine(wanted.until + timedelta(days=1), time())
         query = query.where(CallbackRequest.created_at < end)
+    if wanted.calls_only:
+        query = query.where(CallbackRequest.mode != "verify")
     if wanted.number:
         query = query.where(
             CallbackRequest.source.contains(wanted.number)

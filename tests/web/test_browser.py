@@ -37,6 +37,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
 CALL_SECONDS = 45_000  # ms: a whole callback at real speed, with room to spare
 
 # Computed in the page: text whose contrast with its background is below WCAG AA.
@@ -195,10 +197,25 @@ def log_in(page: Page, url: str, username: str = "alice", next_path: str = "") -
     page.get_by_role("button", name="Log in").click()
 
 
+@contextmanager
+def signed_in(browser: Browser, url: str, username: str, size: dict) -> Iterator[Page]:
+    """A page of a fresh browser session of `username`, at `size`, on the home page."""
+    context = browser.new_context(viewport=size, device_scale_factor=1)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        log_in(page, url, username)
+        expect(page).to_have_url(f"{url}/")
+        yield page
+    finally:
+        context.close()
+
+
 def check_page_is_usable(page: Page) -> None:
-    """Fits a phone's width, every control has a label, all text has enough contrast."""
+    """Fits the window's width, every control has a label, all text has enough contrast."""
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{page.url} scrolls sideways ({width}px)"
+    viewport = page.viewport_size or PHONE
+    assert width <= viewport["width"], f"{page.url} scrolls sideways ({width}px)"
     assert page.evaluate(UNLABELLED) == []
     assert page.evaluate(LOW_CONTRAST) == []
 
@@ -283,6 +300,43 @@ def test_history_page_is_usable_when_empty(page: Page, portal: str) -> None:
 
 
 # -- with the switch ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_home_page_has_the_balance_calls_favourites_and_numbers_to_dial(
+    browser: Browser, switched_portal: str, size: str
+) -> None:
+    with signed_in(browser, switched_portal, "carol", SIZES[size]) as page:
+        expect(page.locator(".big-balance")).to_have_text("0.69 EUR")
+        expect(page.get_by_role("status")).to_contain_text("Your balance is low")
+        expect(page.get_by_role("link", name="Top up")).to_have_attribute("href", "/payments")
+        recent = page.get_by_role("region", name="Recent calls")
+        expect(recent.locator(".entry")).to_have_count(2)
+        expect(recent.locator(".entry").first).to_contain_text("Busy")
+        expect(recent.locator(".entry").nth(1)).to_contain_text("Mary Jones")
+        expect(recent.locator(".entry").nth(1)).to_contain_text("Connected · 01:23")
+        favourites = page.get_by_role("region", name="Favourites")
+        expect(favourites.locator(".name")).to_have_text(["Grandpa Joe", "Mary Jones"])
+        dial = page.get_by_role("region", name="Get a callback from your phone")
+        expect(dial.get_by_role("link", name="+1 555-000-9001")).to_have_attribute(
+            "href", "tel:+15550009001"
+        )
+        expect(dial).to_contain_text("ask for your PIN")
+        expect(dial.get_by_role("link", name="+1 555-000-9999")).to_have_attribute(
+            "href", "sms:+15550009999"
+        )
+        expect(dial.get_by_role("cell", name="BAL", exact=True)).to_be_visible()
+        check_page_is_usable(page)
+        screenshot(page, f"home-{size}")
+        if size == "phone":  # one click on a favourite places the call
+            favourites.get_by_role("button", name="Call Mary Jones").click()
+            expect(page).to_have_url(re.compile(r"/requests/\d+$"))
+            expect(page.locator("#live .summary")).to_contain_text(
+                "Connected", timeout=CALL_SECONDS
+            )
+            expect(page.locator("#live .summary")).to_have_text(
+                "Your call with Mary Jones ended", timeout=CALL_SECONDS
+            )
 
 
 def place_call(page: Page, url: str, destination: str, mode: str) -> None:
