@@ -20,8 +20,9 @@ from esl_callback.db import (
     latest_version,
     utcnow,
 )
-from esl_callback.models import Account, BaseModel, SpentToken, WebUser
-from esl_callback.web import history
+from esl_callback.hashing import hash_api_token
+from esl_callback.models import Account, ApiToken, BaseModel, SpentToken, WebUser
+from esl_callback.web import auth, history
 from esl_callback.web.sms_api import reported_call
 
 
@@ -73,7 +74,11 @@ MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
 MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
 MIGRATION_7 = "applied 7: web users' time zone; phone-book favourites"
-LATER = [MIGRATION_7]  # the migrations after 6, which every upgrade below applies too
+MIGRATION_8 = (
+    "applied 8: API tokens with their last use; session keys; phone-book entries with several "
+    "numbers"
+)
+LATER = [MIGRATION_7, MIGRATION_8]  # the migrations after 6, which every upgrade below applies
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -89,8 +94,22 @@ def drop_version_6_table(db: Database) -> None:
 
 
 def drop_version_7_columns(db: Database) -> None:
+    drop_version_8_changes(db)
     db.peewee.execute_sql("ALTER TABLE web_user DROP COLUMN time_zone")
     db.peewee.execute_sql("ALTER TABLE phone_book_entry DROP COLUMN favourite")
+
+
+def drop_version_8_changes(db: Database) -> None:
+    """Take away what migration 8 adds, and give back the API token column it moves away."""
+    for statement in (
+        "DROP TABLE api_token",
+        "DROP TABLE phone_book_number",
+        "ALTER TABLE web_user DROP COLUMN session_key",
+        "ALTER TABLE phone_book_entry DROP COLUMN label",
+        "ALTER TABLE web_user ADD COLUMN api_token_hash VARCHAR(128)",
+        'CREATE UNIQUE INDEX "web_user_api_token_hash" ON "web_user" ("api_token_hash")',
+    ):
+        db.peewee.execute_sql(statement)
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -126,7 +145,7 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         *LATER,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 7
+    assert db.schema_version() == latest_version()
     assert Account.get().name == "alice"
 
 
@@ -233,9 +252,43 @@ def test_a_version_6_database_gets_time_zones_and_favourites_as_db_init_makes_th
     accounts.add_web_user(alice, "alice", "a long password")
     drop_version_7_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 6")
-    assert db.upgrade() == [MIGRATION_7]
+    assert db.upgrade() == LATER
     assert columns_of(db, "web_user", "phone_book_entry") == made_by_init
     assert [(u.username, u.time_zone) for u in WebUser.select()] == [("alice", None)]
+
+
+def schema_of(db: Database, *tables: str) -> dict[str, tuple[list, list, list]]:
+    """Each table's columns, indexes and foreign keys, as the database says."""
+    return {
+        table: (
+            sorted(db.peewee.get_columns(table)),
+            sorted(db.peewee.get_indexes(table)),
+            sorted(db.peewee.get_foreign_keys(table)),
+        )
+        for table in tables
+    }
+
+
+def test_a_version_7_database_keeps_its_api_tokens_and_gets_the_schema_db_init_makes(
+    db: Database,
+) -> None:
+    tables = ("web_user", "phone_book_entry", "api_token", "phone_book_number")
+    made_by_init = schema_of(db, *tables)
+    alice = accounts.create_account("alice")
+    accounts.add_web_user(alice, "alice", "a long password")
+    accounts.add_web_user(alice, "alice2", "a long password")
+    drop_version_8_changes(db)
+    db.peewee.execute_sql(
+        "UPDATE web_user SET api_token_hash = " + db.peewee.param + " WHERE username = 'alice'",
+        (hash_api_token("the app's token"),),
+    )
+    db.peewee.execute_sql("UPDATE schema_version SET version = 7")
+
+    assert db.upgrade() == [MIGRATION_8]
+
+    assert schema_of(db, *tables) == made_by_init
+    assert auth.user_for_token("the app's token").username == "alice"
+    assert [(t.web_user.username, t.label) for t in ApiToken.select()] == [("alice", "App")]
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

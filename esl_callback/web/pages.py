@@ -6,6 +6,7 @@ shown again with the message next to the field at fault (and the HTTP status of 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
 from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
+log = logging.getLogger(__name__)
 PUBLIC = frozenset({"pages.login", "pages.logout", "pages.sign_in_link"})
 FORM_TOKEN = "form_token"
 
@@ -343,7 +345,7 @@ def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
         "verifications": [
             verification.describe(v) for v in verification.open_verifications(account_id)
         ],
-        "has_token": auth.has_token(user_id),
+        "tokens": auth.tokens(user_id),
     }
 
 
@@ -360,9 +362,7 @@ def settings() -> Any:
 @blueprint.post("/settings/default-number")
 def settings_default_number() -> Any:
     try:
-        digits = inputs.number(
-            request.form.get("number"), "number", "number", portal().settings.numbers
-        )
+        digits = inputs.number(request.form.get("number"), "number", portal().settings.numbers)
         portal().run(account.set_default_number, g.user.account_id, digits)
     except WebError as exc:
         return settings_page(exc)
@@ -374,7 +374,7 @@ def settings_default_number() -> Any:
 def settings_add_number() -> Any:
     try:
         digits = inputs.number(
-            request.form.get("new_number"), "new_number", "number", portal().settings.numbers
+            request.form.get("new_number"), "new_number", portal().settings.numbers
         )
         started = verification.begin(portal(), g.user.account_id, digits)
     except WebError as exc:
@@ -393,7 +393,7 @@ def settings_verification(verification_id: int) -> Any:
 @blueprint.post("/settings/numbers/<number>/remove")
 def settings_remove_number(number: str) -> Any:
     try:
-        digits = inputs.number(number, "number", "number", portal().settings.numbers)
+        digits = inputs.number(number, "number", portal().settings.numbers)
         portal().run(account.remove_number, g.user.account_id, digits)
     except WebError as exc:
         return settings_page(exc)
@@ -401,14 +401,61 @@ def settings_remove_number(number: str) -> Any:
     return redirect(url_for("pages.settings"))
 
 
+@blueprint.post("/settings/password")
+def settings_password() -> Any:
+    """A new password, with the current one; the user's other sessions end, this one goes on."""
+    try:
+        new_password = auth.read_new_password(request.form)
+        auth.confirm_password(
+            portal(), g.user, request.form.get("current_password", ""), request.remote_addr or ""
+        )
+    except WebError as exc:
+        return settings_page(exc)
+    auth.start_session(auth.change_password(portal(), g.user, new_password))
+    flash("Your password has been changed. Your other sessions have been logged out.")
+    return redirect(url_for("pages.settings"))
+
+
+@blueprint.post("/settings/pin")
+def settings_pin() -> Any:
+    """A new PIN, with the password; shown on this page once (only its digest is kept)."""
+    try:
+        auth.confirm_password(
+            portal(), g.user, request.form.get("pin_password", ""), request.remote_addr or ""
+        )
+    except WebError as exc:
+        if exc.field == "current_password":
+            exc.field = "pin_password"
+        return settings_page(exc)
+    pin = portal().run(account.new_pin, g.user.account_id)
+    log.info("web user %s made a new PIN for their account", g.user.username)
+    return settings_page(new_pin=pin)
+
+
+@blueprint.post("/settings/sessions/end-others")
+def settings_end_other_sessions() -> Any:
+    auth.start_session(portal().run(auth.end_other_sessions, g.user.id))
+    flash("You have been logged out everywhere else: only this browser is still logged in.")
+    return redirect(url_for("pages.settings"))
+
+
 @blueprint.post("/settings/token")
 def settings_token() -> Any:
-    token = portal().run(auth.issue_token, g.user.id)
-    return settings_page(new_token=token)
+    try:
+        label = inputs.text(
+            request.form.get("label"),
+            "label",
+            "the token's name",
+            max_length=auth.TOKEN_LABEL_LENGTH,
+        )
+    except WebError as exc:
+        return settings_page(exc)
+    token = portal().run(auth.issue_token, g.user.id, label)
+    return settings_page(new_token=token, new_token_label=label)
 
 
-@blueprint.post("/settings/token/revoke")
-def settings_token_revoke() -> Any:
-    portal().run(auth.revoke_token, g.user.id)
-    flash("The API token has been revoked.")
+@blueprint.post("/settings/token/<int:token_id>/revoke")
+def settings_token_revoke(token_id: int) -> Any:
+    label = portal().run(auth.revoke_token, g.user.id, token_id)
+    flash(f"The token {label} has been revoked: the app using it must sign in again.")
     return redirect(url_for("pages.settings"))

@@ -47,7 +47,7 @@ def read_fields(data: Any, rules: numbers.NumberRules) -> Fields:
     """An entry's fields from a form or JSON object, validated."""
     return Fields(
         name=inputs.text(data.get("name"), "name", "name", max_length=NAME_LENGTH),
-        number=inputs.number(data.get("number"), "number", "number", rules),
+        number=inputs.number(data.get("number"), "number", rules),
         notes=inputs.text(
             data.get("notes"), "notes", "notes", max_length=NOTES_LENGTH, required=False
         ),
