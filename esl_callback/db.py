@@ -230,7 +230,9 @@ def _add_api_tokens_session_keys_and_more_numbers(
     database.execute_sql('ALTER TABLE "web_user" DROP COLUMN "api_token_hash"')
     migrate(
         migrator.add_column("web_user", "session_key", peewee.CharField(max_length=32, null=True)),
-        migrator.add_column("phone_book_entry", "label", peewee.CharField(max_length=16, default="")),
+        migrator.add_column(
+            "phone_book_entry", "label", peewee.CharField(max_length=16, default="")
+        ),
     )
 
 

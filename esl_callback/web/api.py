@@ -266,7 +266,9 @@ def import_entries() -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise Invalid("the CSV file must be UTF-8 text", field="file") from None
+        raise Invalid(
+            "That file is not UTF-8 text: save it again as CSV (UTF-8).", field="file"
+        ) from None
     rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
     if errors:
         response = jsonify(
@@ -274,7 +276,9 @@ def import_entries() -> Any:
         )
         return response, 422
     result = portal().run(phonebook.import_rows, g.user.account_id, rows)
-    return jsonify({"created": result.created, "updated": result.updated})
+    return jsonify(
+        {"created": result.created, "updated": result.updated, "skipped": result.skipped}
+    )
 
 
 @blueprint.get("/phonebook.csv")

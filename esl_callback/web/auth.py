@@ -225,9 +225,7 @@ def read_new_password(form: Any) -> str:
 def change_password(portal: Portal, user: CurrentUser, new_password: str) -> CurrentUser:
     """Store the new password (its fingerprint ends the user's other sessions)."""
     hashed = gevent.get_hub().threadpool.apply(hash_password, (new_password,))
-    portal.run(
-        lambda: WebUser.update(password_hash=hashed).where(WebUser.id == user.id).execute()
-    )
+    portal.run(lambda: WebUser.update(password_hash=hashed).where(WebUser.id == user.id).execute())
     log.info("web user %s changed their password", user.username)
     return portal.run(load_user, user.id)
 

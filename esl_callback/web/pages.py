@@ -129,7 +129,7 @@ def home() -> Any:
 def call_choices(account_id: int) -> dict[str, Any]:
     return {
         "numbers": [c.number for c in account.own_numbers(account_id)],
-        "entries": phonebook.all_entries(account_id),
+        "entries": phonebook.choices(account_id),
     }
 
 
@@ -213,7 +213,14 @@ def phonebook_page(error: WebError | None = None, form: Any = None) -> Any:
         query,
         inputs.page_request(request.args, default_per_page=50),
     )
-    return show("phonebook.html", error, found=found, query=query, form=form or {})
+    return show(
+        "phonebook.html",
+        error,
+        found=found,
+        query=query,
+        form=phonebook.form_values(form or {}),
+        labels=phonebook.LABELS,
+    )
 
 
 @blueprint.get("/phonebook")
@@ -235,13 +242,16 @@ def phonebook_add() -> Any:
 @blueprint.route("/phonebook/<int:entry_id>/edit", methods=["GET", "POST"])
 def phonebook_edit(entry_id: int) -> Any:
     entry = portal().run(phonebook.get, g.user.account_id, entry_id)
+    context = {"entry": entry, "labels": phonebook.LABELS}
     if request.method == "GET":
-        return show("phonebook_edit.html", entry=entry, form=phonebook.describe(entry))
+        described = portal().run(phonebook.describe, entry)
+        return show("phonebook_edit.html", form=phonebook.form_values(described), **context)
     try:
         fields = phonebook.read_fields(request.form, portal().settings.numbers)
         entry = portal().run(phonebook.update, g.user.account_id, entry_id, fields)
     except WebError as exc:
-        return show("phonebook_edit.html", exc, entry=entry, form=request.form)
+        form = phonebook.form_values(request.form)
+        return show("phonebook_edit.html", exc, form=form, **context)
     flash(f"Saved {entry.name}.")
     return redirect(url_for("pages.phonebook_list"))
 
@@ -264,23 +274,50 @@ def phonebook_delete(entry_id: int) -> Any:
     return redirect(url_for("pages.phonebook_list"))
 
 
+def uploaded_csv() -> str:
+    """The text of the CSV file chosen on the phone-book page, or Invalid on its field."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise Invalid("Choose a CSV file to import.", field="file")
+    try:
+        return upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(
+            "That file is not UTF-8 text: save it again as CSV (UTF-8).", field="file"
+        ) from None
+
+
+def import_preview(text: str) -> Any:
+    """What importing `text` would do (adds, updates to confirm, errors), nothing written yet."""
+    rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    plan = portal().run(phonebook.plan_import, g.user.account_id, rows)
+    plan.errors[:0] = errors
+    page = render_template("phonebook_import.html", plan=plan, csv_text=text, errors={})
+    return page, 422 if plan.errors else 200
+
+
 @blueprint.post("/phonebook/import")
 def phonebook_import() -> Any:
-    upload = request.files.get("file")
     try:
-        if upload is None or not upload.filename:
-            raise Invalid("choose a CSV file to import", field="file")
-        try:
-            text = upload.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise Invalid("the CSV file must be UTF-8 text", field="file") from None
-        rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
-        if errors:
-            raise Invalid("nothing imported: " + "; ".join(errors[:10]), field="file")
+        text = uploaded_csv()
     except WebError as exc:
         return phonebook_page(exc)
-    result = portal().run(phonebook.import_rows, g.user.account_id, rows)
-    flash(f"Imported: {result.created} added, {result.updated} updated.")
+    return import_preview(text)
+
+
+@blueprint.post("/phonebook/import/confirm")
+def phonebook_import_confirm() -> Any:
+    """Carry out a previewed import: adds, and the updates the user ticked."""
+    text = request.form.get("csv", "")
+    rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    if errors:
+        return import_preview(text)
+    overwrite = [int(i) for i in request.form.getlist("overwrite") if i.isascii() and i.isdigit()]
+    result = portal().run(phonebook.import_rows, g.user.account_id, rows, overwrite)
+    flash(
+        f"Imported: {result.created} added, {result.updated} updated, "
+        f"{result.skipped} left as they were."
+    )
     return redirect(url_for("pages.phonebook_list"))
 
 

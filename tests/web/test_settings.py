@@ -221,7 +221,7 @@ def test_a_bad_number_to_verify_gets_a_clear_message(client: FlaskClient, alice:
     response = verify(client, alice, "089-CALLME")
     assert response.status_code == 422
     assert response.json["error"]["message"] == (
-        "number: only digits 0-9 are allowed, found 'C' in '089-CALLME'"
+        "That number has letters in it: type digits only (spaces, dashes and a leading + are fine)."
     )
 
 
