@@ -270,6 +270,8 @@ def import_entries() -> Any:
             "That file is not UTF-8 text: save it again as CSV (UTF-8).", field="file"
         ) from None
     rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    if not errors:
+        errors = portal().run(phonebook.plan_import, g.user.account_id, rows).errors
     if errors:
         response = jsonify(
             {"error": {"code": "invalid", "message": "nothing imported", "lines": errors}}

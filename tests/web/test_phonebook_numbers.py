@@ -246,3 +246,23 @@ def test_one_click_on_an_entrys_second_number_calls_it(
     request = CallbackRequest.select().order_by(CallbackRequest.id.desc()).first()
     assert request.destination == FRIEND
     assert wait_until_ended(request.id)["outcome"] == "connected"
+
+
+def test_the_api_refuses_an_import_whose_line_has_numbers_of_two_entries(
+    client: FlaskClient, alice: User
+) -> None:
+    add_mary(client, alice)
+    client.post(
+        "/api/v1/phonebook", json={"name": "Bob", "number": "4930999999"}, headers=alice.auth
+    )
+
+    refused = client.post(
+        "/api/v1/phonebook/import",
+        data=f"name,number,other_numbers\nBoth,{BUSY},4930999999\nCarol,4989333333,\n",
+        content_type="text/csv",
+        headers=alice.auth,
+    )
+
+    assert refused.status_code == 422
+    assert "its numbers are in two entries" in refused.json["error"]["lines"][0]
+    assert PhoneBookEntry.select().count() == 2  # nothing imported, Carol neither
