@@ -57,7 +57,7 @@ def set_default_number(account_id: int, digits: str) -> None:
         .exists()
     ):
         raise Invalid(
-            f"number: {digits} is not one of your numbers; add and verify it first",
+            f"{digits} is not one of your numbers: add it and verify it first.",
             field="number",
         )
     accounts.update_account(Account.get_by_id(account_id), default_callback_number=digits)
@@ -70,7 +70,7 @@ def remove_number(account_id: int, digits: str) -> None:
         .where(CallerId.account == account_id, CallerId.number == digits)
         .exists()
     ):
-        raise NotFound(f"{digits} is not one of your numbers")
+        raise NotFound(f"{digits} is not one of your numbers.")
     try:
         accounts.remove_caller_id(digits)
     except accounts.AccountError as exc:

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 LOGIN = "login"
 IP_FAILURE_FACTOR = 5
+WRONG_LOGIN = "The username or password is wrong: check both and try again."
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_ID = "sid"
@@ -171,15 +172,16 @@ def attempt_login(portal: Portal, username: str, password: str, address: str) ->
     if portal.run(_locked, username, address, web.login_max_failures, window):
         minutes = max(window // 60, 1)
         raise TooMany(
-            f"too many failed logins; try again in about {minutes} minute(s)", retry_after=window
+            f"Too many failed logins: try again in about {minutes} minute(s).",
+            retry_after=window,
         )
     user = portal.run(_find_user, username) if username.strip() else None
     if not check_password(user.password_hash if user else _decoy_hash(), password) or not user:
         portal.run(lockout.record_failure, LOGIN, *_keys(username, address))
-        raise Unauthorised("wrong username or password")
+        raise Unauthorised(WRONG_LOGIN)
     current = portal.run(_succeeded, user.id, username, address)
     if current is None:
-        raise Unauthorised("wrong username or password")
+        raise Unauthorised(WRONG_LOGIN)
     return current
 
 
@@ -292,7 +294,7 @@ def resolve_user(portal: Portal) -> CurrentUser | None:
     if token is not None:
         user = portal.run(user_for_token, token)
         if user is None:
-            raise Unauthorised("invalid API token")
+            raise Unauthorised("That API token is not valid (revoked, or mistyped): sign in again.")
         return user
     user_id, session_id = session.get("uid"), session.get(SESSION_ID)
     if not isinstance(user_id, int):
@@ -345,6 +347,5 @@ def check_csrf() -> None:
     # typed as "é" is simply wrong.
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(
-            "the form is missing its security token or it has expired; reload the page and "
-            "try again"
+            "This form has expired or is missing its security token: reload the page and try again."
         )

@@ -98,7 +98,9 @@ def test_api_endpoints_refuse_requests_without_credentials(
 def test_a_wrong_api_token_is_refused(client: FlaskClient, alice: User) -> None:
     response = client.get("/api/v1/account", headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401
-    assert response.json["error"]["message"] == "invalid API token"
+    assert response.json["error"]["message"] == (
+        "That API token is not valid (revoked, or mistyped): sign in again."
+    )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -193,7 +195,7 @@ def test_a_wrong_password_is_refused_and_counted(
 ) -> None:
     response = form_login(client, "alice", "wrong password")
     assert response.status_code == 401
-    assert "wrong username or password" in response.text
+    assert "The username or password is wrong: check both and try again." in response.text
     keys = {f.key for f in AuthFailure.select().where(AuthFailure.kind == "login")}
     assert keys == {"user:alice", "ip:192.0.2.10"}
 
@@ -215,7 +217,7 @@ def test_a_user_is_locked_out_after_repeated_failures_even_with_the_right_passwo
     locked = api_login(client, "alice", PASSWORD)
     assert locked.status_code == 429
     assert locked.headers["Retry-After"] == "600"
-    assert "too many failed logins" in locked.json["error"]["message"]
+    assert "Too many failed logins: try again in about" in locked.json["error"]["message"]
     page = form_login(client, "alice", PASSWORD)
     assert page.status_code == 429
 

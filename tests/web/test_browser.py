@@ -226,7 +226,7 @@ def test_login_refuses_a_wrong_password_then_lets_the_user_in(page: Page, portal
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_text("wrong username or password")).to_be_visible()
+    expect(page.get_by_text("The username or password is wrong")).to_be_visible()
     check_page_is_usable(page)
     screenshot(page, "login-error")
     page.get_by_label("Password").fill(PASSWORD)
