@@ -15,6 +15,7 @@ first number and keeps the others.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -362,7 +363,7 @@ def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
         if fields.more is None:  # its other numbers stay: the new first must not be one
             numbers_of([entry])
             kept = [item for item in entry.all_numbers[1:] if item.number != fields.number]
-            fields = Fields(**{**fields.__dict__, "more": tuple(kept)})
+            fields = dataclasses.replace(fields, more=tuple(kept))
         refuse_taken(account_id, fields.numbers, entry.id)
         change(entry, fields)
     return entry
