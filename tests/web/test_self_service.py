@@ -197,3 +197,12 @@ def test_another_users_token_cannot_be_revoked(
 
     assert refused.status_code == 404
     assert client.get("/api/v1/account", headers=bob.auth).status_code == 200
+
+
+def test_sessions_from_before_session_keys_keep_their_fingerprint() -> None:
+    """A user who never logged out other sessions has no session key: sessions started before
+    migration 8 stay logged in; a session key changes the fingerprint."""
+    hashed = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
+
+    assert auth.fingerprint(hashed, None) == auth.fingerprint(hashed)
+    assert auth.fingerprint(hashed, "a key") != auth.fingerprint(hashed)
