@@ -35,6 +35,7 @@ from esl_callback.models import (
 from esl_callback.statements import Statement
 
 PIN_LENGTHS = range(4, 13)
+MIN_PASSWORD_LENGTH = 8
 MAX_CALLS = range(1, 100_001)  # an account's concurrent-call limit
 # As an account's max_concurrent_calls: no limit of its own, callback.max_concurrent_calls applies.
 DEFAULT_CALL_LIMIT = "default"
@@ -321,8 +322,8 @@ def remove_access_number(raw: str) -> None:
 def add_web_user(account: Account, username: str, password: str) -> WebUser:
     """A web login for the account; the password is stored hashed."""
     username = plain_text(username, "username", 64)
-    if len(password) < 8:
-        raise AccountError("password must be at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     taken = WebUser.get_or_none(fn.LOWER(WebUser.username) == username.lower())
     if taken is not None:  # a login told apart from another by case alone invites mistakes
         raise AccountError(f"user {taken.username!r} already exists")

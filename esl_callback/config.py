@@ -1118,7 +1118,8 @@ class Settings:
             try:
                 numbers.normalise(raw, self.numbers, what=f'"{raw}"', allow_formatting=True)
             except numbers.InvalidNumber as problem:
-                yield f"sms.numbers[{index}]", f"{problem} (read with the numbers section)"
+                said = str(problem).rstrip(".")
+                yield f"sms.numbers[{index}]", f"{said} (read with the numbers section)"
 
     def _check_metrics_port(self) -> Iterator[tuple[str, str]]:
         web, outbound, metrics = self.web, self.outbound, self.metrics

@@ -169,6 +169,73 @@ def _create_vouchers(migrator: SchemaMigrator, database: peewee.Database) -> Non
         database.execute_sql(statement)
 
 
+def _add_time_zone_and_favourites(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(
+        migrator.add_column("web_user", "time_zone", peewee.CharField(max_length=64, null=True)),
+        migrator.add_column("phone_book_entry", "favourite", peewee.BooleanField(default=False)),
+    )
+
+
+# The tables of migration 8 as they shipped (see _SPENT_TOKEN_TABLE for why they are spelt out).
+_MIGRATION_8_TABLES = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "api_token" ("id" INTEGER NOT NULL PRIMARY KEY, '
+        '"web_user_id" INTEGER NOT NULL, "token_hash" VARCHAR(64) NOT NULL, '
+        '"label" VARCHAR(64) NOT NULL, "created_at" DATETIME NOT NULL, "last_used_at" DATETIME, '
+        'FOREIGN KEY ("web_user_id") REFERENCES "web_user" ("id") ON DELETE CASCADE)',
+        'CREATE TABLE IF NOT EXISTS "phone_book_number" ("id" INTEGER NOT NULL PRIMARY KEY, '
+        '"entry_id" INTEGER NOT NULL, "account_id" INTEGER NOT NULL, '
+        '"label" VARCHAR(16) NOT NULL, "number" VARCHAR(20) NOT NULL, "position" INTEGER NOT NULL, '
+        'FOREIGN KEY ("entry_id") REFERENCES "phone_book_entry" ("id") ON DELETE CASCADE, '
+        'FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE CASCADE)',
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "api_token" ("id" SERIAL NOT NULL PRIMARY KEY, '
+        '"web_user_id" INTEGER NOT NULL, "token_hash" VARCHAR(64) NOT NULL, '
+        '"label" VARCHAR(64) NOT NULL, "created_at" TIMESTAMP NOT NULL, '
+        '"last_used_at" TIMESTAMP, '
+        'FOREIGN KEY ("web_user_id") REFERENCES "web_user" ("id") ON DELETE CASCADE)',
+        'CREATE TABLE IF NOT EXISTS "phone_book_number" ("id" SERIAL NOT NULL PRIMARY KEY, '
+        '"entry_id" INTEGER NOT NULL, "account_id" INTEGER NOT NULL, '
+        '"label" VARCHAR(16) NOT NULL, "number" VARCHAR(20) NOT NULL, "position" INTEGER NOT NULL, '
+        'FOREIGN KEY ("entry_id") REFERENCES "phone_book_entry" ("id") ON DELETE CASCADE, '
+        'FOREIGN KEY ("account_id") REFERENCES "account" ("id") ON DELETE CASCADE)',
+    ),
+}
+_MIGRATION_8_INDEXES = (
+    'CREATE INDEX IF NOT EXISTS "api_token_web_user_id" ON "api_token" ("web_user_id")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "api_token_token_hash" ON "api_token" ("token_hash")',
+    'CREATE INDEX IF NOT EXISTS "phone_book_number_entry_id" ON "phone_book_number" ("entry_id")',
+    'CREATE INDEX IF NOT EXISTS "phone_book_number_account_id" ON "phone_book_number" '
+    '("account_id")',
+    'CREATE INDEX IF NOT EXISTS "phone_book_number_account_id_number" ON "phone_book_number" '
+    '("account_id", "number")',
+)
+
+
+def _add_api_tokens_session_keys_and_more_numbers(
+    migrator: SchemaMigrator, database: peewee.Database
+) -> None:
+    """Each user's API token moves to api_token (several per user from now on)."""
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    for statement in (*_MIGRATION_8_TABLES[dialect], *_MIGRATION_8_INDEXES):
+        database.execute_sql(statement)
+    database.execute_sql(
+        'INSERT INTO "api_token" ("web_user_id", "token_hash", "label", "created_at") '
+        'SELECT "id", "api_token_hash", %s, %s FROM "web_user" '
+        'WHERE "api_token_hash" IS NOT NULL'.replace("%s", database.param),
+        ("App", utcnow()),
+    )
+    database.execute_sql('DROP INDEX IF EXISTS "web_user_api_token_hash"')
+    database.execute_sql('ALTER TABLE "web_user" DROP COLUMN "api_token_hash"')
+    migrate(
+        migrator.add_column("web_user", "session_key", peewee.CharField(max_length=32, null=True)),
+        migrator.add_column(
+            "phone_book_entry", "label", peewee.CharField(max_length=16, default="")
+        ),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -184,6 +251,12 @@ MIGRATIONS: list[Migration] = [
         _add_credit_limit_and_operator_cost,
     ),
     Migration(6, "vouchers: prepaid cards redeemed once", _create_vouchers),
+    Migration(7, "web users' time zone; phone-book favourites", _add_time_zone_and_favourites),
+    Migration(
+        8,
+        "API tokens with their last use; session keys; phone-book entries with several numbers",
+        _add_api_tokens_session_keys_and_more_numbers,
+    ),
 ]
 BASELINE_VERSION = 1
 

@@ -107,6 +107,25 @@ class PhoneBookEntry(BaseModel):
     notes = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    # Shown on the home page for one-click calls (migration 7).
+    favourite = pw.BooleanField(default=False)
+    # What `number` is (mobile, home, work, other; "" for entries from before labels); the
+    # entry's other numbers are PhoneBookNumbers (migration 8).
+    label = pw.CharField(max_length=16, default="")
+
+    class Meta:
+        indexes = ((("account", "number"), False),)
+
+
+class PhoneBookNumber(BaseModel):
+    """Another number of a phone-book entry, after its first (`PhoneBookEntry.number`), in
+    `position` order (migration 8). An account's book has each number once, first or not."""
+
+    entry = pw.ForeignKeyField(PhoneBookEntry, backref="more_numbers", on_delete="CASCADE")
+    account = pw.ForeignKeyField(Account, on_delete="CASCADE")
+    label = pw.CharField(max_length=16, default="")
+    number = pw.CharField(max_length=20)
+    position = pw.IntegerField(default=0)
 
     class Meta:
         indexes = ((("account", "number"), False),)
@@ -230,9 +249,25 @@ class WebUser(BaseModel):
     account = pw.ForeignKeyField(Account, backref="users", on_delete="CASCADE")
     username = pw.CharField(max_length=64, unique=True)
     password_hash = pw.CharField(max_length=255)
-    api_token_hash = pw.CharField(max_length=128, null=True, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
     last_login_at = pw.DateTimeField(null=True)
+    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, at the next
+    # login (migration 7).
+    time_zone = pw.CharField(max_length=64, null=True)
+    # Part of every session's fingerprint: a new one logs out all sessions (migration 8); None
+    # for users who never did, whose sessions then carry the fingerprint they had before.
+    session_key = pw.CharField(max_length=32, null=True)
+
+
+class ApiToken(BaseModel):
+    """An app's token to the JSON API, kept as its SHA-256 (migration 8; before, one per user
+    in web_user.api_token_hash). `last_used_at` is written at most once a minute."""
+
+    web_user = pw.ForeignKeyField(WebUser, backref="api_tokens", on_delete="CASCADE")
+    token_hash = pw.CharField(max_length=64, unique=True)
+    label = pw.CharField(max_length=64, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
 
 
 class AuthFailure(BaseModel):
@@ -335,12 +370,14 @@ ALL_MODELS: list[type[BaseModel]] = [
     Did,
     AccessNumber,
     PhoneBookEntry,
+    PhoneBookNumber,
     Rate,
     CallbackRequest,
     Leg,
     Reservation,
     Payment,
     WebUser,
+    ApiToken,
     AuthFailure,
     SmsMessage,
     NumberVerification,

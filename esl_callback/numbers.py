@@ -3,7 +3,8 @@
 Everything that reaches a dial string, a database row or a CLI argument as a phone number passes
 through here first. A valid number is a string of ASCII digits in E.164 form without the `+`
 (country code first, at most 15 digits). Anything else raises `InvalidNumber` with a message an
-operator or a caller-facing error page can show as it is.
+operator or a caller-facing error page can show as it is: a sentence saying what is wrong with the
+number and what to type instead ("That number has letters in it: type digits only.").
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ def is_digits(text: str) -> bool:
     return bool(text) and all(ch in ASCII_DIGITS for ch in text)
 
 
+def subject(what: str) -> str:
+    """How a message names the number: "That number" for a plain number, else "The <what>"."""
+    if what == "number":
+        return "That number"
+    return what[0].upper() + what[1:] if what.startswith(("The ", "the ", '"')) else f"The {what}"
+
+
+def not_a_digit(bad: str, allow_formatting: bool) -> str:
+    """What is wrong with a number holding `bad`, and what to type instead."""
+    allowed = (
+        "type digits only (spaces, dashes and a leading + are fine)"
+        if allow_formatting
+        else "type digits 0-9 only, with no spaces"
+    )
+    if bad.isdigit():
+        return f"has a digit written in another script ({bad!r}): {allowed}"
+    if bad.isalpha():
+        return f"has letters in it: {allowed}"
+    return f"has {bad!r} in it, which is not a digit: {allowed}"
+
+
 def digits_only(raw: object, *, what: str = "number", allow_formatting: bool = False) -> str:
     """Return `raw` as ASCII digits or raise InvalidNumber.
 
@@ -58,19 +80,23 @@ def digits_only(raw: object, *, what: str = "number", allow_formatting: bool = F
     other than a digit is refused.
     """
     if not isinstance(raw, str):
-        raise InvalidNumber(f"{what}: expected a string of digits, got {type(raw).__name__}")
+        raise InvalidNumber(
+            f"{subject(what)} must be text made of digits, not {type(raw).__name__}."
+        )
     text = raw.strip()
     if text.startswith("+"):
         text = text[1:]
     if allow_formatting:
         text = "".join(ch for ch in text if ch not in FORMATTING_CHARACTERS)
     if not text:
-        raise InvalidNumber(f"{what}: is empty")
+        raise InvalidNumber(f"{subject(what)} is empty: type a phone number.")
     if len(text) > 64:
-        raise InvalidNumber(f"{what}: too long ({len(text)} characters)")
+        raise InvalidNumber(
+            f"{subject(what)} is far too long to be a phone number ({len(text)} characters)."
+        )
     if not is_digits(text):
         bad = next(ch for ch in text if ch not in ASCII_DIGITS)
-        raise InvalidNumber(f"{what}: only digits 0-9 are allowed, found {bad!r} in {raw!r}")
+        raise InvalidNumber(f"{subject(what)} {not_a_digit(bad, allow_formatting)}.")
     return text
 
 
@@ -105,7 +131,13 @@ def check_length(digits: str, rules: NumberRules = DEFAULT_RULES, *, what: str =
     """Refuse digit strings shorter or longer than the rules (and E.164) allow."""
     longest = min(rules.max_length, E164_MAX_DIGITS)
     if len(digits) < rules.min_length:
-        raise InvalidNumber(f"{what}: {digits} is too short (at least {rules.min_length} digits)")
+        raise InvalidNumber(
+            f"{subject(what)} is too short: {digits} has {len(digits)} digits and a phone number "
+            f"has at least {rules.min_length}."
+        )
     if len(digits) > longest:
-        raise InvalidNumber(f"{what}: {digits} is too long (at most {longest} digits)")
+        raise InvalidNumber(
+            f"{subject(what)} is too long: {digits} has {len(digits)} digits and a phone number "
+            f"has at most {longest}."
+        )
     return digits

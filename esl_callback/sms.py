@@ -359,7 +359,7 @@ def not_for_us(message: Inbound, own: frozenset[str], rules: Any) -> str | None:
             message.recipient, rules, what="recipient", allow_formatting=True
         )
     except numbers.InvalidNumber as exc:
-        return f"{exc}, not one of sms.numbers"
+        return f"{str(exc).rstrip('.')}; it is not one of sms.numbers"
     if recipient not in own:
         return f"{recipient} is not one of sms.numbers"
     return None

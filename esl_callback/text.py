@@ -15,18 +15,25 @@ class InvalidText(ValueError):
     """Text that cannot be stored as given; the message says why."""
 
 
+def sentence_start(what: str) -> str:
+    """`what` (e.g. "name", "a payment's reference") to begin a sentence with."""
+    return what[:1].upper() + what[1:]
+
+
 def one_line(raw: str, what: str, max_length: int, *, required: bool = True) -> str:
     """`raw` without surrounding blanks, if it is at most `max_length` characters (and not
     empty when `required`) and holds no control character; else InvalidText naming `what`."""
     value = raw.strip()
     if required and not value:
-        raise InvalidText(f"{what} is required")
+        raise InvalidText(f"{sentence_start(what)} is missing: type it.")
     if len(value) > max_length:
-        raise InvalidText(f"{what} is too long (at most {max_length} characters)")
+        raise InvalidText(
+            f"{sentence_start(what)} is too long: at most {max_length} characters, please."
+        )
     for ch in value:
         if unicodedata.category(ch) in _BREAKING:
             raise InvalidText(
-                f"{what} must be one line of printable text; it holds the control character "
-                f"U+{ord(ch):04X}"
+                f"{sentence_start(what)} must be one line of printable text; it holds the control "
+                f"character U+{ord(ch):04X}."
             )
     return value

@@ -738,8 +738,8 @@ sms:
     ]
     text = text.replace(', +4930100500, "12", "0800 CALLME"', ', "12"')
     assert errors_of(tmp_path, text) == [
-        'sms.numbers[2]: "12": 12 is too short (at least 7 digits) (read with the numbers '
-        "section) (line 3)"
+        'sms.numbers[2]: "12" is too short: 12 has 2 digits and a phone number has at least 7 '
+        "(read with the numbers section) (line 3)"
     ]
     loaded = load_text(tmp_path, text.replace(', "12"', ""))
     assert loaded.sms.numbers == ("+49 30 100300", "030-100400")

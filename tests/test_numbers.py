@@ -52,18 +52,24 @@ def test_injection_and_garbage_never_pass_as_a_number(raw: str) -> None:
 
 
 def test_formatting_characters_are_refused_unless_a_person_typed_the_number() -> None:
-    with pytest.raises(InvalidNumber, match="only digits"):
+    with pytest.raises(InvalidNumber, match="type digits 0-9 only, with no spaces"):
         digits_only("030 123")
     assert digits_only("030 123", allow_formatting=True) == "030123"
 
 
-def test_errors_name_what_was_wrong() -> None:
-    with pytest.raises(InvalidNumber, match=r"destination: only digits 0-9 are allowed, found '&'"):
+def test_errors_are_sentences_saying_what_is_wrong_and_what_to_type() -> None:
+    with pytest.raises(
+        InvalidNumber, match=r"^The destination has '&' in it, which is not a digit"
+    ):
         normalise("49&1", what="destination")
-    with pytest.raises(InvalidNumber, match="too short"):
+    with pytest.raises(InvalidNumber, match=r"^That number has letters in it: type digits only"):
+        normalise("030 CALL ME", allow_formatting=True)
+    with pytest.raises(InvalidNumber, match=r"^That number has a digit written in another script"):
+        normalise("٤٩٣٠١٢٣")
+    with pytest.raises(InvalidNumber, match=r"^That number is too short: 12345 has 5 digits"):
         normalise("12345", GermanRules())
 
 
 def test_a_number_that_is_not_a_string_is_refused() -> None:
-    with pytest.raises(InvalidNumber, match="expected a string"):
+    with pytest.raises(InvalidNumber, match="must be text made of digits, not int"):
         digits_only(4930123)  # type: ignore[arg-type]

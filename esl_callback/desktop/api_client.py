@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import platform
 import ssl
 import urllib.error
 import urllib.parse
@@ -22,6 +23,7 @@ from esl_callback.desktop.event_stream import EventStream
 API = "/api/v1"
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = "esl-callback-desktop/1"
+TOKEN_LABEL = f"Desktop on {platform.node() or 'this computer'}"[:64]
 
 
 def normalise_server(url: str) -> str:
@@ -111,10 +113,10 @@ class ApiClient:
     # -- the API --------------------------------------------------------------------------
 
     def sign_in(self, username: str, password: str) -> dict[str, Any]:
-        """Get a token for the username and password (it replaces the user's previous one)."""
-        answer = self.call(
-            "POST", "/auth/token", {"username": username, "password": password}, signing_in=True
-        )
+        """Get a token of its own for the username and password, named in the portal's list of
+        tokens after this computer (Settings, where it can be revoked)."""
+        fields = {"username": username, "password": password, "label": TOKEN_LABEL}
+        answer = self.call("POST", "/auth/token", fields, signing_in=True)
         self.token = answer["token"]
         return answer
 

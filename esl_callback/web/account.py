@@ -1,17 +1,24 @@
-"""The account as its user sees it: balance, numbers, default callback number, payments.
+"""The account as its user sees it: balance, numbers, default callback number, payments, PIN.
 
 Run these through `Database.run`.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
+
+import peewee
 
 from esl_callback import accounts, vouchers
 from esl_callback.callback import billing
 from esl_callback.callback.status import amount, iso
 from esl_callback.models import Account, CallerId, Payment
-from esl_callback.web.errors import Conflict, Invalid, NotFound, TooMany
+from esl_callback.web.errors import Conflict, Invalid, NotFound, TooMany, Unavailable
+
+# A PIN made in the portal: the account's only key on a PIN access number, so a long one.
+PORTAL_PIN_DIGITS = 8
+PIN_TRIES = 5
 
 
 def own_numbers(account_id: int) -> list[CallerId]:
@@ -29,6 +36,7 @@ def overview(account_id: int) -> dict[str, Any]:
         "currency": account.currency,
         "default_callback_number": account.default_callback_number,
         "allow_any_source": account.allow_any_source,
+        "has_pin": bool(account.pin_hash),
         "max_concurrent_calls": account.max_concurrent_calls,
         "numbers": [
             {
@@ -49,7 +57,7 @@ def set_default_number(account_id: int, digits: str) -> None:
         .exists()
     ):
         raise Invalid(
-            f"number: {digits} is not one of your numbers; add and verify it first",
+            f"{digits} is not one of your numbers: add it and verify it first.",
             field="number",
         )
     accounts.update_account(Account.get_by_id(account_id), default_callback_number=digits)
@@ -62,7 +70,7 @@ def remove_number(account_id: int, digits: str) -> None:
         .where(CallerId.account == account_id, CallerId.number == digits)
         .exists()
     ):
-        raise NotFound(f"{digits} is not one of your numbers")
+        raise NotFound(f"{digits} is not one of your numbers.")
     try:
         accounts.remove_caller_id(digits)
     except accounts.AccountError as exc:
@@ -100,3 +108,20 @@ def redeem_voucher(
         "balance": amount(done.balance),
         "payment_id": done.payment_id,
     }
+
+
+def new_pin(account_id: int) -> str:
+    """A new random PIN for the account, replacing the old one; returned once, to be shown.
+
+    Only its keyed digest is stored (`hashing.pin_digest`), so the portal can never show a PIN
+    again, only make a new one. It is drawn, not chosen: as a PIN alone finds its account, a
+    chosen PIN refused as taken would tell the user another account's PIN.
+    """
+    for _ in range(PIN_TRIES):
+        pin = "".join(secrets.choice("0123456789") for _ in range(PORTAL_PIN_DIGITS))
+        try:
+            accounts.update_account(Account.get_by_id(account_id), pin=pin)
+        except (accounts.AccountError, peewee.IntegrityError):
+            continue  # drawn already (1 in 10^8 per account): draw again
+        return pin
+    raise Unavailable("No new PIN could be made just now: try again in a moment.")

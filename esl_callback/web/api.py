@@ -69,14 +69,18 @@ def csv_response(text: str, filename: str) -> Response:
 
 @blueprint.post("/auth/token")
 def create_token() -> Any:
-    """A new API token for a username and password (replaces the user's previous token)."""
+    """A new API token for a username and password, besides the user's others; `label` (e.g.
+    "Desktop on my laptop") names it in the portal's list of tokens."""
     data = inputs.json_object()
     username = inputs.text(data.get("username"), "username", "username", max_length=64)
+    label = inputs.text(
+        data.get("label"), "label", "label", max_length=auth.TOKEN_LABEL_LENGTH, required=False
+    )
     password = data.get("password")
     if not isinstance(password, str) or not password:
-        raise Invalid("password is required", field="password")
+        raise Invalid("Type your password.", field="password")
     user = auth.attempt_login(portal(), username, password, request.remote_addr or "")
-    token = portal().run(auth.issue_token, user.id)
+    token = portal().run(auth.issue_token, user.id, label or "App")
     return jsonify({"token": token, "username": user.username, "account": user.account_name}), 201
 
 
@@ -91,7 +95,7 @@ def revoke_token() -> Any:
         raise Forbidden(
             "this revokes the API token sent in Authorization: Bearer, and this request has "
             "none; to log out of the portal, POST /logout; to revoke your app's token, use "
-            "Revoke the token in Settings (/settings)"
+            "Revoke next to it in Settings (/settings)"
         )
     portal().run(auth.revoke_own_token, token)
     return "", 204
@@ -123,25 +127,21 @@ def get_account() -> Any:
 
 @blueprint.put("/account/default-number")
 def set_default_number() -> Any:
-    digits = inputs.number(
-        inputs.json_object().get("number"), "number", "number", portal().settings.numbers
-    )
+    digits = inputs.number(inputs.json_object().get("number"), "number", portal().settings.numbers)
     portal().run(account.set_default_number, g.user.account_id, digits)
     return jsonify(portal().run(account.overview, g.user.account_id))
 
 
 @blueprint.delete("/numbers/<number>")
 def remove_number(number: str) -> Any:
-    digits = inputs.number(number, "number", "number", portal().settings.numbers)
+    digits = inputs.number(number, "number", portal().settings.numbers)
     portal().run(account.remove_number, g.user.account_id, digits)
     return "", 204
 
 
 @blueprint.post("/numbers/verifications")
 def start_verification() -> Any:
-    digits = inputs.number(
-        inputs.json_object().get("number"), "number", "number", portal().settings.numbers
-    )
+    digits = inputs.number(inputs.json_object().get("number"), "number", portal().settings.numbers)
     started = verification.begin(portal(), g.user.account_id, digits)
     return jsonify(verification.describe(started)), 201
 
@@ -266,15 +266,21 @@ def import_entries() -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise Invalid("the CSV file must be UTF-8 text", field="file") from None
+        raise Invalid(
+            "That file is not UTF-8 text: save it again as CSV (UTF-8).", field="file"
+        ) from None
     rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    if not errors:
+        errors = portal().run(phonebook.plan_import, g.user.account_id, rows).errors
     if errors:
         response = jsonify(
             {"error": {"code": "invalid", "message": "nothing imported", "lines": errors}}
         )
         return response, 422
     result = portal().run(phonebook.import_rows, g.user.account_id, rows)
-    return jsonify({"created": result.created, "updated": result.updated})
+    return jsonify(
+        {"created": result.created, "updated": result.updated, "skipped": result.skipped}
+    )
 
 
 @blueprint.get("/phonebook.csv")

@@ -4,13 +4,21 @@ A browser logs in with a form and then carries a signed session cookie (HttpOnly
 Secure unless `web.secure_cookies` is off); every state-changing request it makes must carry the
 session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`). Each session has an id;
 logging out records it as spent (`spent_tokens`), so a copy of the cookie kept from before no
-longer logs in, while the user's sessions on other devices go on. A desktop or mobile client
-sends `Authorization: Bearer <token>` instead; no cookie is involved, so no CSRF token either.
+longer logs in, while the user's sessions on other devices go on. A session also carries a
+fingerprint of the user's password hash and session key: changing the password, or "log out
+other sessions" (a new session key), ends every other session; the one that asked starts afresh.
+
+A desktop or mobile client sends `Authorization: Bearer <token>` instead; no cookie is involved,
+so no CSRF token either. A user may have several tokens (one per app), each listed in Settings
+with its last use (written at most once a minute, so a busy app costs no write per request) and
+revocable on its own.
 
 Failed logins are persisted (`lockout`, kind "login"): a username is locked after
 `web.login_max_failures` failures within `web.login_lockout_seconds`, an address after
 `IP_FAILURE_FACTOR` times as many (many usernames tried from one place). A locked login is refused
-before its password is even checked. Argon2 runs in gevent's thread pool, never on the loop.
+before its password is even checked; a wrong current password typed in Settings counts the same
+(a session left open must not become a way to guess the password). Argon2 runs in gevent's
+thread pool, never on the loop. Nothing here logs a password, a PIN or a token.
 """
 
 from __future__ import annotations
@@ -18,29 +26,39 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import gevent
 from flask import request, session
 from peewee import fn
 
-from esl_callback import lockout
+from esl_callback import accounts, lockout
+from esl_callback.callback.status import iso
 from esl_callback.db import utcnow
 from esl_callback.hashing import hash_api_token, hash_password, new_api_token, verify_password
-from esl_callback.models import Account, WebUser
+from esl_callback.models import Account, ApiToken, WebUser
 from esl_callback.web import spent_tokens
-from esl_callback.web.errors import Forbidden, TooMany, Unauthorised
+from esl_callback.web.errors import Forbidden, Invalid, NotFound, TooMany, Unauthorised
 from esl_callback.web.portal import Portal
+
+log = logging.getLogger(__name__)
 
 LOGIN = "login"
 IP_FAILURE_FACTOR = 5
+WRONG_LOGIN = "The username or password is wrong: check both and try again."
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_ID = "sid"
 # A request in flight when its session ends may still re-sign the cookie a moment later.
 SESSION_END_MARGIN_SECONDS = 60
+# A token's last use is written when the one stored is older than this.
+LAST_USE_STEP = timedelta(minutes=1)
+TOKEN_LABEL_LENGTH = 64
 
 
 @dataclass(frozen=True)
@@ -56,11 +74,14 @@ class CurrentUser:
     currency: str
     default_callback_number: str | None
     allow_any_source: bool
-    fingerprint: str  # changes with the password: a password change ends old sessions
+    fingerprint: str  # changes with the password and session key: the change ends old sessions
 
 
-def fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def fingerprint(password_hash: str, session_key: str | None = None) -> str:
+    """What a session must carry to be the user's: it changes with the password and the
+    session key (None, for users who never logged out other sessions, leaves it as it was)."""
+    material = password_hash if session_key is None else f"{password_hash}\n{session_key}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def _current(user: WebUser, account: Account) -> CurrentUser:
@@ -74,7 +95,7 @@ def _current(user: WebUser, account: Account) -> CurrentUser:
         currency=account.currency,
         default_callback_number=account.default_callback_number,
         allow_any_source=account.allow_any_source,
-        fingerprint=fingerprint(user.password_hash),
+        fingerprint=fingerprint(user.password_hash, user.session_key),
     )
 
 
@@ -95,8 +116,18 @@ def session_user(user_id: int, session_id: str) -> CurrentUser | None:
 
 
 def user_for_token(token: str) -> CurrentUser | None:
-    """The user whose API token this is (run through `Database.run`)."""
-    return _load(WebUser.api_token_hash == hash_api_token(token))
+    """The user whose API token this is, noting its use (run through `Database.run`)."""
+    found = (
+        ApiToken.select(ApiToken.id, ApiToken.web_user, ApiToken.last_used_at)
+        .where(ApiToken.token_hash == hash_api_token(token))
+        .first()
+    )
+    if found is None:
+        return None
+    now = utcnow()
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USE_STEP:
+        ApiToken.update(last_used_at=now).where(ApiToken.id == found.id).execute()
+    return load_user(found.web_user_id)
 
 
 # -- logging in -----------------------------------------------------------------------------
@@ -141,46 +172,109 @@ def attempt_login(portal: Portal, username: str, password: str, address: str) ->
     if portal.run(_locked, username, address, web.login_max_failures, window):
         minutes = max(window // 60, 1)
         raise TooMany(
-            f"too many failed logins; try again in about {minutes} minute(s)", retry_after=window
+            f"Too many failed logins: try again in about {minutes} minute(s).",
+            retry_after=window,
         )
     user = portal.run(_find_user, username) if username.strip() else None
     if not check_password(user.password_hash if user else _decoy_hash(), password) or not user:
         portal.run(lockout.record_failure, LOGIN, *_keys(username, address))
-        raise Unauthorised("wrong username or password")
+        raise Unauthorised(WRONG_LOGIN)
     current = portal.run(_succeeded, user.id, username, address)
     if current is None:
-        raise Unauthorised("wrong username or password")
+        raise Unauthorised(WRONG_LOGIN)
     return current
+
+
+# -- self-service: password, other sessions --------------------------------------------------
+
+
+def _password_hash(user_id: int) -> str:
+    return WebUser.get_by_id(user_id).password_hash
+
+
+def confirm_password(portal: Portal, user: CurrentUser, password: str, address: str) -> None:
+    """Invalid (on `current_password`) unless `password` is the user's; a wrong one counts
+    towards the login lockout, and while locked out it is not even checked (TooMany)."""
+    web = portal.settings.web
+    window = web.login_lockout_seconds
+    if portal.run(_locked, user.username, address, web.login_max_failures, window):
+        minutes = max(window // 60, 1)
+        raise TooMany(
+            f"Too many wrong passwords: try again in about {minutes} minute(s).",
+            retry_after=window,
+        )
+    if not check_password(portal.run(_password_hash, user.id), password):
+        portal.run(lockout.record_failure, LOGIN, *_keys(user.username, address))
+        raise Invalid("That is not your current password.", field="current_password")
+
+
+def read_new_password(form: Any) -> str:
+    """The new password of a form (`new_password`, typed twice), or Invalid saying why not."""
+    new, again = form.get("new_password") or "", form.get("new_password_again") or ""
+    if len(new) < accounts.MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"Your new password is too short: use at least {accounts.MIN_PASSWORD_LENGTH} "
+            "characters.",
+            field="new_password",
+        )
+    if new != again:
+        raise Invalid(
+            "The two new passwords are not the same: type it again.", field="new_password_again"
+        )
+    return new
+
+
+def change_password(portal: Portal, user: CurrentUser, new_password: str) -> CurrentUser:
+    """Store the new password (its fingerprint ends the user's other sessions)."""
+    hashed = gevent.get_hub().threadpool.apply(hash_password, (new_password,))
+    portal.run(lambda: WebUser.update(password_hash=hashed).where(WebUser.id == user.id).execute())
+    log.info("web user %s changed their password", user.username)
+    return portal.run(load_user, user.id)
+
+
+def end_other_sessions(user_id: int) -> CurrentUser | None:
+    """A new session key: every session of the user ends; the caller starts a new one."""
+    WebUser.update(session_key=secrets.token_hex(16)).where(WebUser.id == user_id).execute()
+    return load_user(user_id)
 
 
 # -- API tokens -----------------------------------------------------------------------------
 
 
-def issue_token(user_id: int) -> str:
-    """A new API token for the user, replacing any previous one; only its hash is kept."""
+def issue_token(user_id: int, label: str = "App") -> str:
+    """A new API token for the user, besides any others; only its hash is kept."""
     token = new_api_token()
-    WebUser.update(api_token_hash=hash_api_token(token)).where(WebUser.id == user_id).execute()
+    ApiToken.create(web_user=user_id, token_hash=hash_api_token(token), label=label)
     return token
 
 
-def revoke_token(user_id: int) -> None:
-    """Revoke the user's API token, whichever app holds it (the settings page)."""
-    WebUser.update(api_token_hash=None).where(WebUser.id == user_id).execute()
+def tokens(user_id: int) -> list[dict[str, Any]]:
+    """The user's API tokens (never the tokens themselves), newest first."""
+    return [
+        {
+            "id": token.id,
+            "label": token.label,
+            "created_at": iso(token.created_at),
+            "last_used_at": iso(token.last_used_at),
+        }
+        for token in ApiToken.select()
+        .where(ApiToken.web_user == user_id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    ]
+
+
+def revoke_token(user_id: int, token_id: int) -> str:
+    """Revoke one of the user's API tokens (the settings page); its label."""
+    token = ApiToken.get_or_none(ApiToken.id == token_id, ApiToken.web_user == user_id)
+    if token is None:
+        raise NotFound("That token is not one of yours, or it was revoked already.")
+    token.delete_instance()
+    return token.label
 
 
 def revoke_own_token(token: str) -> None:
-    """Revoke this API token (an app logging out); a token that replaced it is left alone."""
-    WebUser.update(api_token_hash=None).where(
-        WebUser.api_token_hash == hash_api_token(token)
-    ).execute()
-
-
-def has_token(user_id: int) -> bool:
-    return (
-        WebUser.select()
-        .where(WebUser.id == user_id, WebUser.api_token_hash.is_null(False))
-        .exists()
-    )
+    """Revoke this API token (an app logging out); the user's other tokens are left alone."""
+    ApiToken.delete().where(ApiToken.token_hash == hash_api_token(token)).execute()
 
 
 # -- sessions and CSRF ----------------------------------------------------------------------
@@ -200,7 +294,7 @@ def resolve_user(portal: Portal) -> CurrentUser | None:
     if token is not None:
         user = portal.run(user_for_token, token)
         if user is None:
-            raise Unauthorised("invalid API token")
+            raise Unauthorised("That API token is not valid (revoked, or mistyped): sign in again.")
         return user
     user_id, session_id = session.get("uid"), session.get(SESSION_ID)
     if not isinstance(user_id, int):
@@ -253,6 +347,5 @@ def check_csrf() -> None:
     # typed as "é" is simply wrong.
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(
-            "the form is missing its security token or it has expired; reload the page and "
-            "try again"
+            "This form has expired or is missing its security token: reload the page and try again."
         )

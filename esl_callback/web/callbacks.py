@@ -40,13 +40,16 @@ def read_order(data: Any, default_source: str | None, rules: Any) -> CallbackOrd
     raw_source = data.get("source") or default_source
     if not raw_source:
         raise Invalid(
-            "source: choose the number to call you on (the account has no default callback number)",
+            "Choose the number to call you on: your account has no default callback number.",
             field="source",
         )
-    source = inputs.number(raw_source, "source", "source", rules)
-    destination = inputs.number(data.get("destination"), "destination", "destination", rules)
+    source = inputs.number(raw_source, "source", rules)
+    destination = inputs.number(data.get("destination"), "destination", rules)
     if source == destination:
-        raise Invalid("destination: must differ from the source", field="destination")
+        raise Invalid(
+            "That is the number we call you on: type the number of the person to call.",
+            field="destination",
+        )
     return CallbackOrder(source, destination, inputs.mode(data.get("mode")))
 
 

@@ -81,12 +81,13 @@ def json_object() -> dict[str, Any]:
     return data
 
 
-def number(raw: Any, field: str, what: str, rules: numbers.NumberRules) -> str:
-    """A typed phone number as E.164 digits, or Invalid naming the field."""
+def number(raw: Any, field: str, rules: numbers.NumberRules) -> str:
+    """A typed phone number as E.164 digits, or Invalid naming the field; the message is said of
+    "that number", as it is shown next to the field that holds it."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raise Invalid(f"{what}: enter a phone number", field=field)
+        raise Invalid("Type a phone number.", field=field)
     try:
-        return numbers.normalise(raw, rules, what=what, allow_formatting=True)
+        return numbers.normalise(raw, rules, allow_formatting=True)
     except numbers.InvalidNumber as exc:
         raise Invalid(str(exc), field=field) from None
 
@@ -96,8 +97,21 @@ def mode(raw: Any) -> str:
     if raw in (None, ""):
         return "source_first"
     if not isinstance(raw, str) or raw not in MODES:
-        raise Invalid("mode must be source_first or simultaneous", field="mode")
+        raise Invalid("Choose how to connect: source_first or simultaneous.", field="mode")
     return MODES[raw]
+
+
+def flag(raw: Any, field: str) -> bool | None:
+    """A yes/no: JSON true/false, a form's checkbox ("on"), "1"/"0"; None when not given."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("on", "1", "true", "yes"):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise Invalid(f"Say yes or no for {field} (true or false).", field=field)
 
 
 def text(raw: Any, field: str, what: str, *, max_length: int, required: bool = True) -> str:
@@ -105,7 +119,7 @@ def text(raw: Any, field: str, what: str, *, max_length: int, required: bool = T
     if raw is None:
         raw = ""
     if not isinstance(raw, str):
-        raise Invalid(f"{what} must be text", field=field)
+        raise Invalid(f"{what.capitalize()} must be text.", field=field)
     try:
         return one_line(raw, what, max_length, required=required)
     except InvalidText as exc:
@@ -119,7 +133,10 @@ def day(raw: Any, field: str) -> date | None:
     try:
         return date.fromisoformat(str(raw))
     except ValueError:
-        raise Invalid(f"{field}: expected a date such as 2025-01-31", field=field) from None
+        raise Invalid(
+            f"That is not a date: write it as year-month-day, e.g. 2025-01-31 ({field}).",
+            field=field,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -152,5 +169,5 @@ def whole_number(raw: Any, field: str, low: int, high: int, *, default: int) -> 
     else:
         value = int(text)
     if value is None or not low <= value <= high:
-        raise Invalid(f"{field} must be a whole number from {low} to {high}", field=field)
+        raise Invalid(f"Type a whole number from {low} to {high} for {field}.", field=field)
     return value

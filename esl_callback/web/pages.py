@@ -6,6 +6,7 @@ shown again with the message next to the field at fault (and the HTTP status of 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,11 +33,13 @@ from esl_callback.web import (
     sse,
     verification,
 )
+from esl_callback.web import home as home_figures
 from esl_callback.web.api import SAFE_METHODS, csv_response
 from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
-from esl_callback.web.formats import money
+from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
+log = logging.getLogger(__name__)
 PUBLIC = frozenset({"pages.login", "pages.logout", "pages.sign_in_link"})
 FORM_TOKEN = "form_token"
 
@@ -63,10 +66,10 @@ def show(template: str, error: WebError | None = None, **context: Any) -> Any:
 def safe_next(target: str | None) -> str:
     """Where to go after login: a path on this site only (never `//host` or a full URL)."""
     if not target:
-        return url_for("pages.call")
+        return url_for("pages.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.call")
+        return url_for("pages.home")
     return target
 
 
@@ -116,7 +119,8 @@ def logout() -> Any:
 
 @blueprint.get("/")
 def home() -> Any:
-    return redirect(url_for("pages.call"))
+    figures = portal().run(home_figures.overview, g.user.account_id, portal().settings)
+    return show("home.html", **figures)
 
 
 # -- calls ----------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ def home() -> Any:
 def call_choices(account_id: int) -> dict[str, Any]:
     return {
         "numbers": [c.number for c in account.own_numbers(account_id)],
-        "entries": phonebook.all_entries(account_id),
+        "entries": phonebook.choices(account_id),
     }
 
 
@@ -181,7 +185,7 @@ def request_live(request_id: int) -> Any:
         return {
             "status": snap,
             "html": render_template("_status.html", snap=snap),
-            "balance": f"{money(snap['balance'])} {snap['currency']}" if snap["balance"] else None,
+            "balance": amount(snap["balance"], snap["currency"]) if snap["balance"] else None,
         }
 
     events = sse.status_events(portal(), account_id, request_id, render)
@@ -209,7 +213,14 @@ def phonebook_page(error: WebError | None = None, form: Any = None) -> Any:
         query,
         inputs.page_request(request.args, default_per_page=50),
     )
-    return show("phonebook.html", error, found=found, query=query, form=form or {})
+    return show(
+        "phonebook.html",
+        error,
+        found=found,
+        query=query,
+        form=phonebook.form_values(form or {}),
+        labels=phonebook.LABELS,
+    )
 
 
 @blueprint.get("/phonebook")
@@ -231,15 +242,29 @@ def phonebook_add() -> Any:
 @blueprint.route("/phonebook/<int:entry_id>/edit", methods=["GET", "POST"])
 def phonebook_edit(entry_id: int) -> Any:
     entry = portal().run(phonebook.get, g.user.account_id, entry_id)
+    context = {"entry": entry, "labels": phonebook.LABELS}
     if request.method == "GET":
-        return show("phonebook_edit.html", entry=entry, form=phonebook.describe(entry))
+        described = portal().run(phonebook.describe, entry)
+        return show("phonebook_edit.html", form=phonebook.form_values(described), **context)
     try:
         fields = phonebook.read_fields(request.form, portal().settings.numbers)
         entry = portal().run(phonebook.update, g.user.account_id, entry_id, fields)
     except WebError as exc:
-        return show("phonebook_edit.html", exc, entry=entry, form=request.form)
+        form = phonebook.form_values(request.form)
+        return show("phonebook_edit.html", exc, form=form, **context)
     flash(f"Saved {entry.name}.")
     return redirect(url_for("pages.phonebook_list"))
+
+
+@blueprint.post("/phonebook/<int:entry_id>/favourite")
+def phonebook_favourite(entry_id: int) -> Any:
+    wanted = request.form.get("favourite") == "1"
+    entry = portal().run(phonebook.set_favourite, g.user.account_id, entry_id, wanted)
+    if wanted:
+        flash(f"{entry.name} is now a favourite, on your home page.")
+    else:
+        flash(f"{entry.name} is no longer a favourite.")
+    return redirect(safe_next(request.form.get("next") or url_for("pages.phonebook_list")))
 
 
 @blueprint.post("/phonebook/<int:entry_id>/delete")
@@ -249,23 +274,50 @@ def phonebook_delete(entry_id: int) -> Any:
     return redirect(url_for("pages.phonebook_list"))
 
 
+def uploaded_csv() -> str:
+    """The text of the CSV file chosen on the phone-book page, or Invalid on its field."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise Invalid("Choose a CSV file to import.", field="file")
+    try:
+        return upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(
+            "That file is not UTF-8 text: save it again as CSV (UTF-8).", field="file"
+        ) from None
+
+
+def import_preview(text: str) -> Any:
+    """What importing `text` would do (adds, updates to confirm, errors), nothing written yet."""
+    rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    plan = portal().run(phonebook.plan_import, g.user.account_id, rows)
+    plan.errors[:0] = errors
+    page = render_template("phonebook_import.html", plan=plan, csv_text=text, errors={})
+    return page, 422 if plan.errors else 200
+
+
 @blueprint.post("/phonebook/import")
 def phonebook_import() -> Any:
-    upload = request.files.get("file")
     try:
-        if upload is None or not upload.filename:
-            raise Invalid("choose a CSV file to import", field="file")
-        try:
-            text = upload.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise Invalid("the CSV file must be UTF-8 text", field="file") from None
-        rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
-        if errors:
-            raise Invalid("nothing imported: " + "; ".join(errors[:10]), field="file")
+        text = uploaded_csv()
     except WebError as exc:
         return phonebook_page(exc)
-    result = portal().run(phonebook.import_rows, g.user.account_id, rows)
-    flash(f"Imported: {result.created} added, {result.updated} updated.")
+    return import_preview(text)
+
+
+@blueprint.post("/phonebook/import/confirm")
+def phonebook_import_confirm() -> Any:
+    """Carry out a previewed import: adds, and the updates the user ticked."""
+    text = request.form.get("csv", "")
+    rows, errors = phonebook.parse_csv(text, portal().settings.numbers)
+    if errors:
+        return import_preview(text)
+    overwrite = [int(i) for i in request.form.getlist("overwrite") if i.isascii() and i.isdigit()]
+    result = portal().run(phonebook.import_rows, g.user.account_id, rows, overwrite)
+    flash(
+        f"Imported: {result.created} added, {result.updated} updated, "
+        f"{result.skipped} left as they were."
+    )
     return redirect(url_for("pages.phonebook_list"))
 
 
@@ -330,7 +382,7 @@ def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
         "verifications": [
             verification.describe(v) for v in verification.open_verifications(account_id)
         ],
-        "has_token": auth.has_token(user_id),
+        "tokens": auth.tokens(user_id),
     }
 
 
@@ -347,9 +399,7 @@ def settings() -> Any:
 @blueprint.post("/settings/default-number")
 def settings_default_number() -> Any:
     try:
-        digits = inputs.number(
-            request.form.get("number"), "number", "number", portal().settings.numbers
-        )
+        digits = inputs.number(request.form.get("number"), "number", portal().settings.numbers)
         portal().run(account.set_default_number, g.user.account_id, digits)
     except WebError as exc:
         return settings_page(exc)
@@ -361,7 +411,7 @@ def settings_default_number() -> Any:
 def settings_add_number() -> Any:
     try:
         digits = inputs.number(
-            request.form.get("new_number"), "new_number", "number", portal().settings.numbers
+            request.form.get("new_number"), "new_number", portal().settings.numbers
         )
         started = verification.begin(portal(), g.user.account_id, digits)
     except WebError as exc:
@@ -380,7 +430,7 @@ def settings_verification(verification_id: int) -> Any:
 @blueprint.post("/settings/numbers/<number>/remove")
 def settings_remove_number(number: str) -> Any:
     try:
-        digits = inputs.number(number, "number", "number", portal().settings.numbers)
+        digits = inputs.number(number, "number", portal().settings.numbers)
         portal().run(account.remove_number, g.user.account_id, digits)
     except WebError as exc:
         return settings_page(exc)
@@ -388,14 +438,61 @@ def settings_remove_number(number: str) -> Any:
     return redirect(url_for("pages.settings"))
 
 
+@blueprint.post("/settings/password")
+def settings_password() -> Any:
+    """A new password, with the current one; the user's other sessions end, this one goes on."""
+    try:
+        new_password = auth.read_new_password(request.form)
+        auth.confirm_password(
+            portal(), g.user, request.form.get("current_password", ""), request.remote_addr or ""
+        )
+    except WebError as exc:
+        return settings_page(exc)
+    auth.start_session(auth.change_password(portal(), g.user, new_password))
+    flash("Your password has been changed. Your other sessions have been logged out.")
+    return redirect(url_for("pages.settings"))
+
+
+@blueprint.post("/settings/pin")
+def settings_pin() -> Any:
+    """A new PIN, with the password; shown on this page once (only its digest is kept)."""
+    try:
+        auth.confirm_password(
+            portal(), g.user, request.form.get("pin_password", ""), request.remote_addr or ""
+        )
+    except WebError as exc:
+        if exc.field == "current_password":
+            exc.field = "pin_password"
+        return settings_page(exc)
+    pin = portal().run(account.new_pin, g.user.account_id)
+    log.info("web user %s made a new PIN for their account", g.user.username)
+    return settings_page(new_pin=pin)
+
+
+@blueprint.post("/settings/sessions/end-others")
+def settings_end_other_sessions() -> Any:
+    auth.start_session(portal().run(auth.end_other_sessions, g.user.id))
+    flash("You have been logged out everywhere else: only this browser is still logged in.")
+    return redirect(url_for("pages.settings"))
+
+
 @blueprint.post("/settings/token")
 def settings_token() -> Any:
-    token = portal().run(auth.issue_token, g.user.id)
-    return settings_page(new_token=token)
+    try:
+        label = inputs.text(
+            request.form.get("label"),
+            "label",
+            "the token's name",
+            max_length=auth.TOKEN_LABEL_LENGTH,
+        )
+    except WebError as exc:
+        return settings_page(exc)
+    token = portal().run(auth.issue_token, g.user.id, label)
+    return settings_page(new_token=token, new_token_label=label)
 
 
-@blueprint.post("/settings/token/revoke")
-def settings_token_revoke() -> Any:
-    portal().run(auth.revoke_token, g.user.id)
-    flash("The API token has been revoked.")
+@blueprint.post("/settings/token/<int:token_id>/revoke")
+def settings_token_revoke(token_id: int) -> Any:
+    label = portal().run(auth.revoke_token, g.user.id, token_id)
+    flash(f"The token {label} has been revoked: the app using it must sign in again.")
     return redirect(url_for("pages.settings"))

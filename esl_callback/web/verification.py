@@ -40,7 +40,7 @@ CODE_DIGITS = 6
 LIFETIME = timedelta(minutes=10)
 MAX_PER_HOUR = 3
 OPEN = (Verification.PENDING, Verification.CALLING)
-CANNOT_BE_ADDED = "this number cannot be added to this account"
+CANNOT_BE_ADDED = "This number cannot be added to your account."
 
 
 def new_code() -> str:
@@ -51,7 +51,7 @@ def start(account_id: int, digits: str) -> Verification:
     """A new verification of `digits` for the account, with a fresh code."""
     own = CallerId.get_or_none(CallerId.number == digits, CallerId.account == account_id)
     if own is not None:
-        raise Conflict(f"{digits} is already one of your numbers", field="number")
+        raise Conflict(f"{digits} is already one of your numbers.", field="number")
     now = utcnow()
     with database_proxy.atomic():
         accounts.lock(account_id)  # one start at a time per account
@@ -72,8 +72,8 @@ def start(account_id: int, digits: str) -> Verification:
         )
         if under_way is not None:
             raise Conflict(
-                f"{digits} is being called for check {under_way.id}; answer that call, or start "
-                "again once it has ended",
+                f"{digits} is being called for check {under_way.id}: answer that call, or start "
+                "again once it has ended.",
                 field="number",
             )
         recent = (
@@ -86,7 +86,7 @@ def start(account_id: int, digits: str) -> Verification:
         )
         if recent >= MAX_PER_HOUR:
             raise TooMany(
-                f"at most {MAX_PER_HOUR} numbers can be checked per hour; try again later",
+                f"At most {MAX_PER_HOUR} numbers can be checked per hour: try again later.",
                 retry_after=3600,
             )
         Verification.update(status=Verification.EXPIRED).where(
@@ -129,8 +129,7 @@ def place_call(portal: Portal, account_id: int, verification_id: int) -> Verific
     pending = portal.run(owned, account_id, verification_id)
     if pending.status != Verification.PENDING or utcnow() > pending.expires_at:
         raise Conflict(
-            f"number verification {verification_id} is no longer waiting for its call; start a "
-            "new one"
+            f"Number check {verification_id} is no longer waiting for its call: start a new one."
         )
     owner = portal.run(Account.get_by_id, account_id)
     try:
@@ -155,7 +154,7 @@ def owner_of(verification_id: int) -> int:
     """The account a verification belongs to (run through Database.run)."""
     found = Verification.get_or_none(Verification.id == verification_id)
     if found is None:
-        raise NotFound(f"no number verification {verification_id}")
+        raise NotFound(f"There is no number check {verification_id}.")
     return found.account_id
 
 
@@ -177,7 +176,7 @@ def owned(account_id: int, verification_id: int) -> Verification:
         Verification.id == verification_id, Verification.account == account_id
     )
     if verification is None:
-        raise NotFound(f"no number verification {verification_id}")
+        raise NotFound(f"There is no number check {verification_id}.")
     return verification
 
 

@@ -4,6 +4,7 @@ password, a lockout and a server that is down said in sentences."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from desktop_helpers import WAIT_MS, screenshot, sign_in
 from desktop_platform import Platform
 from ports import free_port
 
-from esl_callback.desktop.api_client import ApiClient
+from esl_callback.desktop.api_client import TOKEN_LABEL, ApiClient
 from esl_callback.desktop.api_errors import ApiError
 from esl_callback.desktop.main_window import MainWindow
 from esl_callback.desktop.token_store import TOKEN_FILE, FileTokenStore
@@ -40,6 +41,10 @@ def test_signing_in_shows_the_account_and_the_token_is_kept_until_signing_out(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     token = FileTokenStore(folder).load(platform.url, "gina")
     assert token and ApiClient(platform.url, token).account()["name"] == "gina"
+    labels = sqlite3.connect(platform.database_url.removeprefix("sqlite:///")).execute(
+        "SELECT label FROM api_token"
+    )
+    assert [label for (label,) in labels] == [TOKEN_LABEL]  # how Settings lists it
 
     # The next start signs in with the kept token: no password asked.
     again = open_window(folder=folder)

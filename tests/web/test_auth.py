@@ -12,7 +12,7 @@ from web_helpers import PASSWORD, User, WebPlatform, csrf_from, login, web_setti
 
 from esl_callback.db import Database
 from esl_callback.hashing import hash_password
-from esl_callback.models import AuthFailure, PhoneBookEntry, WebUser
+from esl_callback.models import ApiToken, AuthFailure, PhoneBookEntry, WebUser
 from esl_callback.web import auth, create_app
 
 # Every API endpoint but the public ones, with a method and a path that exists.
@@ -51,17 +51,21 @@ FORM_POSTS = [
     "/phonebook",
     "/phonebook/1/edit",
     "/phonebook/1/delete",
+    "/phonebook/1/favourite",
     "/phonebook/import",
     "/settings/default-number",
     "/settings/numbers",
     "/settings/numbers/4930111111/remove",
     "/settings/token",
-    "/settings/token/revoke",
+    "/settings/token/1/revoke",
+    "/settings/password",
+    "/settings/pin",
+    "/settings/sessions/end-others",
 ]
 
 SESSION_COOKIE = "esl_callback_session"
 
-PAGES = ["/call", "/call?to=4940123456", "/history", "/payments", "/phonebook", "/settings"]
+PAGES = ["/", "/call", "/call?to=4940123456", "/history", "/payments", "/phonebook", "/settings"]
 
 
 def form_login(client: FlaskClient, username: str, password: str, **extra: str):
@@ -94,7 +98,9 @@ def test_api_endpoints_refuse_requests_without_credentials(
 def test_a_wrong_api_token_is_refused(client: FlaskClient, alice: User) -> None:
     response = client.get("/api/v1/account", headers={"Authorization": "Bearer not-a-token"})
     assert response.status_code == 401
-    assert response.json["error"]["message"] == "invalid API token"
+    assert response.json["error"]["message"] == (
+        "That API token is not valid (revoked, or mistyped): sign in again."
+    )
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -117,7 +123,7 @@ def test_pages_send_strangers_to_the_login_and_back(
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "javascript:1"])
 def test_login_never_redirects_off_the_site(client: FlaskClient, alice: User, target: str) -> None:
     response = form_login(client, "alice", PASSWORD, next=target)
-    assert response.headers["Location"] == "/call"
+    assert response.headers["Location"] == "/"
 
 
 @pytest.mark.parametrize("path", FORM_POSTS)
@@ -189,7 +195,7 @@ def test_a_wrong_password_is_refused_and_counted(
 ) -> None:
     response = form_login(client, "alice", "wrong password")
     assert response.status_code == 401
-    assert "wrong username or password" in response.text
+    assert "The username or password is wrong: check both and try again." in response.text
     keys = {f.key for f in AuthFailure.select().where(AuthFailure.kind == "login")}
     assert keys == {"user:alice", "ip:192.0.2.10"}
 
@@ -211,7 +217,7 @@ def test_a_user_is_locked_out_after_repeated_failures_even_with_the_right_passwo
     locked = api_login(client, "alice", PASSWORD)
     assert locked.status_code == 429
     assert locked.headers["Retry-After"] == "600"
-    assert "too many failed logins" in locked.json["error"]["message"]
+    assert "Too many failed logins: try again in about" in locked.json["error"]["message"]
     page = form_login(client, "alice", PASSWORD)
     assert page.status_code == 429
 
@@ -307,18 +313,16 @@ def test_a_password_change_ends_existing_sessions(
     assert client.get("/history").status_code == 302
 
 
-def test_an_api_token_works_until_it_is_replaced_or_revoked(
+def test_an_api_token_works_until_its_app_revokes_it_and_another_apps_goes_on(
     client: FlaskClient, alice: User
 ) -> None:
     first = api_login(client, "alice", PASSWORD).json["token"]
     second = api_login(client, "alice", PASSWORD).json["token"]
     bearer = {"Authorization": f"Bearer {second}"}
-    assert (
-        client.get("/api/v1/account", headers={"Authorization": f"Bearer {first}"}).status_code
-        == 401
-    )
     assert client.get("/api/v1/account", headers=bearer).json["name"] == "alice"
     assert client.delete("/api/v1/auth/token", headers=bearer).status_code == 204
+    other = {"Authorization": f"Bearer {first}"}
+    assert client.get("/api/v1/account", headers=other).status_code == 200
     assert client.get("/api/v1/account", headers=bearer).status_code == 401
 
 
@@ -336,16 +340,19 @@ def test_a_portal_session_cannot_revoke_the_app_token_and_is_told_what_to_do(
 
 def test_only_a_hash_of_the_api_token_is_stored(client: FlaskClient, alice: User) -> None:
     token = api_login(client, "alice", PASSWORD).json["token"]
-    stored = WebUser.get(WebUser.username == "alice").api_token_hash
-    assert stored and token not in stored
+    stored = [
+        t.token_hash for t in ApiToken.select().join(WebUser).where(WebUser.username == "alice")
+    ]
+    assert len(stored) == 2 and all(token not in hashed for hashed in stored)  # and the fixture's
 
 
 def test_the_settings_page_creates_and_revokes_a_token(client: FlaskClient, logged_in: str) -> None:
-    page = client.post("/settings/token", data={"csrf_token": logged_in})
+    page = client.post("/settings/token", data={"csrf_token": logged_in, "label": "Laptop"})
     token = page.text.split('<code id="new-token">')[1].split("</code>")[0]
     bearer = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/account", headers=bearer).status_code == 200
-    client.post("/settings/token/revoke", data={"csrf_token": logged_in})
+    made = ApiToken.get(ApiToken.label == "Laptop")
+    client.post(f"/settings/token/{made.id}/revoke", data={"csrf_token": logged_in})
     assert client.get("/api/v1/account", headers=bearer).status_code == 401
 
 
@@ -354,7 +361,7 @@ def test_the_token_endpoint_says_what_is_missing(client: FlaskClient) -> None:
     assert response.status_code == 422
     assert response.json["error"] == {
         "code": "invalid",
-        "message": "password is required",
+        "message": "Type your password.",
         "field": "password",
     }
     not_json = client.post("/api/v1/auth/token", data="username=alice")

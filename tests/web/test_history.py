@@ -219,7 +219,7 @@ def test_the_history_page_shows_calls_and_links_to_filtered_csv(
 def test_the_history_page_explains_a_bad_filter(client: FlaskClient, logged_in: str) -> None:
     page = client.get("/history?from=yesterday")
     assert page.status_code == 422
-    assert "from: expected a date such as 2025-01-31" in page.text
+    assert "That is not a date: write it as year-month-day, e.g. 2025-01-31" in page.text
 
 
 def test_payments_are_listed_newest_first_with_references(

@@ -47,7 +47,7 @@ def test_a_number_already_in_the_phone_book_is_refused_naming_its_entry(
     assert again.status_code == 409
     assert again.json["error"] == {
         "code": "conflict",
-        "message": '49402222222 is already in your phone book as "Bob"; edit that entry instead',
+        "message": '49402222222 is already in your phone book as "Bob": edit that entry instead.',
         "field": "number",
     }
     assert names(client, alice) == ["Bob"]
@@ -80,32 +80,33 @@ def test_an_entry_keeps_its_own_number_but_cannot_take_another_entrys(
 @pytest.mark.parametrize(
     ("entry", "field", "message"),
     [
-        ({"name": "", "number": "4940222222"}, "name", "name is required"),
+        ({"name": "", "number": "4940222222"}, "name", "Name is missing: type it."),
         (
             {"name": "x" * 129, "number": "4940222222"},
             "name",
-            "name is too long (at most 128 characters)",
+            "Name is too long: at most 128 characters, please.",
         ),
         (
             {"name": "Bob", "number": "040-CALL-ME"},
             "number",
-            "number: only digits 0-9 are allowed, found 'C' in '040-CALL-ME'",
+            "That number has letters in it: type digits only (spaces, dashes and a leading + "
+            "are fine).",
         ),
-        ({"name": "Bob"}, "number", "number: enter a phone number"),
+        ({"name": "Bob"}, "number", "Type a phone number."),
         (
             {"name": "Bob\x00\x1b[31m", "number": "4940222222"},
             "name",
-            "name must be one line of printable text; it holds the control character U+0000",
+            "Name must be one line of printable text; it holds the control character U+0000.",
         ),
         (
             {"name": "Bob", "number": "4940222222", "notes": "two\nlines"},
             "notes",
-            "notes must be one line of printable text; it holds the control character U+000A",
+            "Notes must be one line of printable text; it holds the control character U+000A.",
         ),
         (
             {"name": "Bob", "number": 4940222222},
             "number",
-            "number: expected a string of digits, got int",
+            "That number must be text made of digits, not int.",
         ),
     ],
 )
@@ -193,15 +194,15 @@ def test_csv_export_and_import_round_trip(client: FlaskClient, alice: User, bob:
     assert exported.mimetype == "text/csv"
     assert exported.headers["Content-Disposition"] == 'attachment; filename="phonebook.csv"'
     lines = exported.text.splitlines()
-    assert lines[0] == "name,number,notes"
-    assert "'=HYPERLINK(evil),4940333333," in lines  # not run as a formula by spreadsheets
+    assert lines[0] == "name,number,label,notes,other_numbers"
+    assert "'=HYPERLINK(evil),4940333333,,," in lines  # not run as a formula by spreadsheets
     imported = client.post(
         "/api/v1/phonebook/import",
         data=exported.text,
         content_type="text/csv",
         headers=bob.auth,
     )
-    assert imported.json == {"created": 2, "updated": 0}
+    assert imported.json == {"created": 2, "updated": 0, "skipped": 0}
     assert names(client, bob) == ["=HYPERLINK(evil)", "Bob"]
 
 
@@ -213,7 +214,7 @@ def test_importing_updates_entries_with_the_same_number(client: FlaskClient, ali
         data={"file": (io.BytesIO(csv_text.encode()), "contacts.csv")},
         headers=alice.auth,
     )
-    assert result.json == {"created": 1, "updated": 1}
+    assert result.json == {"created": 1, "updated": 1, "skipped": 0}
     assert names(client, alice) == ["Carol", "Robert"]
 
 
@@ -226,8 +227,9 @@ def test_an_import_with_bad_lines_imports_nothing_and_lists_them(
     )
     assert result.status_code == 422
     assert result.json["error"]["lines"] == [
-        "line 3: name is required",
-        "line 4: number: only digits 0-9 are allowed, found 'a' in '12ab'",
+        "Line 3: Name is missing: type it.",
+        "Line 4: That number has letters in it: type digits only (spaces, dashes and a leading "
+        "+ are fine).",
     ]
     assert names(client, alice) == []
 
@@ -253,10 +255,10 @@ def test_an_import_with_more_values_on_a_line_than_columns_imports_nothing(
     result = import_csv(client, alice, csv_text)
     assert result.status_code == 422
     assert result.json["error"]["lines"] == [
-        "line 3: 4 values but the first line names 3 columns; put a value holding a comma in "
-        'double quotes, e.g. "Smith, John"',
-        "line 5: 4 values but the first line names 3 columns; put a value holding a comma in "
-        'double quotes, e.g. "Smith, John"',
+        "Line 3: it has 4 values but the first line names 3 columns: put a value holding a "
+        'comma in double quotes, e.g. "Smith, John".',
+        "Line 5: it has 4 values but the first line names 3 columns: put a value holding a "
+        'comma in double quotes, e.g. "Smith, John".',
     ]
     assert names(client, alice) == ["Bob"]
     assert client.get("/api/v1/phonebook", headers=alice.auth).json["items"][0]["notes"] == ""
@@ -270,7 +272,7 @@ def test_an_import_repeating_a_number_imports_nothing_and_names_both_lines(
     result = import_csv(client, alice, csv_text)
     assert result.status_code == 422
     assert result.json["error"]["lines"] == [
-        "line 4: 4989333333 is already on line 2: one entry per number"
+        "Line 4: 4989333333 is already on line 2: one entry per number."
     ]
     assert names(client, alice) == []
 
@@ -284,11 +286,11 @@ def test_an_import_with_a_value_too_long_for_the_csv_reader_names_its_line(
     result = import_csv(client, alice, csv_text)
     assert result.status_code == 422
     assert result.json["error"]["lines"] == [
-        "line 3: a value is longer than 131072 characters; a name may have at most 128 "
-        "characters and notes at most 1000"
+        "Line 3: a value is longer than 131072 characters; a name may have at most 128 "
+        "characters and notes at most 1000."
     ]
     header = import_csv(client, alice, f"name,number,{'n' * 140_000}\nBob,4940222222,\n")
-    assert header.json["error"]["lines"][0].startswith("line 1: a value is longer than")
+    assert header.json["error"]["lines"][0].startswith("Line 1: a value is longer than")
     assert names(client, alice) == []
 
 
@@ -301,7 +303,8 @@ def test_the_import_page_names_the_line_with_a_value_too_long(
         data={"file": (io.BytesIO(csv_text.encode()), "big.csv"), "csrf_token": logged_in},
     )
     assert response.status_code == 422
-    assert "nothing imported: line 3: a value is longer than 131072 characters" in response.text
+    assert "Nothing can be imported yet" in response.text
+    assert "Line 3: a value is longer than 131072 characters" in response.text
     assert PhoneBookEntry.select().count() == 0
 
 
@@ -324,7 +327,9 @@ def test_an_import_that_is_not_utf8_is_refused(client: FlaskClient, alice: User)
         headers=alice.auth,
     )
     assert result.status_code == 422
-    assert result.json["error"]["message"] == "the CSV file must be UTF-8 text"
+    assert result.json["error"]["message"] == (
+        "That file is not UTF-8 text: save it again as CSV (UTF-8)."
+    )
 
 
 def test_the_phone_book_page_adds_edits_searches_and_deletes(
@@ -337,7 +342,7 @@ def test_the_phone_book_page_adds_edits_searches_and_deletes(
     assert added.headers["Location"] == "/phonebook"
     page = client.get("/phonebook")
     assert "Added Bob." in page.text and "49402222222" in page.text
-    assert 'href="/call?to=49402222222"' in page.text  # call from the entry
+    assert 'name="destination" value="49402222222"' in page.text  # one click calls the entry
     entry = PhoneBookEntry.get(PhoneBookEntry.name == "Bob")
     edit = client.get(f"/phonebook/{entry.id}/edit")
     assert 'value="Bob"' in edit.text
@@ -359,7 +364,7 @@ def test_the_phone_book_page_shows_what_is_wrong_with_an_entry(
     )
     assert response.status_code == 422
     assert 'id="number-error"' in response.text
-    assert "only digits 0-9 are allowed" in response.text
+    assert "That number has letters in it" in response.text
     assert 'value="Bob"' in response.text  # what was typed is kept
 
 
@@ -370,14 +375,22 @@ def test_the_phone_book_page_imports_and_exports_csv(client: FlaskClient, logged
         data={"file": csv_file, "csrf_token": logged_in},
         content_type="multipart/form-data",
     )
-    assert imported.headers["Location"] == "/phonebook"
-    assert "Imported: 1 added, 0 updated." in client.get("/phonebook").text
-    assert client.get("/phonebook/export.csv").text == "name,number,notes\r\nBob,4940222222,\r\n"
+    assert imported.status_code == 200 and "1 to add, 0 to update" in imported.text
+    assert PhoneBookEntry.select().count() == 0  # a preview: nothing imported yet
+    confirmed = client.post(
+        "/phonebook/import/confirm",
+        data={"csv": "name,number\nBob,4940222222\n", "csrf_token": logged_in},
+    )
+    assert confirmed.headers["Location"] == "/phonebook"
+    assert "Imported: 1 added, 0 updated, 0 left as they were." in client.get("/phonebook").text
+    assert client.get("/phonebook/export.csv").text == (
+        "name,number,label,notes,other_numbers\r\nBob,4940222222,,,\r\n"
+    )
     empty = client.post(
         "/phonebook/import", data={"csrf_token": logged_in}, content_type="multipart/form-data"
     )
     assert empty.status_code == 422
-    assert "choose a CSV file" in empty.text
+    assert "Choose a CSV file to import." in empty.text
 
 
 def test_the_phone_book_page_refuses_a_number_already_in_the_book(
@@ -408,6 +421,6 @@ def test_the_phone_book_page_refuses_an_import_with_a_line_of_too_many_values(
         content_type="multipart/form-data",
     )
     assert refused.status_code == 422
-    assert 'id="file-error"' in refused.text
-    assert "nothing imported: line 3: 3 values but the first line names 2 columns" in refused.text
+    assert 'class="error-summary"' in refused.text
+    assert "Line 3: it has 3 values but the first line names 2 columns" in refused.text
     assert PhoneBookEntry.select().count() == 0

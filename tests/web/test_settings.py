@@ -113,8 +113,8 @@ def test_a_number_being_called_for_a_check_is_not_called_again_until_that_call_e
     assert again.status_code == 409
     assert again.json["error"] == {
         "code": "conflict",
-        "message": f"{NEW_PHONE} is being called for check {first['id']}; answer that call, "
-        "or start again once it has ended",
+        "message": f"{NEW_PHONE} is being called for check {first['id']}: answer that call, "
+        "or start again once it has ended.",
         "field": "number",
     }
     assert CallbackRequest.select().count() == 1
@@ -138,7 +138,7 @@ def test_a_number_already_own_is_not_verified_again(
 ) -> None:
     mine = verify(client, alice, alice.account.default_callback_number)
     assert mine.status_code == 409
-    assert mine.json["error"]["message"] == "4930111111 is already one of your numbers"
+    assert mine.json["error"]["message"] == "4930111111 is already one of your numbers."
     assert nothing_was_called(platform)
 
 
@@ -173,7 +173,7 @@ def test_the_code_keyed_at_another_accounts_number_adds_nothing_and_says_only_th
     settled = client.get(f"/api/v1/numbers/verifications/{check['id']}", headers=alice.auth).json
     assert (settled["status"], settled["failure"]) == (
         "failed",
-        "this number cannot be added to this account",
+        "This number cannot be added to your account.",
     )
     assert own_numbers(bob.account) == [BOB_PHONE]
     assert BOB_PHONE not in own_numbers(alice.account)
@@ -221,7 +221,7 @@ def test_a_bad_number_to_verify_gets_a_clear_message(client: FlaskClient, alice:
     response = verify(client, alice, "089-CALLME")
     assert response.status_code == 422
     assert response.json["error"]["message"] == (
-        "number: only digits 0-9 are allowed, found 'C' in '089-CALLME'"
+        "That number has letters in it: type digits only (spaces, dashes and a leading + are fine)."
     )
 
 
