@@ -10,6 +10,12 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # A PostgreSQL server for the throwaway test clusters, Debian's chromium for the browser tests.
 TEST_PACKAGES := postgresql chromium
+# Node and npm for axe-core (the accessibility checker the browser tests run in each page):
+# Debian's, unless an npm is on the PATH already (NodeSource's nodejs bundles one and conflicts
+# with Debian's npm package).
+NODE_PACKAGES := nodejs npm
+# axe-core, pinned in package.json and package-lock.json, installed by npm ci.
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: install install-test test lint demo bench clean
 
@@ -26,12 +32,18 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(PIP_INSTALL) -e .
 	@touch $@
 
-install-test: $(TEST_STAMP)
+install-test: $(TEST_STAMP) $(AXE)
 
 $(TEST_STAMP): $(STAMP)
 	@scripts/system-packages "for the tests" $(TEST_PACKAGES)
 	@echo "Installing the test tools into $(VENV) (pytest, Playwright, ruff, Qt for the desktop client)"
 	@$(PIP_INSTALL) -e '.[test,desktop,test-desktop]'
+	@touch $@
+
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || scripts/system-packages "for the tests" $(NODE_PACKAGES)
+	@echo "Installing axe-core into node_modules (npm ci) for the browser tests' accessibility checks"
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 
 lint: install-test
@@ -48,4 +60,4 @@ bench: install
 	$(BIN)/python scripts/bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts node_modules
