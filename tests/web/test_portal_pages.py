@@ -301,3 +301,48 @@ def test_the_app_installs_keeps_only_its_shell_and_shows_the_offline_page_when_t
     api = page.evaluate("fetch('/api/v1/account').then(() => 'answered', () => 'failed')")
     assert api == "failed"  # never answered from a cache
     context.close()
+
+
+# -- branding ------------------------------------------------------------------------------
+
+BRAND = {"product_name": "Acme Calls", "primary_colour": "#1d5e20", "accent_colour": "#6a1b9a"}
+LOGO = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8"><circle cx="4" cy="4" r="4"/></svg>'
+)
+
+
+def test_the_configured_name_logo_and_colours_are_the_portals_and_the_apps(
+    browser: Browser, tmp_path: Path
+) -> None:
+    logo = tmp_path / "acme.svg"
+    logo.write_text(LOGO)
+    branding = json.dumps({**BRAND, "logo": str(logo)})
+    process, url = start_portal(tmp_path, "--branding", branding)
+    try:
+        context = browser.new_context(viewport=SIZES["desktop"])
+        page = context.new_page()
+        page.goto(f"{url}/login")
+        expect(page).to_have_title("Log in · Acme Calls")
+        brand = page.locator("header.top .brand")
+        expect(brand).to_have_text("Acme Calls")
+        expect(brand.locator("img.logo")).to_have_js_property("complete", True)
+        assert brand.locator("img.logo").evaluate("(img) => img.naturalWidth") > 0  # it loaded
+        button = page.get_by_role("button", name="Log in")
+        expect(button).to_have_css("background-color", "rgb(29, 94, 32)")
+        expect(page.locator("header.top")).to_have_css("border-bottom-color", "rgb(106, 27, 154)")
+        expect(page.locator('meta[name="theme-color"]')).to_have_attribute("content", "#1d5e20")
+        manifest = context.new_cdp_session(page).send("Page.getAppManifest")
+        assert manifest["errors"] == []
+        parsed = json.loads(manifest["data"])
+        assert (parsed["name"], parsed["theme_color"]) == ("Acme Calls", "#1d5e20")
+        assert parsed["icons"][0]["src"] == "/brand/logo"
+        page.get_by_label("Username").fill("alice")
+        page.get_by_label("Password").fill(PASSWORD)
+        button.click()
+        current = page.get_by_role("navigation", name="Main").get_by_role("link", name="Home")
+        expect(current).to_have_css("border-bottom-color", "rgb(106, 27, 154)")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "branded-home-desktop.png"))
+        context.close()
+    finally:
+        stop(process)
