@@ -17,7 +17,7 @@ NODE_PACKAGES := nodejs npm
 # axe-core, pinned in package.json and package-lock.json, installed by npm ci.
 AXE := node_modules/axe-core/axe.min.js
 
-.PHONY: install install-test test lint demo bench clean
+.PHONY: install install-test test lint demo bench screenshots clean
 
 install: $(STAMP)
 
@@ -47,8 +47,8 @@ $(AXE): package.json package-lock.json
 	@touch $@
 
 lint: install-test
-	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm bench
-	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm bench
+	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm scripts/portal-screenshots bench
+	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm scripts/portal-screenshots bench
 
 test: install-test lint
 	$(BIN)/pytest -q
@@ -58,6 +58,10 @@ demo: install
 
 bench: install
 	$(BIN)/python scripts/bench
+
+# The README's customer-guide screenshots (docs/portal-*.png), from a real demo in chromium.
+screenshots: install-test
+	$(BIN)/python scripts/portal-screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts node_modules
