@@ -143,6 +143,11 @@ def test_every_page_passes_axe_has_24px_targets_and_a_visible_focus_ring(
     page.goto(f"{portal}/login")
     expect(page.get_by_label("Username")).to_be_focused()  # autofocus
     check("login")
+    page.get_by_label("Username").fill("carol")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_label("Password")).to_be_focused()  # autofocus, the username kept
+    check("login-error")
     log_in(page, portal)
     check("home")
     if size == "phone":
@@ -178,6 +183,9 @@ def test_every_page_passes_axe_has_24px_targets_and_a_visible_focus_ring(
     page.goto(f"{portal}/requests/999999999")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     check("error-404")
+    page.goto(f"{portal}/logout")  # a form's address opened as a page: 405
+    expect(page.get_by_role("heading", name="Something went wrong")).to_be_visible()
+    check("error-405")
     page.goto(f"{portal}/offline")
     check("offline")
 
@@ -213,6 +221,21 @@ def test_on_a_phone_the_header_is_one_row_and_its_menu_a_disclosure_for_keyboard
     navigation.get_by_role("link", name="History").click()
     expect(page).to_have_url(f"{portal}/history")
     expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "false")
+
+
+def test_without_javascript_the_phone_menu_is_always_shown_and_has_no_button(
+    browser: Browser, portal: str
+) -> None:
+    context = browser.new_context(viewport=SIZES["phone"], java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{portal}/login")
+    log_in(page, portal)
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+    expect(
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Call")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Log out carol")).to_be_visible()
+    context.close()
 
 
 def test_on_a_desktop_the_menu_is_always_shown_and_there_is_no_menu_button(

@@ -64,8 +64,8 @@
 
   document.querySelectorAll("[data-events]").forEach(follow);
 
-  /* == The header's menu (a disclosure: shown on narrow screens by its button; without this
-     script it is always open). Escape closes it and gives the focus back to its button. == */
+  /* == The header's menu (a disclosure: shown on narrow screens by its button; without
+     JavaScript no-script.css keeps it open). Escape closes it, the focus back on its button. == */
   function menu(button) {
     var panel = document.getElementById(button.getAttribute("aria-controls"));
     var show = function (open) {
