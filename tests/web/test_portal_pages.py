@@ -323,6 +323,9 @@ def test_the_app_installs_keeps_only_its_shell_and_shows_the_offline_page_when_t
     assert styled == "solid"  # app.css came from the worker's cache
     api = page.evaluate("fetch('/api/v1/account').then(() => 'answered', () => 'failed')")
     assert api == "failed"  # never answered from a cache
+    post = "fetch('/api/v1/requests', {method: 'POST', body: '{}'})"
+    call = page.evaluate(f"{post}.then(() => 'answered', () => 'failed')")
+    assert call == "failed"  # no call is answered for, to be sent later
     context.close()
 
 
