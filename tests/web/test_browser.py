@@ -372,7 +372,7 @@ def seen_in_order(page: Page, *patterns: str) -> list[str]:
 def test_a_source_first_callback_goes_live_from_ringing_to_completed(
     browser: Browser, page: Page, switched_portal: str
 ) -> None:
-    log_in(page, switched_portal)
+    log_in(page, switched_portal, next_path="/call")  # login alone lands on the home page
     expect(page.get_by_label("Call me on")).to_have_value(SOURCE)
     place_call(page, switched_portal, ANSWERS, "Call me first, then the other number")
     second_tab = page.context.new_page()
