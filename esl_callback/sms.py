@@ -92,6 +92,7 @@ def help_text(product_name: str) -> str:
 
 
 def not_understood(product_name: str) -> str:
+    """The reply to a text that is no command: an apology, then the HELP text."""
     return "Sorry, not understood. " + help_text(product_name)
 
 
