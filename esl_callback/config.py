@@ -1093,8 +1093,9 @@ def _colour(role: str, against_white: float) -> _Scalar:
 
 
 def _is_logo(text: str) -> bool:
-    """An https:// or http:// image address, or an image file (SVG, PNG, JPEG, WebP) that exists."""
-    if text.startswith(("http://", "https://")):
+    """An https:// image address (an http:// one would be blocked on an HTTPS portal), or an
+    image file (SVG, PNG, JPEG, WebP) that exists."""
+    if text.startswith("https://"):
         return _is_http_url(text)
     path = Path(text)
     return path.suffix.lower() in LOGO_TYPES and path.is_file()
@@ -1126,7 +1127,8 @@ class BrandingSettings:
 
     @property
     def logo_is_file(self) -> bool:
-        return self.logo is not None and not self.logo.startswith(("http://", "https://"))
+        """Whether the logo is a file the portal serves (at /brand/logo), not a web address."""
+        return self.logo is not None and not self.logo.startswith("https://")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -862,7 +862,7 @@ def test_a_branding_logo_is_an_image_file_that_exists_or_a_web_address(
     for good in ("logo.svg", str(tmp_path / "logo.svg"), "https://cdn.example.com/logo.png"):
         assert settings_from_mapping({"branding": {"logo": good}}, NO_ENV).branding.logo == good
     expected = "expected an image file that exists (.svg, .png, .jpg, .webp) or an https:// address"
-    for bad in ("missing.png", "folder.png", "logo.txt", "ftp://example.com/logo.png"):
+    for bad in ("missing.png", "folder.png", "logo.txt", "http://example.com/logo.png"):
         assert mapping_errors({"branding": {"logo": bad}}) == [
             f'branding.logo: {expected}, got "{bad}"'
         ]
