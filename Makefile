@@ -10,8 +10,14 @@ STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # A PostgreSQL server for the throwaway test clusters, Debian's chromium for the browser tests.
 TEST_PACKAGES := postgresql chromium
+# Node and npm for axe-core (the accessibility checker the browser tests run in each page):
+# Debian's, unless an npm is on the PATH already (NodeSource's nodejs bundles one and conflicts
+# with Debian's npm package).
+NODE_PACKAGES := nodejs npm
+# axe-core, pinned in package.json and package-lock.json, installed by npm ci.
+AXE := node_modules/axe-core/axe.min.js
 
-.PHONY: install install-test test lint demo bench clean
+.PHONY: install install-test test lint demo bench screenshots clean
 
 install: $(STAMP)
 
@@ -26,7 +32,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(PIP_INSTALL) -e .
 	@touch $@
 
-install-test: $(TEST_STAMP)
+install-test: $(TEST_STAMP) $(AXE)
 
 $(TEST_STAMP): $(STAMP)
 	@scripts/system-packages "for the tests" $(TEST_PACKAGES)
@@ -34,9 +40,15 @@ $(TEST_STAMP): $(STAMP)
 	@$(PIP_INSTALL) -e '.[test,desktop,test-desktop]'
 	@touch $@
 
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null || scripts/system-packages "for the tests" $(NODE_PACKAGES)
+	@echo "Installing axe-core into node_modules (npm ci) for the browser tests' accessibility checks"
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 lint: install-test
-	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm bench
-	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm bench
+	$(BIN)/ruff check esl_callback tests scripts scripts/bench scripts/callback-storm scripts/portal-screenshots bench
+	$(BIN)/ruff format --check esl_callback tests scripts scripts/bench scripts/callback-storm scripts/portal-screenshots bench
 
 test: install-test lint
 	$(BIN)/pytest -q
@@ -47,5 +59,9 @@ demo: install
 bench: install
 	$(BIN)/python scripts/bench
 
+# The README's customer-guide screenshots (docs/portal-*.png), from a real demo in chromium.
+screenshots: install-test
+	$(BIN)/python scripts/portal-screenshots
+
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts node_modules

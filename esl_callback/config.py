@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from esl_callback import numbers
+from esl_callback import colours, numbers
 from esl_callback.callback import rating
 from esl_callback.switch import commands
 
@@ -1063,6 +1063,76 @@ class BillingSettings:
             yield "deny_prefixes", f"also in allow_prefixes: {', '.join(both)}"
 
 
+# --- branding: the product's name and look (portal, app manifest, SMS texts) --------------------
+
+LOGO_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+
+def _colour(role: str, against_white: float) -> _Scalar:
+    """A colour as #rrggbb (or #rgb), stored as #rrggbb, with at least ``against_white``
+    contrast against the portal's white background (WCAG 2.2 AA for what ``role`` says)."""
+
+    def convert(raw: Any) -> str:
+        colour = colours.normalised(raw) if isinstance(raw, str) else None
+        if colour is None:
+            raise _Invalid('expected a colour as "#rrggbb", such as "#0b57a4" (in quotes)')
+        ratio = colours.contrast(colour, colours.WHITE)
+        if ratio < against_white:
+            raise _Invalid(
+                f"{colour} is too light for {role}: its contrast with white is {ratio:.1f}:1, "
+                f"at least {against_white}:1 is needed (WCAG 2.2 AA); choose a darker colour",
+                show_value=False,
+            )
+        return colour
+
+    return _Scalar(convert)
+
+
+def _is_logo(text: str) -> bool:
+    """An https:// image address (an http:// one would be blocked on an HTTPS portal), or an
+    image file (SVG, PNG, JPEG, WebP) that exists."""
+    if text.startswith("https://"):
+        return _is_http_url(text)
+    path = Path(text)
+    return path.suffix.lower() in LOGO_TYPES and path.is_file()
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrandingSettings:
+    """The product as customers see it: its name, logo and colours."""
+
+    # In the portal's header and page titles, the installed app's name and the SMS help text.
+    product_name: Annotated[
+        str, _text(r"[^\x00-\x1f\x7f<>]{1,40}", "1-40 characters, no < or >")
+    ] = "Callback"
+    # An image beside the name in the header and the app's icon: a file the portal serves
+    # (at /brand/logo) or an https:// address (then allowed by the pages' security policy).
+    logo: Annotated[
+        str | None,
+        _optional(
+            _checked(
+                "an image file that exists (.svg, .png, .jpg, .webp) or an https:// address",
+                _is_logo,
+            )
+        ),
+    ] = None
+    # Buttons, links and the app's theme colour: white text sits on it.
+    primary_colour: Annotated[str, _colour("buttons and links", 4.5)] = "#0b57a4"
+    # The mark of the page you are on in the menu, and the header's edge.
+    accent_colour: Annotated[str, _colour("the current-page mark", 3.0)] = "#b34700"
+
+    @property
+    def logo_is_file(self) -> bool:
+        """Whether the logo is a file the portal serves (at /brand/logo), not a web address."""
+        return self.logo is not None and not self.logo.startswith("https://")
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoggingSettings:
     """Log level, line format and destination."""
@@ -1091,6 +1161,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    branding: BrandingSettings = field(default_factory=BrandingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod

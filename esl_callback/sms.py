@@ -75,17 +75,25 @@ MAX_TEXT = 1600  # ten concatenated SMS; longer texts are stored cut
 PIN_LOCKOUT = "pin"
 _FROM_TAG = re.compile(r";\s*tag=([^;>\s]+)")
 
-HELP = (
-    "Callback by SMS: send CB (or nothing) and we call you back, then you dial. "
-    "Send a number (or CB number) and we call you, then connect it. "
-    "With a PIN: PIN number. BAL: your balance. TOPUP code: add a voucher. HELP: this text."
-)
 UNKNOWN_SENDER = "Sorry, this phone number is not registered for callbacks."
-NOT_UNDERSTOOD = "Sorry, not understood. " + HELP
 UNAVAILABLE = "Sorry, callbacks are not available right now. Please try again later."
 # How long a reply's `bgapi chat` may take: sofia waits for the SIP MESSAGE's final response up
 # to 19.9 s for each phone the recipient has registered (sofia_presence_chat_send).
 CHAT_RESULT_SECONDS = 120.0
+
+
+def help_text(product_name: str) -> str:
+    """The reply to HELP: the syntax, under the product's name (`branding.product_name`)."""
+    return (
+        f"{product_name} by SMS: send CB (or nothing) and we call you back, then you dial. "
+        "Send a number (or CB number) and we call you, then connect it. "
+        "With a PIN: PIN number. BAL: your balance. TOPUP code: add a voucher. HELP: this text."
+    )
+
+
+def not_understood(product_name: str) -> str:
+    """The reply to a text that is no command: an apology, then the HELP text."""
+    return "Sorry, not understood. " + help_text(product_name)
 
 
 @dataclass(frozen=True)
@@ -420,14 +428,14 @@ def decide(stored: SmsMessage, message: Inbound, settings: Any) -> Outcome | Cal
         return Outcome("account_disabled", "Sorry, your account is disabled.")
     command = parse(message.text[:MAX_TEXT])
     if command.kind == "help":
-        return Outcome("help", HELP)
+        return Outcome("help", help_text(settings.branding.product_name))
     if command.kind == "balance":
         amount = Decimal(owner.balance).quantize(Decimal("0.01"))
         return Outcome("balance", f"Your balance is {amount} {owner.currency}.")
     if command.kind == "topup":
         return top_up(owner, stored.source, command.code or "", settings)
     if command.kind == "invalid":
-        return Outcome("invalid", NOT_UNDERSTOOD)
+        return Outcome("invalid", not_understood(settings.branding.product_name))
     return callback_order(owner, stored.source, command, settings)
 
 

@@ -819,3 +819,50 @@ def test_an_ipv6_bind_with_an_address_to_advertise_is_accepted() -> None:
 def test_the_outbound_address_is_checked_in_the_same_run_as_another_outbound_error() -> None:
     messages = mapping_errors({"outbound": {"bind": "::1", "max_sessions": 0}})
     assert [m.split(":")[0] for m in messages] == ["outbound.max_sessions", "outbound.bind"]
+
+
+# --- branding ----------------------------------------------------------------------------------
+
+
+def test_branding_colours_are_read_as_hex_and_stored_as_rrggbb() -> None:
+    branding = settings_from_mapping(
+        {"branding": {"primary_colour": "#036", "accent_colour": "#8A3B00"}}, NO_ENV
+    ).branding
+    assert (branding.primary_colour, branding.accent_colour) == ("#003366", "#8a3b00")
+
+
+def test_a_branding_colour_that_is_not_a_colour_says_how_to_write_one(tmp_path: Path) -> None:
+    # Unquoted, YAML reads "#0b57a4" as a comment: the value is null.
+    text = "branding:\n  primary_colour: blue\n  accent_colour: #b34700\n"
+    assert errors_of(tmp_path, text) == [
+        'branding.primary_colour: expected a colour as "#rrggbb", such as "#0b57a4" (in quotes),'
+        ' got "blue" (line 2)',
+        'branding.accent_colour: expected a colour as "#rrggbb", such as "#0b57a4" (in quotes),'
+        " got null (line 3)",
+    ]
+
+
+def test_a_branding_colour_too_light_for_white_text_or_a_mark_on_white_is_refused() -> None:
+    assert mapping_errors(
+        {"branding": {"primary_colour": "#ffcc00", "accent_colour": "#f2a900"}}
+    ) == [
+        "branding.primary_colour: #ffcc00 is too light for buttons and links: its contrast with "
+        "white is 1.5:1, at least 4.5:1 is needed (WCAG 2.2 AA); choose a darker colour",
+        "branding.accent_colour: #f2a900 is too light for the current-page mark: its contrast "
+        "with white is 2.0:1, at least 3.0:1 is needed (WCAG 2.2 AA); choose a darker colour",
+    ]
+
+
+def test_a_branding_logo_is_an_image_file_that_exists_or_a_web_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    Path("folder.png").mkdir()
+    for good in ("logo.svg", str(tmp_path / "logo.svg"), "https://cdn.example.com/logo.png"):
+        assert settings_from_mapping({"branding": {"logo": good}}, NO_ENV).branding.logo == good
+    expected = "expected an image file that exists (.svg, .png, .jpg, .webp) or an https:// address"
+    for bad in ("missing.png", "folder.png", "logo.txt", "http://example.com/logo.png"):
+        assert mapping_errors({"branding": {"logo": bad}}) == [
+            f'branding.logo: {expected}, got "{bad}"'
+        ]

@@ -4,6 +4,7 @@ every command and only files that `esl-callback freeswitch files` writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -31,7 +32,14 @@ def dry_run(target: str, tmp_path: Path) -> str:
     """What `make TARGET` would run on a machine where nothing is installed yet (a venv that
     does not exist: every install step is listed)."""
     done = subprocess.run(
-        ["make", "--no-print-directory", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            target,
+            f"VENV={tmp_path / 'venv'}",
+            f"AXE={tmp_path / 'node_modules' / 'axe-core' / 'axe.min.js'}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -45,7 +53,7 @@ def dry_run(target: str, tmp_path: Path) -> str:
 def test_make_demo_installs_no_test_only_package(tmp_path: Path) -> None:
     steps = dry_run("demo", tmp_path)
     assert re.search(r"/pip install .* -e \.$", steps, re.MULTILINE), steps
-    for test_only in ("chromium", "postgresql", "[test]", "playwright"):
+    for test_only in ("chromium", "postgresql", "[test]", "playwright", "npm"):
         assert test_only not in steps, steps
     assert steps.rstrip().endswith("esl-callback demo")
 
@@ -57,6 +65,20 @@ def test_make_test_installs_the_test_packages_through_the_quiet_installer(tmp_pa
     assert "-e '.[test,desktop,test-desktop]'" in steps  # the desktop client's tests need Qt
     pip_lines = [line for line in steps.splitlines() if "/pip " in line]
     assert len(pip_lines) == 3 and all(" -qq " in line for line in pip_lines), pip_lines
+
+
+@needs_make
+def test_make_test_installs_the_pinned_axe_core_and_node_only_where_npm_is_missing(
+    tmp_path: Path,
+) -> None:
+    steps = dry_run("test", tmp_path)
+    node = 'command -v npm >/dev/null || scripts/system-packages "for the tests" nodejs npm'
+    assert node in steps
+    assert "npm ci --no-audit --no-fund --loglevel=error" in steps  # the lock file, exactly
+    wanted = json.loads((ROOT / "package.json").read_text())["devDependencies"]["axe-core"]
+    locked = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", wanted)  # pinned, not a range
+    assert locked["node_modules/axe-core"]["version"] == wanted
 
 
 def test_ci_runs_exactly_make_test() -> None:

@@ -7,14 +7,23 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import UNREACHABLE, Database, in_words
-from esl_callback.web import api, auth, formats, operator_api, pages, sms_api, spent_tokens
+from esl_callback.web import (
+    api,
+    auth,
+    formats,
+    operator_api,
+    pages,
+    shell,
+    sms_api,
+    spent_tokens,
+)
 from esl_callback.web.errors import Unavailable, WebError
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
 from esl_callback.web.time_zones import when
@@ -23,10 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 LARGEST_ID = 2**63 - 1  # SQLite INTEGER; PostgreSQL simply finds no row for a larger id
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 def create_app(settings: Any, database: Database, dialer: CallStarter | None) -> Flask:
@@ -48,6 +53,7 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.web.session_lifetime_seconds),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        CONTENT_SECURITY_POLICY=shell.content_security_policy(settings.branding),
     )
     hub = StatusHub()
     if dialer is not None:
@@ -68,6 +74,7 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(operator_api.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(shell.blueprint)
     proxies = settings.web.trusted_proxies
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
@@ -88,10 +95,11 @@ class DatabaseId(IntegerConverter):
 def identify() -> None:
     """Who makes the request (None for no one); pages and API decide what that allows."""
     # Gateways (sms_api) and the operator (operator_api) authenticate with their own
-    # credentials, never as a user.
+    # credentials, never as a user; the app's shell is the same for everyone.
     skip = request.endpoint == "static" or request.blueprint in (
         sms_api.blueprint.name,
         operator_api.blueprint.name,
+        shell.blueprint.name,
     )
     g.user = None if skip else auth.resolve_user(portal())
 
@@ -101,7 +109,8 @@ def wants_json() -> bool:
 
 
 def security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policy = current_app.config["CONTENT_SECURITY_POLICY"]
+    response.headers.setdefault("Content-Security-Policy", policy)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -146,7 +155,10 @@ def http_error(exc: HTTPException) -> Any:
 
 
 def template_globals() -> dict[str, Any]:
+    branding = portal().settings.branding
     return {
+        "brand": branding,
+        "brand_logo": shell.logo_url(branding),
         "user": g.get("user"),
         "csrf_token": auth.csrf_token,
         "form_token": spent_tokens.new_form_token,

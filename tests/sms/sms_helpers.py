@@ -238,6 +238,7 @@ def start_sms_platform(
     speed: float = 1.0,
     users: dict[str, Any] | None = None,
     command_timeout: float | None = None,
+    branding: dict[str, Any] | None = None,
     **callback: Any,
 ) -> SmsPlatform:
     """Simulator + controller with its web server; tried again if a free port was taken.
@@ -245,7 +246,8 @@ def start_sms_platform(
     `billing`: keys of the controller's billing section; `callback`: of its callback section;
     `speed`: how many times faster than real time the simulator's clock runs; `users`: the
     switch's SIP phones (default REGISTERED_PHONES); `command_timeout`: the node's
-    command_timeout_seconds. The switch runs the shipped chatplan for the SMS numbers.
+    command_timeout_seconds; `branding`: keys of the branding section. The switch runs the
+    shipped chatplan for the SMS numbers.
     """
     gateway = {"name": GATEWAY, "token": TOKEN, "reply_url": reply_url}
     sms_section = {"enabled": True, "numbers": [SMS_NUMBER], "gateways": [gateway]}
@@ -264,6 +266,7 @@ def start_sms_platform(
         )
         data["web"].update(enabled=True, port=web_port, secret="s" * 40, secure_cookies=False)
         data["sms"].update(sms_section)
+        data["branding"].update(branding or {})
         if command_timeout is not None:
             data["freeswitch"]["nodes"][0]["command_timeout_seconds"] = command_timeout
         service = Service(settings_from_mapping(data, environ={}))

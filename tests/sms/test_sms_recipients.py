@@ -85,5 +85,5 @@ def test_our_number_however_written_is_answered_and_another_is_not(
 def test_a_second_service_number_is_answered_too(sms_platform, alice) -> None:
     p = sms_platform(sms={"numbers": [SMS_NUMBER, "+15550300400"]})
 
-    assert text_via_freeswitch(p, "15550300400", "HELP") == [sms.HELP]
+    assert text_via_freeswitch(p, "15550300400", "HELP") == [sms.help_text("Callback")]
     assert text_via_freeswitch(p, "15550300401", "HELP") == []

@@ -25,8 +25,8 @@ def test_bal_replies_with_the_balance_and_help_with_the_syntax(
     p = sms_platform()
 
     assert p.send(channel, CALLER, " bal ") == "Your balance is 10.00 EUR."
-    assert p.send(channel, CALLER, "Help") == sms.HELP
-    assert p.send(channel, CALLER, "please call me now") == sms.NOT_UNDERSTOOD
+    assert p.send(channel, CALLER, "Help") == sms.help_text("Callback")
+    assert p.send(channel, CALLER, "please call me now") == sms.not_understood("Callback")
 
     assert p.requests() == []
     assert [(row.action, row.account_id) for row in p.incoming(CALLER)] == [
@@ -34,6 +34,15 @@ def test_bal_replies_with_the_balance_and_help_with_the_syntax(
         ("help", alice.id),
         ("invalid", alice.id),
     ]
+
+
+def test_help_and_not_understood_replies_name_the_configured_product(sms_platform, alice) -> None:
+    p = sms_platform(branding={"product_name": "Acme Calls"})
+
+    help_reply = p.send("gateway", CALLER, "HELP")
+    assert help_reply.startswith("Acme Calls by SMS: send CB")
+    assert help_reply == sms.help_text("Acme Calls")
+    assert p.send("gateway", CALLER, "what?") == "Sorry, not understood. " + help_reply
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -113,9 +122,9 @@ def test_a_word_that_is_not_number_like_is_not_understood_rather_than_a_bad_numb
 ) -> None:
     p = sms_platform()
 
-    assert p.send(channel, CALLER, "HELLOTHEREPLEASECALL") == sms.NOT_UNDERSTOOD
-    assert p.send(channel, CALLER, "CB hello") == sms.NOT_UNDERSTOOD
-    assert p.send(channel, CALLER, "1234 hello") == sms.NOT_UNDERSTOOD
+    assert p.send(channel, CALLER, "HELLOTHEREPLEASECALL") == sms.not_understood("Callback")
+    assert p.send(channel, CALLER, "CB hello") == sms.not_understood("Callback")
+    assert p.send(channel, CALLER, "1234 hello") == sms.not_understood("Callback")
 
     assert p.requests() == []
     assert AuthFailure.select().count() == 0  # "1234 hello" is no PIN and number: no wrong PIN
@@ -171,7 +180,7 @@ def test_an_sms_body_cannot_forge_the_headers_of_its_message_event(sms_platform,
         forged,
         SMS_NUMBER,
     )
-    assert inside == sms.NOT_UNDERSTOOD
+    assert inside == sms.not_understood("Callback")
     assert p.incoming(CALLER)[0].body == "Content-Length: 0\n\nEvent-Name: CHANNEL_ANSWER\n"
     assert not any(m.body.startswith("Your balance") for m in p.sim.outbox)
 

@@ -1,6 +1,6 @@
 """A running portal for the browser tests, in its own process (Playwright and gevent stay apart).
 
-    python tests/web/portal_process.py DIRECTORY [--switch] [--alone-config FILE]
+    python tests/web/portal_process.py DIRECTORY [--switch] [--alone-config FILE] [--branding JSON]
 
 Seeds a SQLite database in DIRECTORY with the accounts below, serves the portal on a free port
 and prints its URL. With --switch it also runs the FreeSWITCH simulator (virtual phones below)
@@ -8,7 +8,7 @@ and the controller (`service.Service`: inbound ESL, outbound server, dialer), so
 placed in the browser really ring. With --alone-config it writes the configuration of a portal
 run alone (`esl-callback web -c FILE`: the same database and secret, on a port of its own,
 placing calls through this one) and prints that portal's URL on a second line. Runs until
-terminated.
+terminated. --branding sets the configuration's branding section (a JSON object).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 from datetime import timedelta  # noqa: E402
@@ -122,7 +123,7 @@ def seed_carol() -> None:
 SECRET = "p" * 40
 
 
-def settings_for(directory: Path, switch_port: int | None) -> object:
+def settings_for(directory: Path, switch_port: int | None, branding: dict) -> object:
     data: dict = {
         "database": {"url": f"sqlite:///{directory / 'portal.db'}"},
         "web": {"secret": SECRET, "secure_cookies": False, "port": free_port()},
@@ -131,6 +132,7 @@ def settings_for(directory: Path, switch_port: int | None) -> object:
         "logging": {"level": "INFO"},
         "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
         "sms": {"enabled": True, "numbers": ["+1 555 000 9999"]},
+        "branding": branding,
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("directory", type=Path)
     parser.add_argument("--switch", action="store_true")
     parser.add_argument("--alone-config", type=Path)
+    parser.add_argument("--branding", type=json.loads, default={})
     args = parser.parse_args()
     logging.basicConfig(
         filename=args.directory / "portal.log",
@@ -166,7 +169,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     switch_port = start_switch() if args.switch else None
-    settings = settings_for(args.directory, switch_port)
+    settings = settings_for(args.directory, switch_port, args.branding)
     seed(settings.database.url)
     if args.switch:
         from esl_callback.service import Service

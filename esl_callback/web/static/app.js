@@ -1,4 +1,5 @@
-/* esl-callback portal: live status by Server-Sent Events, confirmations, the phone menu.
+/* esl-callback portal: live status by Server-Sent Events, confirmations, the header's menu on
+   narrow screens, the service worker of the installable app.
    No libraries. Every text it shows comes from the server: the status sentences are the
    server's (callback/headline.py), rendered and escaped by its templates. */
 (function () {
@@ -62,4 +63,31 @@
   }
 
   document.querySelectorAll("[data-events]").forEach(follow);
+
+  /* == The header's menu (a disclosure: shown on narrow screens by its button; without
+     JavaScript no-script.css keeps it open). Escape closes it, the focus back on its button. == */
+  function menu(button) {
+    var panel = document.getElementById(button.getAttribute("aria-controls"));
+    var show = function (open) {
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      panel.classList.toggle("open", open);
+    };
+    button.addEventListener("click", function () {
+      show(button.getAttribute("aria-expanded") !== "true");
+    });
+    button.parentNode.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && button.getAttribute("aria-expanded") === "true") {
+        show(false);
+        button.focus();
+      }
+    });
+  }
+
+  document.querySelectorAll(".menu-button[aria-controls]").forEach(menu);
+
+  /* == The service worker: keeps the shell, shows the offline page (never calls offline). == */
+  var worker = document.documentElement.getAttribute("data-service-worker");
+  if (worker && "serviceWorker" in navigator) {
+    navigator.serviceWorker.register(worker).catch(function () {});
+  }
 })();
