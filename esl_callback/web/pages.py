@@ -20,6 +20,8 @@ from flask import (
     url_for,
 )
 
+from esl_callback.callback import billing
+from esl_callback.models import Account
 from esl_callback.web import (
     account,
     auth,
@@ -27,6 +29,8 @@ from esl_callback.web import (
     history,
     inputs,
     phonebook,
+    prices,
+    quotes,
     sign_in_links,
     spent_tokens,
     sse,
@@ -34,7 +38,7 @@ from esl_callback.web import (
 )
 from esl_callback.web import home as home_figures
 from esl_callback.web.api import SAFE_METHODS, csv_response
-from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
+from esl_callback.web.errors import Conflict, Forbidden, Invalid, Unavailable, WebError
 from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
@@ -124,17 +128,53 @@ def home() -> Any:
 # -- calls ----------------------------------------------------------------------------------
 
 
-def call_choices(account_id: int) -> dict[str, Any]:
+def call_choices(account_id: int, settings: Any) -> dict[str, Any]:
     return {
         "numbers": [c.number for c in account.own_numbers(account_id)],
         "entries": phonebook.all_entries(account_id),
+        "charges_source": charges_leg_a(account_id, settings),
+        "min_digits": settings.numbers.min_length,
     }
+
+
+def priced(data: Any) -> dict[str, Any]:
+    """The quote of the call the form describes (`quotes.quote`); WebError if it cannot be."""
+    user = g.user
+    order = callbacks.read_order(data, user.default_callback_number, portal().settings.numbers)
+    return portal().run(quotes.quote, user.account_id, order, portal().settings)
+
+
+def refuse_unpriced(quote: dict[str, Any]) -> None:
+    """Forbidden, next to its field, for a call the quote says cannot be placed."""
+    if not quote["allowed"]:
+        reason = quote["refusal"]
+        raise Forbidden(prices.refusal_sentence(reason), field=prices.refusal_field(reason))
+
+
+@blueprint.get("/call/quote")
+def call_quote() -> Any:
+    """The price of the call being typed, as a fragment of the call form (app.js fetches it)."""
+    try:
+        quote = priced(request.args)
+    except WebError as exc:
+        return render_template("_quote.html", quote=None, error=exc)
+    refusal = None if quote["allowed"] else prices.refusal_sentence(quote["refusal"])
+    field = None if quote["allowed"] else prices.refusal_field(quote["refusal"])
+    return render_template(
+        "_quote.html",
+        quote=quote,
+        error=None,
+        refusal=refusal,
+        field=field,
+        steps=prices.billing_steps,
+        longest=portal().settings.billing.max_call_seconds,
+    )
 
 
 @blueprint.route("/call", methods=["GET", "POST"])
 def call() -> Any:
     user = g.user
-    choices = portal().run(call_choices, user.account_id)
+    choices = portal().run(call_choices, user.account_id, portal().settings)
     form = request.form if request.method == "POST" else request.args
     values = {
         "source": form.get("source") or user.default_callback_number or "",
@@ -147,6 +187,7 @@ def call() -> Any:
         if not first_submission():
             flash("That form had already been sent: the call it placed is listed here.")
             return redirect(url_for("pages.history_page"))
+        refuse_unpriced(priced(request.form))
         started = callbacks.start(portal(), user, request.form)
     except WebError as exc:
         return show("call.html", exc, form=values, **choices)
@@ -198,6 +239,33 @@ def cancel(request_id: int) -> Any:
     except (Conflict, Unavailable) as exc:  # another account's request stays "not found"
         flash(exc.message, "error")
     return redirect(url_for("pages.request_page", request_id=request_id))
+
+
+@blueprint.get("/rates")
+def rates() -> Any:
+    query = request.args.get("q", "")
+    try:
+        wanted = inputs.page_request(request.args, default_per_page=50)
+    except WebError as exc:
+        wanted, error = inputs.PageRequest(1, 50), exc
+    else:
+        error = None
+    settings = portal().settings
+    found = portal().run(prices.search, query, wanted, settings)
+    charges_source = portal().run(charges_leg_a, g.user.account_id, settings)
+    return show(
+        "rates.html",
+        error,
+        result=found,
+        currency=g.user.currency,
+        charges_source=charges_source,
+        steps=prices.billing_steps,
+    )
+
+
+def charges_leg_a(account_id: int, settings: Any) -> bool:
+    """Whether the account pays for the call to its own phone (`billing.charges_leg_a`)."""
+    return billing.charges_leg_a(Account.get_by_id(account_id), settings.billing)
 
 
 # -- phone book -----------------------------------------------------------------------------
@@ -338,7 +406,9 @@ def redeem_voucher() -> Any:
 
 
 def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
+    settings = portal().settings
     return {
+        "check_is_charged": charges_leg_a(account_id, settings),
         "overview": account.overview(account_id),
         "verifications": [
             verification.describe(v) for v in verification.open_verifications(account_id)

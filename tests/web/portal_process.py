@@ -43,6 +43,7 @@ ANSWERS = "15550002001"  # answers after 2 s, talks 5 s, hangs up
 BUSY = "15550002004"
 SILENT = "15550002003"  # rings and never answers
 CAROL = "15550001003"  # carol's phone: answers after 1 s and stays on the line
+DENIED_PREFIX = "1900"  # premium numbers: never called (billing.deny_prefixes)
 
 PHONES = {
     SOURCE: {"answer_after": 1},
@@ -57,7 +58,12 @@ def seed(url: str) -> None:
     database = Database(url)
     database.init()
     billing.import_rates(
-        [RateRow(RateSnapshot("1", Decimal("0.12"), Decimal(0), 1, 1), "North America", 0)],
+        [
+            RateRow(RateSnapshot("1", Decimal("0.12"), Decimal(0), 1, 1), "North America", 0),
+            RateRow(
+                RateSnapshot("44", Decimal("0.05"), Decimal("0.10"), 60, 60), "United Kingdom", 0
+            ),
+        ],
         replace=True,
     )
     for name, number, paid in (("alice", SOURCE, "10"), ("bob", "15550001002", "5")):
@@ -131,6 +137,7 @@ def settings_for(directory: Path, switch_port: int | None) -> object:
         "logging": {"level": "INFO"},
         "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
         "sms": {"enabled": True, "numbers": ["+1 555 000 9999"]},
+        "billing": {"deny_prefixes": [DENIED_PREFIX]},
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}

@@ -256,7 +256,9 @@ def test_the_call_page_shows_errors_next_to_the_field(client: FlaskClient, logge
     assert response.status_code == 422
     assert 'id="destination-error"' in response.text
     assert "only digits 0-9 are allowed" in response.text
-    assert 'aria-invalid="true" aria-describedby="destination-error"' in response.text
+    field = re.search(r'<input id="destination"[^>]*>', response.text).group(0)
+    assert 'aria-describedby="destination-hint quote destination-error"' in field
+    assert 'aria-invalid="true"' in field
 
 
 def test_the_call_page_takes_the_destination_from_a_link(
