@@ -235,8 +235,8 @@ class WebUser(BaseModel):
     api_token_hash = pw.CharField(max_length=128, null=True, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
     last_login_at = pw.DateTimeField(null=True)
-    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, at the next
-    # login (migration 7).
+    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, as app.js
+    # reports it (`web.time_zones`; migration 7).
     time_zone = pw.CharField(max_length=64, null=True)
 
 

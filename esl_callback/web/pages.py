@@ -34,6 +34,7 @@ from esl_callback.web import (
     sign_in_links,
     spent_tokens,
     sse,
+    time_zones,
     verification,
 )
 from esl_callback.web import home as home_figures
@@ -358,23 +359,42 @@ def phonebook_export() -> Any:
 # -- history and payments -------------------------------------------------------------------
 
 
+def history_filter() -> history.HistoryFilter:
+    """The history page's filter from the query, days in the user's time zone."""
+    zone = time_zones.current_name()
+    return history.read_page_filter(request.args, zone, time_zones.today(zone))
+
+
 @blueprint.get("/history")
 def history_page() -> Any:
     try:
-        wanted = history.read_filter(request.args)
+        wanted = history_filter()
         page_request = inputs.page_request(request.args)
     except WebError as exc:
-        wanted, page_request, error = history.HistoryFilter(), inputs.PageRequest(), exc
+        zone = time_zones.current_name()
+        wanted = history.HistoryFilter(period="all", zone=zone)
+        page_request, error = inputs.PageRequest(), exc
     else:
         error = None
-    found = portal().run(history.page, g.user.account_id, wanted, page_request)
-    return show("history.html", error, found=found, wanted=wanted)
+    found = portal().run(history.view, g.user.account_id, wanted, page_request)
+    return show(
+        "history.html",
+        error,
+        view=found,
+        found=found.found,
+        wanted=wanted,
+        periods=history.PERIODS,
+        outcomes=history.OUTCOMES,
+        days=history.days_words,
+        zone_chosen=time_zones.chosen_zone() is not None,
+    )
 
 
 @blueprint.get("/history/export.csv")
 def history_export() -> Any:
-    wanted = history.read_filter(request.args)
-    return csv_response(portal().run(history.export_csv, g.user.account_id, wanted), "history.csv")
+    wanted = history_filter()
+    exported = portal().run(history.export_calls_csv, g.user.account_id, wanted)
+    return csv_response(exported, "calls.csv")
 
 
 def payments_page(error: WebError | None = None) -> Any:
@@ -417,9 +437,18 @@ def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
     }
 
 
+def preferences_context() -> dict[str, Any]:
+    """What Settings' time zone and low-balance alert forms show (_preferences.html)."""
+    return {
+        "zones": time_zones.all_zones(),
+        "chosen_zone": time_zones.chosen_zone(),
+        "browser_zone": time_zones.browser_zone(),
+    }
+
+
 def settings_page(error: WebError | None = None, **extra: Any) -> Any:
     context = portal().run(settings_context, g.user.account_id, g.user.id)
-    return show("settings.html", error, **context, **extra)
+    return show("settings.html", error, **context, **preferences_context(), **extra)
 
 
 @blueprint.get("/settings")
@@ -469,6 +498,20 @@ def settings_remove_number(number: str) -> Any:
         return settings_page(exc)
     flash(f"Removed {digits}.")
     return redirect(url_for("pages.settings"))
+
+
+@blueprint.post("/settings/time-zone")
+def settings_time_zone() -> Any:
+    raw = request.form.get("time_zone") or ""
+    if raw and time_zones.valid(raw) is None:
+        return settings_page(Invalid("Choose a time zone from the list.", field="time_zone"))
+    portal().run(time_zones.store, g.user.id, raw or None)
+    g.pop("chosen_time_zone", None)
+    if raw:
+        flash(f"Times are now shown in {raw}.")
+    else:
+        flash(f"Times are now shown in your browser's time zone ({time_zones.current_name()}).")
+    return redirect(url_for("pages.settings", _anchor="time-zone"))
 
 
 @blueprint.post("/settings/token")

@@ -103,4 +103,3 @@ def test_the_rates_page_says_a_denied_number_cannot_be_called(
     denied = " ".join(client.get("/rates", query_string={"q": FRIEND}).text.split())
     assert "Calls to +49 40 2222222 are not allowed." in denied
     assert "<table" not in denied
-

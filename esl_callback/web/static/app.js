@@ -110,4 +110,34 @@
   if (callForm && callForm.hasAttribute("data-quote")) {
     quoteAsYouType(callForm);
   }
+
+  /* The browser's time zone, for the server to write times in until one is chosen in Settings
+     (time_zones.py). Set on every page, the login page too. */
+  try {
+    var browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (browserZone && /^[A-Za-z0-9_+\/-]{1,64}$/.test(browserZone)) {
+      document.cookie = "tz=" + browserZone +
+        "; path=/; max-age=31536000; SameSite=Lax" +
+        (window.location.protocol === "https:" ? "; Secure" : "");
+    }
+  } catch (ignored) { /* no Intl: the server says UTC */ }
+
+  /* The history filter: picking a day chooses "the dates below"; a named period clears them. */
+  var historyFilter = document.getElementById("history-filter");
+  if (historyFilter) {
+    var period = historyFilter.elements.period;
+    ["from", "to"].forEach(function (name) {
+      historyFilter.elements[name].addEventListener("change", function () {
+        if (this.value) {
+          period.value = "custom";
+        }
+      });
+    });
+    period.addEventListener("change", function () {
+      if (period.value !== "custom") {
+        historyFilter.elements.from.value = "";
+        historyFilter.elements.to.value = "";
+      }
+    });
+  }
 })();
