@@ -56,6 +56,13 @@ class Account(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     # How far below zero calls may take the balance (migration 5): the floor is -credit_limit.
     credit_limit = money_field(default=Decimal("0"))
+    # The customer's low-balance alert (`alerts`, migration 8): sent by e-mail to alert_email or
+    # by SMS to the default callback number when a call takes the balance below the amount;
+    # None: no alert. low_balance_alerted_at: when the last one went.
+    low_balance_alert = money_field(null=True)
+    low_balance_alert_by = pw.CharField(max_length=8, null=True)  # "email" or "sms"
+    alert_email = pw.CharField(max_length=254, null=True)
+    low_balance_alerted_at = pw.DateTimeField(null=True)
 
     @property
     def is_active(self) -> bool:

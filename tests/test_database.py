@@ -73,7 +73,8 @@ MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
 MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
 MIGRATION_7 = "applied 7: web users' time zone; phone-book favourites"
-LATER = [MIGRATION_7]  # the migrations after 6, which every upgrade below applies too
+MIGRATION_8 = "applied 8: accounts' low-balance alerts (e-mail or SMS)"
+LATER = [MIGRATION_7, MIGRATION_8]  # the migrations after 6, which every upgrade below applies
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -89,8 +90,22 @@ def drop_version_6_table(db: Database) -> None:
 
 
 def drop_version_7_columns(db: Database) -> None:
+    drop_version_8_columns(db)
     db.peewee.execute_sql("ALTER TABLE web_user DROP COLUMN time_zone")
     db.peewee.execute_sql("ALTER TABLE phone_book_entry DROP COLUMN favourite")
+
+
+def drop_version_8_columns(db: Database) -> None:
+    for column in ALERT_COLUMNS:
+        db.peewee.execute_sql(f"ALTER TABLE account DROP COLUMN {column}")
+
+
+ALERT_COLUMNS = (
+    "low_balance_alert",
+    "low_balance_alert_by",
+    "alert_email",
+    "low_balance_alerted_at",
+)
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -126,7 +141,7 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         *LATER,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 7
+    assert db.schema_version() == 8
     assert Account.get().name == "alice"
 
 
@@ -233,9 +248,27 @@ def test_a_version_6_database_gets_time_zones_and_favourites_as_db_init_makes_th
     accounts.add_web_user(alice, "alice", "a long password")
     drop_version_7_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 6")
-    assert db.upgrade() == [MIGRATION_7]
+    assert db.upgrade() == LATER
     assert columns_of(db, "web_user", "phone_book_entry") == made_by_init
     assert [(u.username, u.time_zone) for u in WebUser.select()] == [("alice", None)]
+
+
+def test_a_version_7_database_gets_low_balance_alerts_as_db_init_makes_them(
+    db: Database,
+) -> None:
+    made_by_init = columns_of(db, "account")
+    alice = accounts.create_account("alice")
+    billing.add_payment(alice, "2.50", "opening")
+    drop_version_8_columns(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 7")
+    assert db.upgrade() == [MIGRATION_8]
+    assert columns_of(db, "account") == made_by_init
+    alice = Account.get()
+    assert (alice.balance, alice.low_balance_alert, alice.low_balance_alert_by) == (
+        Decimal("2.50"),
+        None,
+        None,
+    )
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -25,7 +25,9 @@ from esl_callback.models import Account
 from esl_callback.web import (
     account,
     auth,
+    balance_alerts,
     callbacks,
+    formats,
     history,
     inputs,
     phonebook,
@@ -434,6 +436,7 @@ def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
             verification.describe(v) for v in verification.open_verifications(account_id)
         ],
         "has_token": auth.has_token(user_id),
+        "alert": balance_alerts.describe(account_id, settings),
     }
 
 
@@ -512,6 +515,35 @@ def settings_time_zone() -> Any:
     else:
         flash(f"Times are now shown in your browser's time zone ({time_zones.current_name()}).")
     return redirect(url_for("pages.settings", _anchor="time-zone"))
+
+
+@blueprint.post("/settings/alert")
+def settings_alert() -> Any:
+    account_id = g.user.account_id
+    current = portal().run(balance_alerts.describe, account_id, portal().settings)
+    try:
+        choice = balance_alerts.read(
+            request.form, current["currency"], current["offered"], bool(current["number"])
+        )
+    except WebError as exc:
+        return settings_page(exc, alert_form=request.form)
+    portal().run(balance_alerts.store, account_id, choice)
+    if choice.threshold is None:
+        flash("Low-balance alerts are off.")
+    else:
+        below = amount(choice.threshold, current["currency"])
+        to = choice.email if choice.email else f"your number {formats.phone(current['number'])}"
+        way = "e-mail" if choice.email else "text"
+        flash(
+            f"We will {way} {to} when a call takes your balance below {below}."
+            + (
+                " It is below that now: the alert goes the next time it drops below, after a "
+                "top-up."
+                if current["balance"] < choice.threshold
+                else ""
+            )
+        )
+    return redirect(url_for("pages.settings", _anchor="alert"))
 
 
 @blueprint.post("/settings/token")

@@ -194,6 +194,8 @@ def settings_for(directory: Path, switch_port: int | None) -> object:
         "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
         "sms": {"enabled": True, "numbers": ["+1 555 000 9999"]},
         "billing": {"deny_prefixes": [DENIED_PREFIX]},
+        # Low-balance alerts are offered by e-mail (no test here lets one be sent).
+        "email": {"smtp_host": "127.0.0.1", "smtp_port": free_port(), "security": "none"},
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}

@@ -231,3 +231,42 @@ def test_a_calls_detail_page_shows_both_legs_in_the_chosen_time_zone(
         expect(
             page.get_by_text("Times are now shown in your browser's time zone (Asia/Tokyo).")
         ).to_be_visible()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_low_balance_alert_is_set_in_settings_and_said_on_the_home_page(
+    browser: Browser, portal: str, size: str
+) -> None:
+    with signed_in(browser, portal, "bob", SIZES[size]) as page:
+        expect(page.get_by_role("link", name="Get an e-mail or an SMS")).to_be_visible()
+        page.get_by_role("link", name="Get an e-mail or an SMS").click()
+        expect(page).to_have_url(f"{portal}/settings#alert")
+        amount = page.get_by_label("Alert me when my balance drops below (EUR)")
+        amount.fill("two euros")
+        page.get_by_label("By e-mail").check()
+        page.get_by_label("E-mail address").fill("bob@example.org")
+        page.get_by_role("button", name="Save the alert").click()
+        expect(page.locator("#alert_below-error")).to_have_text(
+            "Write the amount as a number, such as 5 or 2.50."
+        )
+        expect(page.get_by_label("E-mail address")).to_have_value("bob@example.org")
+        page.get_by_label("Alert me when my balance drops below (EUR)").fill("2,5")
+        page.get_by_role("button", name="Save the alert").click()
+        expect(page.get_by_role("status")).to_have_text(
+            "We will e-mail bob@example.org when a call takes your balance below 2.50 EUR."
+        )
+        expect(page.get_by_label("Alert me when my balance drops below (EUR)")).to_have_value(
+            "2.50"
+        )
+        expect(page.get_by_label("By SMS to +1 555-000-1002")).to_be_visible()
+        check_page_is_usable(page)
+        page.locator("#alert").scroll_into_view_if_needed()
+        screenshot(page, f"settings-alert-{size}")
+        page.get_by_role("link", name="Home", exact=True).click()
+        expect(page.locator(".balance-card")).to_contain_text(
+            "We e-mail you when a call takes it below 2.50 EUR (change)."
+        )
+        page.goto(f"{portal}/settings#alert")  # off again, for the other size
+        page.get_by_label("Alert me when my balance drops below (EUR)").fill("")
+        page.get_by_role("button", name="Save the alert").click()
+        expect(page.get_by_role("status")).to_have_text("Low-balance alerts are off.")
