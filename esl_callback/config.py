@@ -17,6 +17,7 @@ Secrets may come from the environment instead of the file (the environment wins)
 
     ESL_CALLBACK_DATABASE_URL            database.url
     ESL_CALLBACK_WEB_SECRET              web.secret
+    ESL_CALLBACK_SMTP_PASSWORD           email.password
     ESL_CALLBACK_ESL_PASSWORD            freeswitch.nodes[*].password, every node
     ESL_CALLBACK_NODE_<NAME>_PASSWORD    the password of the node named <name> (wins over the above)
     ESL_CALLBACK_SMS_GATEWAY_<NAME>_TOKEN  sms.gateways[*].token of the gateway named <name>
@@ -1132,6 +1133,28 @@ class BrandingSettings:
         """Whether the logo is a file the portal serves (at /brand/logo), not a web address."""
         return self.logo is not None and not self.logo.startswith("https://")
 
+# An e-mail address as the portal accepts one (also in "Name <address>" form for a sender).
+EMAIL_ADDRESS = r"[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+_FROM = _text(
+    rf"{EMAIL_ADDRESS}|[^<>\x00-\x1f\x7f\"]{{1,64}} <{EMAIL_ADDRESS}>",
+    'an e-mail address, or a name and one: "Callback <callback@example.com>"',
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailSettings:
+    """E-mail the platform sends (customers' low-balance alerts) through an SMTP server."""
+
+    # None: no e-mail is sent, and the portal offers no e-mail alert.
+    smtp_host: Annotated[str | None, _optional(_HOST)] = None
+    smtp_port: Annotated[int, _PORT] = 587
+    # starttls: plain connection upgraded (port 587); tls: TLS from the start (465); none.
+    security: Annotated[str, _choice(("starttls", "tls", "none"), str.lower)] = "starttls"
+    username: Annotated[str | None, _optional(_text(r"[^\s]{1,128}", "a user name"))] = None
+    password: Annotated[str | None, _optional(_PASSWORD), _SECRET] = None
+    from_address: Annotated[str, _FROM] = "Callback <callback@localhost.localdomain>"
+    timeout_seconds: Annotated[float, _seconds(1, 120)] = 10.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class LoggingSettings:
@@ -1162,6 +1185,7 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     billing: BillingSettings = field(default_factory=BillingSettings)
     branding: BrandingSettings = field(default_factory=BrandingSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod
@@ -1299,6 +1323,14 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str], errors: _
         ),
         web=_override(
             settings.web, "secret", "ESL_CALLBACK_WEB_SECRET", "web.secret", environ, errors
+        ),
+        email=_override(
+            settings.email,
+            "password",
+            "ESL_CALLBACK_SMTP_PASSWORD",
+            "email.password",
+            environ,
+            errors,
         ),
     )
 

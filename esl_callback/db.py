@@ -236,6 +236,21 @@ def _add_api_tokens_session_keys_and_more_numbers(
     )
 
 
+def _add_low_balance_alerts(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(
+        migrator.add_column(
+            "account",
+            "low_balance_alert",
+            peewee.DecimalField(max_digits=14, decimal_places=4, null=True),
+        ),
+        migrator.add_column(
+            "account", "low_balance_alert_by", peewee.CharField(max_length=8, null=True)
+        ),
+        migrator.add_column("account", "alert_email", peewee.CharField(max_length=254, null=True)),
+        migrator.add_column("account", "low_balance_alerted_at", peewee.DateTimeField(null=True)),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -257,6 +272,7 @@ MIGRATIONS: list[Migration] = [
         "API tokens with their last use; session keys; phone-book entries with several numbers",
         _add_api_tokens_session_keys_and_more_numbers,
     ),
+    Migration(9, "accounts' low-balance alerts (e-mail or SMS)", _add_low_balance_alerts),
 ]
 BASELINE_VERSION = 1
 

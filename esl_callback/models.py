@@ -56,6 +56,13 @@ class Account(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     # How far below zero calls may take the balance (migration 5): the floor is -credit_limit.
     credit_limit = money_field(default=Decimal("0"))
+    # The customer's low-balance alert (`alerts`, migration 9): sent by e-mail to alert_email or
+    # by SMS to the default callback number when a call takes the balance below the amount;
+    # None: no alert. low_balance_alerted_at: when the last one went.
+    low_balance_alert = money_field(null=True)
+    low_balance_alert_by = pw.CharField(max_length=8, null=True)  # "email" or "sms"
+    alert_email = pw.CharField(max_length=254, null=True)
+    low_balance_alerted_at = pw.DateTimeField(null=True)
 
     @property
     def is_active(self) -> bool:
@@ -251,8 +258,8 @@ class WebUser(BaseModel):
     password_hash = pw.CharField(max_length=255)
     created_at = pw.DateTimeField(default=utcnow)
     last_login_at = pw.DateTimeField(null=True)
-    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, at the next
-    # login (migration 7).
+    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, as app.js
+    # reports it (`web.time_zones`; migration 7).
     time_zone = pw.CharField(max_length=64, null=True)
     # Part of every session's fingerprint: a new one logs out all sessions (migration 8); None
     # for users who never did, whose sessions then carry the fingerprint they had before.

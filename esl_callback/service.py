@@ -17,6 +17,7 @@ import gevent.monkey
 from gevent.pywsgi import WSGIServer
 
 from esl_callback import metrics
+from esl_callback.alerts import LowBalanceAlerts
 from esl_callback.callback import reconcile
 from esl_callback.callback.dialer import Dialer
 from esl_callback.callback.flow import event_variable
@@ -111,6 +112,8 @@ class Service:
         self.dialer = Dialer(self.db, settings, self.nodes, self.router)
         self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
         self.sms = SmsService(self.db, settings, self.dialer)
+        self.alerts = LowBalanceAlerts(self.db, settings, self.sms)
+        self.dialer.bill_listeners.append(self.alerts.after_bill)
         if settings.sms.enabled:
             self.router.on("MESSAGE", self.sms.on_message_event)
         self.web_server: WSGIServer | None = None
@@ -171,6 +174,7 @@ class Service:
         self.outbound.stop(timeout=1)
         for node in self.nodes:
             node.stop()
+        self.alerts.finish(timeout=2)  # alerts being sent (their SMTP server's timeout bounds)
         self.sms.finish()  # SMS replies still waiting for their `chat` store that it was cut
         self.db.close()
         log.info("esl-callback stopped")

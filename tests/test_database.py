@@ -78,7 +78,8 @@ MIGRATION_8 = (
     "applied 8: API tokens with their last use; session keys; phone-book entries with several "
     "numbers"
 )
-LATER = [MIGRATION_7, MIGRATION_8]  # the migrations after 6, which every upgrade below applies
+MIGRATION_9 = "applied 9: accounts' low-balance alerts (e-mail or SMS)"
+LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9]  # the migrations after 6, which every upgrade below applies
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -101,6 +102,7 @@ def drop_version_7_columns(db: Database) -> None:
 
 def drop_version_8_changes(db: Database) -> None:
     """Take away what migration 8 adds, and give back the API token column it moves away."""
+    drop_version_9_columns(db)
     for statement in (
         "DROP TABLE api_token",
         "DROP TABLE phone_book_number",
@@ -110,6 +112,19 @@ def drop_version_8_changes(db: Database) -> None:
         'CREATE UNIQUE INDEX "web_user_api_token_hash" ON "web_user" ("api_token_hash")',
     ):
         db.peewee.execute_sql(statement)
+
+
+def drop_version_9_columns(db: Database) -> None:
+    for column in ALERT_COLUMNS:
+        db.peewee.execute_sql(f"ALTER TABLE account DROP COLUMN {column}")
+
+
+ALERT_COLUMNS = (
+    "low_balance_alert",
+    "low_balance_alert_by",
+    "alert_email",
+    "low_balance_alerted_at",
+)
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -284,11 +299,29 @@ def test_a_version_7_database_keeps_its_api_tokens_and_gets_the_schema_db_init_m
     )
     db.peewee.execute_sql("UPDATE schema_version SET version = 7")
 
-    assert db.upgrade() == [MIGRATION_8]
+    assert db.upgrade() == [MIGRATION_8, MIGRATION_9]
 
     assert schema_of(db, *tables) == made_by_init
     assert auth.user_for_token("the app's token").username == "alice"
     assert [(t.web_user.username, t.label) for t in ApiToken.select()] == [("alice", "App")]
+
+
+def test_a_version_8_database_gets_low_balance_alerts_as_db_init_makes_them(
+    db: Database,
+) -> None:
+    made_by_init = columns_of(db, "account")
+    alice = accounts.create_account("alice")
+    billing.add_payment(alice, "2.50", "opening")
+    drop_version_9_columns(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 8")
+    assert db.upgrade() == [MIGRATION_9]
+    assert columns_of(db, "account") == made_by_init
+    alice = Account.get()
+    assert (alice.balance, alice.low_balance_alert, alice.low_balance_alert_by) == (
+        Decimal("2.50"),
+        None,
+        None,
+    )
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -60,6 +60,8 @@ class Dialer:
         self.router = router
         self.flows: dict[int, CallFlow] = {}
         self.listeners: list[Callable[[int], None]] = []
+        # Told of every leg billed (`billing.LegBill`): the low-balance alerts (`alerts`).
+        self.bill_listeners: list[Callable[[billing.LegBill | None], None]] = []
         # Node name -> its FreeSWITCH Core-UUID, learnt at each connect: a trigger's channel
         # data names the switch it came from, and its callback must go out through that one.
         self.core_uuids: dict[str, str] = {}
@@ -351,9 +353,15 @@ class Dialer:
 
     def close_cdr(self, hangup: billing.Hangup) -> billing.LegBill | None:
         """Bill a leg that ended, waiting for the database if it cannot be reached."""
-        return self.db.run_until_done(
+        bill = self.db.run_until_done(
             f"the CDR of leg {hangup.uuid}", billing.close_leg, hangup, self.settings.billing
         )
+        for listener in self.bill_listeners:
+            try:
+                listener(bill)
+            except Exception:
+                log.exception("bill listener failed for leg %s", hangup.uuid)
+        return bill
 
     def notify(self, request_id: int) -> None:
         """Tell listeners (live status for the web) that a request changed."""

@@ -23,10 +23,10 @@ from esl_callback.web import (
     shell,
     sms_api,
     spent_tokens,
+    time_zones,
 )
 from esl_callback.web.errors import Unavailable, WebError
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
-from esl_callback.web.time_zones import when
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.context_processor(template_globals)
     for name in ("money", "amount", "price", "clock", "duration", "phone"):
         app.add_template_filter(getattr(formats, name), name)
-    app.add_template_filter(when)
+    for name in ("when", "day", "time_of_day"):  # in the user's time zone
+        app.add_template_filter(getattr(time_zones, name), name)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(operator_api.blueprint)

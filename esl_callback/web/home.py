@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from esl_callback import alerts
 from esl_callback.callback import billing
 from esl_callback.models import Account, PhoneBookEntry
 from esl_callback.web import dial_in, history, inputs
@@ -17,7 +18,10 @@ FAVOURITES = 8
 
 
 def low_balance_threshold(account: Account, settings: Any) -> Decimal:
-    """Below this balance the home page says it is low (`billing.low_balance_threshold`)."""
+    """Below this balance the home page says it is low: the account's alert amount when it
+    set one in Settings, else the operator's `billing.low_balance_threshold`."""
+    if account.low_balance_alert is not None:
+        return Decimal(account.low_balance_alert)
     return Decimal(settings.billing.low_balance_threshold)
 
 
@@ -44,4 +48,6 @@ def overview(account_id: int, settings: Any) -> dict[str, Any]:
         "favourites": favourites,
         "dial_in": dial_in.numbers_to_dial(account_id, settings),
         "has_pin": account.pin_hash is not None,
+        "alert_by": account.low_balance_alert_by if account.low_balance_alert is not None else None,
+        "alerts_offered": alerts.channels_offered(settings),
     }

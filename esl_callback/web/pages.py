@@ -21,21 +21,28 @@ from flask import (
     url_for,
 )
 
+from esl_callback.callback import billing
+from esl_callback.models import Account
 from esl_callback.web import (
     account,
     auth,
+    balance_alerts,
     callbacks,
+    formats,
     history,
     inputs,
     phonebook,
+    prices,
+    quotes,
     sign_in_links,
     spent_tokens,
     sse,
+    time_zones,
     verification,
 )
 from esl_callback.web import home as home_figures
 from esl_callback.web.api import SAFE_METHODS, csv_response
-from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
+from esl_callback.web.errors import Conflict, Forbidden, Invalid, Unavailable, WebError
 from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
@@ -126,17 +133,53 @@ def home() -> Any:
 # -- calls ----------------------------------------------------------------------------------
 
 
-def call_choices(account_id: int) -> dict[str, Any]:
+def call_choices(account_id: int, settings: Any) -> dict[str, Any]:
     return {
         "numbers": [c.number for c in account.own_numbers(account_id)],
         "entries": phonebook.choices(account_id),
+        "charges_source": charges_leg_a(account_id, settings),
+        "min_digits": settings.numbers.min_length,
     }
+
+
+def priced(data: Any) -> dict[str, Any]:
+    """The quote of the call the form describes (`quotes.quote`); WebError if it cannot be."""
+    user = g.user
+    order = callbacks.read_order(data, user.default_callback_number, portal().settings.numbers)
+    return portal().run(quotes.quote, user.account_id, order, portal().settings)
+
+
+def refuse_unpriced(quote: dict[str, Any]) -> None:
+    """Forbidden, next to its field, for a call the quote says cannot be placed."""
+    if not quote["allowed"]:
+        reason = quote["refusal"]
+        raise Forbidden(prices.refusal_sentence(reason), field=prices.refusal_field(reason))
+
+
+@blueprint.get("/call/quote")
+def call_quote() -> Any:
+    """The price of the call being typed, as a fragment of the call form (app.js fetches it)."""
+    try:
+        quote = priced(request.args)
+    except WebError as exc:
+        return render_template("_quote.html", quote=None, error=exc)
+    refusal = None if quote["allowed"] else prices.refusal_sentence(quote["refusal"])
+    field = None if quote["allowed"] else prices.refusal_field(quote["refusal"])
+    return render_template(
+        "_quote.html",
+        quote=quote,
+        error=None,
+        refusal=refusal,
+        field=field,
+        steps=prices.billing_steps,
+        longest=portal().settings.billing.max_call_seconds,
+    )
 
 
 @blueprint.route("/call", methods=["GET", "POST"])
 def call() -> Any:
     user = g.user
-    choices = portal().run(call_choices, user.account_id)
+    choices = portal().run(call_choices, user.account_id, portal().settings)
     form = request.form if request.method == "POST" else request.args
     values = {
         "source": form.get("source") or user.default_callback_number or "",
@@ -149,6 +192,7 @@ def call() -> Any:
         if not first_submission():
             flash("That form had already been sent: the call it placed is listed here.")
             return redirect(url_for("pages.history_page"))
+        refuse_unpriced(priced(request.form))
         started = callbacks.start(portal(), user, request.form)
     except WebError as exc:
         return show("call.html", exc, form=values, **choices)
@@ -200,6 +244,33 @@ def cancel(request_id: int) -> Any:
     except (Conflict, Unavailable) as exc:  # another account's request stays "not found"
         flash(exc.message, "error")
     return redirect(url_for("pages.request_page", request_id=request_id))
+
+
+@blueprint.get("/rates")
+def rates() -> Any:
+    query = request.args.get("q", "")
+    try:
+        wanted = inputs.page_request(request.args, default_per_page=50)
+    except WebError as exc:
+        wanted, error = inputs.PageRequest(1, 50), exc
+    else:
+        error = None
+    settings = portal().settings
+    found = portal().run(prices.search, query, wanted, settings)
+    charges_source = portal().run(charges_leg_a, g.user.account_id, settings)
+    return show(
+        "rates.html",
+        error,
+        result=found,
+        currency=g.user.currency,
+        charges_source=charges_source,
+        steps=prices.billing_steps,
+    )
+
+
+def charges_leg_a(account_id: int, settings: Any) -> bool:
+    """Whether the account pays for the call to its own phone (`billing.charges_leg_a`)."""
+    return billing.charges_leg_a(Account.get_by_id(account_id), settings.billing)
 
 
 # -- phone book -----------------------------------------------------------------------------
@@ -329,23 +400,42 @@ def phonebook_export() -> Any:
 # -- history and payments -------------------------------------------------------------------
 
 
+def history_filter() -> history.HistoryFilter:
+    """The history page's filter from the query, days in the user's time zone."""
+    zone = time_zones.current_name()
+    return history.read_page_filter(request.args, zone, time_zones.today(zone))
+
+
 @blueprint.get("/history")
 def history_page() -> Any:
     try:
-        wanted = history.read_filter(request.args)
+        wanted = history_filter()
         page_request = inputs.page_request(request.args)
     except WebError as exc:
-        wanted, page_request, error = history.HistoryFilter(), inputs.PageRequest(), exc
+        zone = time_zones.current_name()
+        wanted = history.HistoryFilter(period="all", zone=zone)
+        page_request, error = inputs.PageRequest(), exc
     else:
         error = None
-    found = portal().run(history.page, g.user.account_id, wanted, page_request)
-    return show("history.html", error, found=found, wanted=wanted)
+    found = portal().run(history.view, g.user.account_id, wanted, page_request)
+    return show(
+        "history.html",
+        error,
+        view=found,
+        found=found.found,
+        wanted=wanted,
+        periods=history.PERIODS,
+        outcomes=history.OUTCOMES,
+        days=history.days_words,
+        zone_chosen=time_zones.chosen_zone() is not None,
+    )
 
 
 @blueprint.get("/history/export.csv")
 def history_export() -> Any:
-    wanted = history.read_filter(request.args)
-    return csv_response(portal().run(history.export_csv, g.user.account_id, wanted), "history.csv")
+    wanted = history_filter()
+    exported = portal().run(history.export_calls_csv, g.user.account_id, wanted)
+    return csv_response(exported, "calls.csv")
 
 
 def payments_page(error: WebError | None = None) -> Any:
@@ -377,18 +467,30 @@ def redeem_voucher() -> Any:
 
 
 def settings_context(account_id: int, user_id: int) -> dict[str, Any]:
+    settings = portal().settings
     return {
+        "check_is_charged": charges_leg_a(account_id, settings),
         "overview": account.overview(account_id),
         "verifications": [
             verification.describe(v) for v in verification.open_verifications(account_id)
         ],
         "tokens": auth.tokens(user_id),
+        "alert": balance_alerts.describe(account_id, settings),
+    }
+
+
+def preferences_context() -> dict[str, Any]:
+    """What Settings' time zone and low-balance alert forms show (_preferences.html)."""
+    return {
+        "zones": time_zones.all_zones(),
+        "chosen_zone": time_zones.chosen_zone(),
+        "browser_zone": time_zones.browser_zone(),
     }
 
 
 def settings_page(error: WebError | None = None, **extra: Any) -> Any:
     context = portal().run(settings_context, g.user.account_id, g.user.id)
-    return show("settings.html", error, **context, **extra)
+    return show("settings.html", error, **context, **preferences_context(), **extra)
 
 
 @blueprint.get("/settings")
@@ -474,6 +576,49 @@ def settings_end_other_sessions() -> Any:
     auth.start_session(portal().run(auth.end_other_sessions, g.user.id))
     flash("You have been logged out everywhere else: only this browser is still logged in.")
     return redirect(url_for("pages.settings"))
+
+
+@blueprint.post("/settings/time-zone")
+def settings_time_zone() -> Any:
+    raw = request.form.get("time_zone") or ""
+    if raw and time_zones.valid(raw) is None:
+        return settings_page(Invalid("Choose a time zone from the list.", field="time_zone"))
+    portal().run(time_zones.store, g.user.id, raw or None)
+    g.pop("chosen_time_zone", None)
+    if raw:
+        flash(f"Times are now shown in {raw}.")
+    else:
+        flash(f"Times are now shown in your browser's time zone ({time_zones.current_name()}).")
+    return redirect(url_for("pages.settings", _anchor="time-zone"))
+
+
+@blueprint.post("/settings/alert")
+def settings_alert() -> Any:
+    account_id = g.user.account_id
+    current = portal().run(balance_alerts.describe, account_id, portal().settings)
+    try:
+        choice = balance_alerts.read(
+            request.form, current["currency"], current["offered"], bool(current["number"])
+        )
+    except WebError as exc:
+        return settings_page(exc, alert_form=request.form)
+    portal().run(balance_alerts.store, account_id, choice)
+    if choice.threshold is None:
+        flash("Low-balance alerts are off.")
+    else:
+        below = amount(choice.threshold, current["currency"])
+        to = choice.email if choice.email else f"your number {formats.phone(current['number'])}"
+        way = "e-mail" if choice.email else "text"
+        flash(
+            f"We will {way} {to} when a call takes your balance below {below}."
+            + (
+                " It is below that now: the alert goes the next time it drops below, after a "
+                "top-up."
+                if current["balance"] < choice.threshold
+                else ""
+            )
+        )
+    return redirect(url_for("pages.settings", _anchor="alert"))
 
 
 @blueprint.post("/settings/token")

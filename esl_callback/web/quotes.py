@@ -20,7 +20,7 @@ from typing import Any
 from esl_callback.callback import billing, policy, status
 from esl_callback.callback.allowance import head_starts
 from esl_callback.callback.rating import RateSnapshot
-from esl_callback.models import Account
+from esl_callback.models import Account, Rate
 from esl_callback.web.callbacks import CallbackOrder, check_account_and_source
 
 amount = status.amount
@@ -30,8 +30,10 @@ def describe_rate(rate: RateSnapshot | None) -> dict[str, Any] | None:
     """A leg's rate: per minute, connect fee, and how seconds are billed (minimum, increment)."""
     if rate is None:
         return None
+    row = Rate.get_or_none(Rate.prefix == rate.prefix)
     return {
         "prefix": rate.prefix,
+        "description": row.description if row is not None else "",
         "price_per_minute": amount(rate.price_per_minute),
         "connect_fee": amount(rate.connect_fee),
         "minimum": rate.minimum,

@@ -44,6 +44,9 @@ ANSWERS = "15550002001"  # answers after 2 s, talks 5 s, hangs up
 BUSY = "15550002004"
 SILENT = "15550002003"  # rings and never answers
 CAROL = "15550001003"  # carol's phone: answers after 1 s and stays on the line
+DAVE = "15550001004"  # dave's phone (no virtual phone: his calls are seeded)
+DAVE_CHECKED = "15550001099"  # a number dave checked
+DENIED_PREFIX = "1900"  # premium numbers: never called (billing.deny_prefixes)
 
 PHONES = {
     SOURCE: {"answer_after": 1},
@@ -58,7 +61,12 @@ def seed(url: str) -> None:
     database = Database(url)
     database.init()
     billing.import_rates(
-        [RateRow(RateSnapshot("1", Decimal("0.12"), Decimal(0), 1, 1), "North America", 0)],
+        [
+            RateRow(RateSnapshot("1", Decimal("0.12"), Decimal(0), 1, 1), "North America", 0),
+            RateRow(
+                RateSnapshot("44", Decimal("0.05"), Decimal("0.10"), 60, 60), "United Kingdom", 0
+            ),
+        ],
         replace=True,
     )
     for name, number, paid in (("alice", SOURCE, "10"), ("bob", "15550001002", "5")):
@@ -66,6 +74,7 @@ def seed(url: str) -> None:
         billing.add_payment(account, paid, f"voucher {name.upper()}-2025")
         accounts.add_web_user(account, name, PASSWORD)
     seed_carol()
+    seed_dave()
     database.close()
 
 
@@ -120,6 +129,59 @@ def seed_carol() -> None:
         start += timedelta(hours=1)
 
 
+def seed_dave() -> None:
+    """dave: a history over two months (days in UTC): calls to Mary (in his phone book),
+    a busy line, a number check."""
+    from datetime import datetime
+
+    from esl_callback.callback.requests import State, create
+    from esl_callback.models import Leg, PhoneBookEntry
+
+    dave = accounts.create_account("dave", default_callback_number=DAVE)
+    billing.add_payment(dave, "20", "voucher DAVE-2025")
+    accounts.add_web_user(dave, "dave", PASSWORD)
+    PhoneBookEntry.create(account=dave, name="Mary Jones", number=ANSWERS)
+    for at, mode, destination, billsec, cause in (
+        (datetime(2025, 3, 14, 9, 30), "source_first", ANSWERS, 83, "NORMAL_CLEARING"),
+        (datetime(2025, 3, 14, 10, 45), "source_first", BUSY, 0, "USER_BUSY"),
+        (datetime(2025, 3, 15, 8, 0), "verify", None, 12, "NORMAL_CLEARING"),
+        (datetime(2025, 4, 2, 22, 30), "simultaneous", ANSWERS, 30, "NORMAL_CLEARING"),
+    ):
+        check = mode == "verify"
+        state = State.FAILED if cause == "USER_BUSY" else State.COMPLETED
+        request = create(
+            trigger="web",
+            method="web",
+            account=dave,
+            mode=mode,
+            source=DAVE_CHECKED if check else DAVE,
+            destination=destination,
+            state=state,
+            failure_cause="USER_BUSY" if state == State.FAILED else None,
+        )
+        request.created_at = at
+        request.save()
+        legs = (("a", DAVE_CHECKED),) if check else (("a", DAVE), ("b", destination))
+        for role, number in legs:
+            talked = billsec if role == "b" or check else billsec + 4 if billsec else 6
+            answered = role == "a" or billsec > 0
+            start = at if role == "a" else at + timedelta(seconds=4)
+            Leg.create(
+                request=request,
+                leg=role,
+                uuid=f"seed-{request.id}-{role}",
+                number=number,
+                state="hung_up",
+                created_at=start,
+                answered_at=start + timedelta(seconds=2) if answered else None,
+                ended_at=start + timedelta(seconds=2 + talked),
+                billsec=talked if answered else 0,
+                hangup_cause=cause if role == "b" else "NORMAL_CLEARING",
+                billed=True,
+                cost=Decimal("0.002") * talked if answered else Decimal(0),
+            )
+
+
 SECRET = "p" * 40
 
 
@@ -133,6 +195,9 @@ def settings_for(directory: Path, switch_port: int | None, branding: dict) -> ob
         "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
         "sms": {"enabled": True, "numbers": ["+1 555 000 9999"]},
         "branding": branding,
+        "billing": {"deny_prefixes": [DENIED_PREFIX]},
+        # Low-balance alerts are offered by e-mail (no test here lets one be sent).
+        "email": {"smtp_host": "127.0.0.1", "smtp_port": free_port(), "security": "none"},
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}

@@ -406,10 +406,10 @@ def test_a_source_first_callback_goes_live_from_ringing_to_completed(
     assert balance != "10.00 EUR" and balance.endswith(" EUR")
 
     open_menu(page).get_by_role("link", name="History").click()
-    record = page.locator(".card").first
-    expect(record).to_contain_text("Call to +1 555-000-2001")
-    expect(record).to_contain_text("ended")
-    expect(record.locator(".summary")).to_contain_text(cost.removesuffix(" EUR"))
+    record = page.locator("table.calls tbody tr").first
+    expect(record.locator('[data-label="Call"]')).to_have_text("+1 555-000-2001")
+    expect(record.locator('[data-label="Outcome"]')).to_have_text("Connected")
+    expect(record.locator('[data-label="Cost"]')).to_have_text(cost)
     check_page_is_usable(page)
     screenshot(page, "history")
 
@@ -486,4 +486,4 @@ def test_a_callback_placed_on_the_portal_run_alone_goes_live_to_completed(
     balance = page.locator("#balance").inner_text()
     assert balance != "10.00 EUR" and balance.endswith(" EUR")
     open_menu(page).get_by_role("link", name="History").click()
-    expect(page.locator(".card").first).to_contain_text("Call to +1 555-000-2001")
+    expect(page.locator("table.calls tbody tr").first).to_contain_text("+1 555-000-2001")

@@ -267,7 +267,9 @@ def test_the_call_page_shows_errors_next_to_the_field(client: FlaskClient, logge
     assert response.status_code == 422
     assert 'id="destination-error"' in response.text
     assert "That number has letters in it" in response.text
-    assert 'aria-invalid="true" aria-describedby="destination-error' in response.text
+    field = re.search(r'<input id="destination"[^>]*>', response.text).group(0)
+    assert 'aria-describedby="destination-hint quote destination-error"' in field
+    assert 'aria-invalid="true"' in field and "autofocus" in field
 
 
 def test_the_call_page_takes_the_destination_from_a_link(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+import re
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,8 @@ from web_helpers import User
 
 from esl_callback.callback import billing, requests
 from esl_callback.callback.requests import State
-from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.models import Account, CallbackRequest, Leg, PhoneBookEntry
+from esl_callback.web.history import days_words, period_days
 
 DAY = datetime(2025, 3, 14, 9, 30)
 
@@ -202,18 +204,157 @@ def test_history_csv_has_one_line_per_leg(client: FlaskClient, alice: User) -> N
     assert rows[0]["request_cost"] == "0.4000" and rows[0]["duration_seconds"] == "60"
 
 
-def test_the_history_page_shows_calls_and_links_to_filtered_csv(
+def number_check(user: User, number: str, at: datetime, *, checked: bool = True) -> None:
+    """A number check (verification call) of `number`, answered and keyed, or unanswered."""
+    request = requests.create(
+        trigger="web", method="web", account=user.account, mode="verify", source=number
+    )
+    CallbackRequest.update(created_at=at).where(CallbackRequest.id == request.id).execute()
+    Leg.create(
+        request=request.id,
+        leg="a",
+        uuid=f"{request.id}-a",
+        number=number,
+        created_at=at,
+        answered_at=at + timedelta(seconds=3) if checked else None,
+        ended_at=at + timedelta(seconds=20),
+        billsec=17 if checked else 0,
+        billed=True,
+        cost=Decimal("0.02" if checked else 0),
+        hangup_cause="NORMAL_CLEARING" if checked else "NO_ANSWER",
+        state="hung_up",
+    )
+    requests.advance(request.id, State.CALLING_SOURCE)
+    if checked:
+        requests.advance(request.id, State.IN_IVR)
+        requests.advance(request.id, State.COMPLETED)
+    else:
+        requests.advance(request.id, State.FAILED, failure_cause="NO_ANSWER")
+
+
+def rows_of(html: str) -> list[str]:
+    """The history table's rows as text, one line each."""
+    rows = re.findall(r'<tr class="call[^"]*"[^>]*>(.*?)</tr>', html, re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", row).split()) for row in rows]
+
+
+def test_the_history_page_is_a_table_in_the_users_time_zone_with_names_and_outcomes(
     client: FlaskClient, logged_in: str, alice: User
 ) -> None:
-    finished_call(alice, "4989333333", DAY, busy=True)
-    page = client.get("/history?number=4989")
+    PhoneBookEntry.create(account=alice.account, name="Mary Jones", number="4940222222")
+    finished_call(alice, "4940222222", DAY)  # 09:30 UTC: 10:30 in Berlin
+    finished_call(alice, "4989333333", DAY + timedelta(hours=1), busy=True)
+    number_check(alice, "4930999999", DAY + timedelta(hours=2))
+    client.set_cookie("tz", "Europe/Berlin")  # the browser's zone, as app.js writes it
+    page = client.get("/history")
     assert page.status_code == 200
-    assert "4930111111 → 4989333333" in page.text
-    assert "busy" in page.text and "0.10 EUR" in page.text
-    assert 'href="/history/export.csv?number=4989"' in page.text
-    csv_text = client.get("/history/export.csv?number=4989").text
-    assert "4989333333" in csv_text
-    assert "No calls match the filter." in client.get("/history?number=4940").text
+    assert rows_of(page.text) == [
+        "14 Mar 2025, 12:30 Number check of +49 30 999999 Number checked \N{EN DASH} 0.02 EUR "
+        "Details of the number check, 14 Mar 2025, 12:30",
+        "14 Mar 2025, 11:30 +49 89 333333 Busy \N{EN DASH} 0.10 EUR Details of the call to "
+        "+49 89 333333, 14 Mar 2025, 11:30 Call again +49 89 333333",
+        "14 Mar 2025, 10:30 Mary Jones +49 40 222222 Connected 01:00 0.40 EUR Details of the "
+        "call to Mary Jones, 14 Mar 2025, 10:30 Call again Mary Jones",
+    ]
+    assert "→ ?" not in page.text
+    assert "Days and times in Europe/Berlin, your browser's time zone" in page.text
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.text).split())
+    assert "2 calls, 1 connected, 1 min 00 s talked; 1 number check: 0.52 EUR in all." in text
+
+
+def test_the_history_page_filters_by_period_and_outcome_with_totals_per_day(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    finished_call(alice, "4940222222", DAY)
+    finished_call(alice, "4989333333", DAY + timedelta(hours=1), busy=True)
+    finished_call(alice, "4989444444", DAY + timedelta(days=1))
+    finished_call(alice, "4989555555", DAY + timedelta(days=40))
+    number_check(alice, "4930999999", DAY + timedelta(days=1), checked=False)
+
+    def shown(**args: str) -> list[str]:
+        html = client.get("/history", query_string=args).text
+        return [row.split(" ")[4] for row in rows_of(html)]
+
+    days = {"period": "custom", "from": "2025-03-14", "to": "2025-03-15"}
+    assert shown(**days) == ["Number", "+49", "+49", "+49"]
+    assert shown(**days, outcome="connected") == ["+49", "+49"]
+    assert shown(**days, outcome="busy") == ["+49"]
+    assert shown(**days, outcome="checks") == ["Number"]
+    assert shown(**{"from": "2025-04-01"}) == ["+49"]  # dates alone: those days
+    page = client.get("/history", query_string={**days, "outcome": "calls"}).text
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "The chosen days: 14 \N{EN DASH} 15 Mar 2025" in text
+    assert "3 calls, 2 connected, 2 min 00 s talked: 0.90 EUR in all." in text
+    assert "Per day" in text
+    assert "Sat 15 Mar 2025 1 1 1 min 00 s 0.40 EUR" in text
+    assert "Fri 14 Mar 2025 2 1 1 min 00 s 0.50 EUR" in text
+    everything = " ".join(re.sub(r"<[^>]+>", " ", client.get("/history").text).split())
+    assert "April 2025 1 1 1 min 00 s 0.40 EUR" in everything  # all time: per month
+    assert "March 2025 3 + 1 check 2 2 min 00 s 0.90 EUR" in everything
+    assert shown(period="today") == []
+    assert "No calls match the filter." in client.get("/history?period=today").text
+
+
+def test_the_named_periods_end_today_in_the_users_time_zone() -> None:
+    today = date(2026, 3, 10)
+    assert period_days("today", today, None, None) == (today, today)
+    assert period_days("7d", today, None, None) == (date(2026, 3, 4), today)
+    assert period_days("month", today, None, None) == (date(2026, 3, 1), today)
+    assert period_days("last_month", today, None, None) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert period_days("year", today, None, None) == (date(2026, 1, 1), today)
+    assert period_days("all", today, date(2026, 1, 5), None) == (None, None)
+    assert days_words(date(2026, 3, 1), date(2026, 3, 10)) == "1 \N{EN DASH} 10 Mar 2026"
+    assert days_words(date(2025, 12, 30), date(2026, 1, 2)) == "30 Dec 2025 \N{EN DASH} 2 Jan 2026"
+
+
+def test_the_history_csv_has_one_line_per_call_in_the_users_time_zone(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    PhoneBookEntry.create(account=alice.account, name="Mary Jones", number="4940222222")
+    finished_call(alice, "4940222222", DAY)
+    finished_call(alice, "4989333333", DAY + timedelta(hours=1), busy=True)
+    number_check(alice, "4930999999", DAY + timedelta(hours=2))
+    client.post(
+        "/settings/time-zone", data={"time_zone": "America/New_York", "csrf_token": logged_in}
+    )
+    page = client.get("/history?number=4989").text
+    assert 'href="/history/export.csv?number=4989"' in page
+    assert "Days and times in America/New_York, as set in" in page
+    exported = client.get("/history/export.csv")
+    assert exported.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [
+        (r["date"], r["time"], r["time_zone"], r["kind"], r["contact"], r["number"]) for r in rows
+    ] == [
+        ("2025-03-14", "07:30:00", "America/New_York", "number check", "", "+4930999999"),
+        ("2025-03-14", "06:30:00", "America/New_York", "call", "", "+4989333333"),
+        ("2025-03-14", "05:30:00", "America/New_York", "call", "Mary Jones", "+4940222222"),
+    ]
+    assert [(r["outcome"], r["talk_seconds"], r["cost"], r["currency"]) for r in rows] == [
+        ("Number checked", "0", "0.02", "EUR"),
+        ("Busy", "0", "0.10", "EUR"),
+        ("Connected", "60", "0.40", "EUR"),
+    ]
+    busy = client.get("/history/export.csv?outcome=busy").text
+    assert len(busy.splitlines()) == 2 and "+4989333333" in busy
+
+
+def test_a_calls_detail_page_shows_both_legs_to_the_second(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    request = finished_call(alice, "4940222222", DAY)
+    client.set_cookie("tz", "Europe/Berlin")
+    page = " ".join(re.sub(r"<[^>]+>", " ", client.get(f"/requests/{request.id}").text).split())
+    assert "Call to +49 40 222222" in page
+    assert "Your phone first, then the other · placed here · 14 Mar 2025, 10:30" in page
+    assert (
+        "Your phone +49 30 111111 hung up called at 10:30:00 · answered at 10:30:05 · ended at "
+        "10:31:15 · 01:10 on the line · 0.10 EUR charged" in page
+    )
+    assert (
+        "Number called +49 40 222222 hung up called at 10:30:05 · answered at 10:30:15 · ended "
+        "at 10:31:15 · 01:00 on the line · 0.30 EUR charged" in page
+    )
 
 
 def test_the_history_page_explains_a_bad_filter(client: FlaskClient, logged_in: str) -> None:
@@ -261,3 +402,36 @@ def test_the_account_endpoint_reports_balance_and_numbers(client: FlaskClient, a
         "EUR",
     )
     assert account["numbers"] == [{"number": "4930111111", "verified_at": None, "default": True}]
+
+
+def test_the_time_zone_is_chosen_in_settings_else_the_browsers_else_utc(
+    client: FlaskClient, logged_in: str, alice: User
+) -> None:
+    finished_call(alice, "4940222222", DAY)
+
+    def first_time() -> str:
+        return rows_of(client.get("/history").text)[0][:18]
+
+    assert first_time() == "14 Mar 2025, 09:30"  # UTC: the browser did not say
+    client.set_cookie("tz", "Not/AZone")
+    assert first_time() == "14 Mar 2025, 09:30"
+    client.set_cookie("tz", "Asia/Tokyo")
+    assert first_time() == "14 Mar 2025, 18:30"
+    settings = client.get("/settings").text
+    assert '<option value="" selected>Your browser\'s time zone (Asia/Tokyo)</option>' in settings
+    refused = client.post(
+        "/settings/time-zone", data={"time_zone": "Mars/Olympus", "csrf_token": logged_in}
+    )
+    assert refused.status_code == 422
+    assert 'id="time_zone-error">Choose a time zone from the list.' in refused.text
+    chosen = client.post(
+        "/settings/time-zone", data={"time_zone": "America/Sao_Paulo", "csrf_token": logged_in}
+    )
+    assert chosen.headers["Location"].endswith("/settings#time-zone")
+    assert first_time() == "14 Mar 2025, 06:30"
+    assert (
+        '<option value="America/Sao_Paulo" selected>America/Sao Paulo</option>'
+        in client.get("/settings").text
+    )
+    client.post("/settings/time-zone", data={"time_zone": "", "csrf_token": logged_in})
+    assert first_time() == "14 Mar 2025, 18:30"  # the browser's again

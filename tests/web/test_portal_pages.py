@@ -173,7 +173,11 @@ def test_every_page_passes_axe_has_24px_targets_and_a_visible_focus_ring(
         check(name)
     page.get_by_role("link", name=re.compile("^Edit")).first.click()
     check("phonebook-edit")
-    for name, path in (("payments", "/payments"), ("settings", "/settings")):
+    for name, path in (
+        ("payments", "/payments"),
+        ("rates", "/rates?q=49"),
+        ("settings", "/settings"),
+    ):
         page.goto(f"{portal}{path}")
         check(name)
     page.get_by_label("Number to add").fill(SILENT if size == "desktop" else "15550002004")
@@ -245,7 +249,7 @@ def test_on_a_desktop_the_menu_is_always_shown_and_there_is_no_menu_button(
     page.goto(f"{portal}/login")
     log_in(page, portal)
     expect(page.get_by_role("button", name="Menu")).to_be_hidden()
-    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(6)
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link")).to_have_count(7)
     expect(page.get_by_role("button", name="Log out carol")).to_be_visible()
     header = page.locator("header.top").bounding_box()
     assert header is not None and header["height"] <= PHONE_HEADER_PX

@@ -53,6 +53,7 @@ def test_a_quote_gives_the_rates_and_the_longest_call_as_the_first_hold_would(
     body = response.json
     rate = {
         "prefix": "49",
+        "description": "Germany",
         "price_per_minute": "0.6000",
         "connect_fee": "0.0000",
         "minimum": 1,

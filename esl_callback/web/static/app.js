@@ -90,4 +90,82 @@
   if (worker && "serviceWorker" in navigator) {
     navigator.serviceWorker.register(worker).catch(function () {});
   }
+
+  /* ==== Prices, history, time zone (#24, h-portal) ==== */
+
+  /* The call form: the price of the call being typed, from the server, before the click. */
+  function quoteAsYouType(form) {
+    var box = document.getElementById("quote");
+    var destination = form.elements.destination;
+    var minDigits = parseInt(form.getAttribute("data-min-digits"), 10) || 3;
+    var asked = 0;
+    var timer = null;
+
+    function ask() {
+      var digits = destination.value.replace(/[^0-9]/g, "");
+      var mine = ++asked;
+      if (digits.length < minDigits || destination.value.length > 40) {
+        box.replaceChildren();
+        return;
+      }
+      var query = new URLSearchParams();
+      query.set("destination", destination.value);
+      query.set("mode", (form.querySelector("input[name=mode]:checked") || {}).value || "");
+      if (form.elements.source && form.elements.source.value) {
+        query.set("source", form.elements.source.value);
+      }
+      fetch(form.getAttribute("data-quote") + "?" + query.toString(), {credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.text() : ""; })
+        .then(function (html) {
+          if (mine === asked) {
+            replaceWith(box, html);
+          }
+        })
+        .catch(function () { /* offline: the server checks again when the form is sent */ });
+    }
+
+    function soon() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(ask, 300);
+    }
+
+    destination.addEventListener("input", soon);
+    form.addEventListener("change", soon);
+    ask();
+  }
+
+  var callForm = document.getElementById("call-form");
+  if (callForm && callForm.hasAttribute("data-quote")) {
+    quoteAsYouType(callForm);
+  }
+
+  /* The browser's time zone, for the server to write times in until one is chosen in Settings
+     (time_zones.py). Set on every page, the login page too. */
+  try {
+    var browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (browserZone && /^[A-Za-z0-9_+\/-]{1,64}$/.test(browserZone)) {
+      document.cookie = "tz=" + browserZone +
+        "; path=/; max-age=31536000; SameSite=Lax" +
+        (window.location.protocol === "https:" ? "; Secure" : "");
+    }
+  } catch (ignored) { /* no Intl: the server says UTC */ }
+
+  /* The history filter: picking a day chooses "the dates below"; a named period clears them. */
+  var historyFilter = document.getElementById("history-filter");
+  if (historyFilter) {
+    var period = historyFilter.elements.period;
+    ["from", "to"].forEach(function (name) {
+      historyFilter.elements[name].addEventListener("change", function () {
+        if (this.value) {
+          period.value = "custom";
+        }
+      });
+    });
+    period.addEventListener("change", function () {
+      if (period.value !== "custom") {
+        historyFilter.elements.from.value = "";
+        historyFilter.elements.to.value = "";
+      }
+    });
+  }
 })();
