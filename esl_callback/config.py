@@ -1133,6 +1133,7 @@ class BrandingSettings:
         """Whether the logo is a file the portal serves (at /brand/logo), not a web address."""
         return self.logo is not None and not self.logo.startswith("https://")
 
+
 # An e-mail address as the portal accepts one (also in "Name <address>" form for a sender).
 EMAIL_ADDRESS = r"[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 _FROM = _text(

@@ -79,7 +79,7 @@ MIGRATION_8 = (
     "numbers"
 )
 MIGRATION_9 = "applied 9: accounts' low-balance alerts (e-mail or SMS)"
-LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9]  # the migrations after 6, which every upgrade below applies
+LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9]  # after 6: every upgrade below applies them
 
 
 def drop_version_5_columns(db: Database) -> None:
