@@ -72,6 +72,7 @@ MIGRATION_3 = "applied 3: index lookups that read all history (by account, node,
 MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use forms"
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
 MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
+MIGRATION_7 = "applied 7: switch CDRs: what mod_json_cdr posted, one row per channel"
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -82,7 +83,12 @@ def drop_version_5_columns(db: Database) -> None:
 
 
 def drop_version_6_table(db: Database) -> None:
+    drop_version_7_table(db)
     db.peewee.execute_sql("DROP TABLE voucher")
+
+
+def drop_version_7_table(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE switch_cdr")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -115,9 +121,10 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         MIGRATION_4,
         MIGRATION_5,
         MIGRATION_6,
+        MIGRATION_7,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 6
+    assert db.schema_version() == 7
     assert Account.get().name == "alice"
 
 
@@ -127,7 +134,7 @@ def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Data
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(history_indexes(db))
-    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7]
     assert all(history_indexes(db))
 
 
@@ -162,7 +169,7 @@ class SpentTokenChangedLater(BaseModel):
 def test_a_version_3_database_gets_the_table_of_spent_tokens_db_init_makes(db: Database) -> None:
     made_by_init = spent_token_schema(db)
     as_version_3(db)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7]
     assert SpentToken.select().count() == 0
     assert spent_token_schema(db) == made_by_init
 
@@ -173,7 +180,7 @@ def test_migration_4_creates_the_table_it_shipped_with_whatever_the_model_says_n
     shipped = spent_token_schema(db)
     as_version_3(db)
     monkeypatch.setattr(models, "SpentToken", SpentTokenChangedLater)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7]
     assert spent_token_schema(db) == shipped
 
 
@@ -184,7 +191,7 @@ def test_a_version_4_database_gets_credit_limits_and_operator_costs_and_keeps_it
     billing.add_payment(alice, "12.50", "voucher 1")
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 4")
-    assert db.upgrade() == [MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_5, MIGRATION_6, MIGRATION_7]
     account = Account.get()
     assert (account.balance, account.credit_limit, account.floor) == (
         Decimal("12.5"),
@@ -208,8 +215,25 @@ def test_a_version_5_database_gets_the_voucher_table_db_init_makes(db: Database)
     made_by_init = voucher_schema(db)
     drop_version_6_table(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 5")
-    assert db.upgrade() == [MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_6, MIGRATION_7]
     assert voucher_schema(db) == made_by_init
+
+
+def switch_cdr_schema(db: Database) -> tuple[list, list, list]:
+    """switch_cdr's columns, primary key and indexes, as the database says."""
+    return (
+        db.peewee.get_columns("switch_cdr"),
+        db.peewee.get_primary_keys("switch_cdr"),
+        sorted(db.peewee.get_indexes("switch_cdr")),
+    )
+
+
+def test_a_version_6_database_gets_the_switch_cdr_table_db_init_makes(db: Database) -> None:
+    made_by_init = switch_cdr_schema(db)
+    drop_version_7_table(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 6")
+    assert db.upgrade() == [MIGRATION_7]
+    assert switch_cdr_schema(db) == made_by_init
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -66,6 +66,28 @@ class Reconciler:
             self.settle_orphan(bill.leg.request_id)
             self.dialer.notify(bill.leg.request_id)
 
+    def leg_billed_by_switch(self, leg_uuid: str, request_id: int | None) -> None:
+        """A leg was billed from the switch's CDR (callback/switch_cdr.py) before its hangup
+        reached us. A request without a flow (adopted, or left by a previous run) ends once
+        its legs are billed; a flow hears of it now if the leg's node is not connected (its
+        hangup will never come on this connection), else its hangup event is on its way."""
+        if request_id is None:
+            return
+        flow = self.dialer.flows.get(request_id)
+        if flow is None:
+            self.forget_adopted(request_id, leg_uuid)
+            self.settle_orphan(request_id)
+        else:
+            leg = flow.every_leg.get(leg_uuid)
+            if leg is not None and not leg.closed and not self.listening_to(leg.node):
+                flow.inbox.put(Inbox("lost", uuid=leg_uuid))
+        self.dialer.notify(request_id)
+
+    def listening_to(self, node_name: str) -> bool:
+        """Whether the node's events reach us now (its inbound connection is up)."""
+        node = next((n for n in self.dialer.nodes if n.name == node_name), None)
+        return node is not None and getattr(node, "connected", True)
+
     def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
         legs = self.adopted.get(request_id, {})
         legs.pop(leg_uuid, None)
@@ -80,7 +102,8 @@ class Reconciler:
         (`up_since`): a leg originated since then gets its events on this connection, and its
         channel may not exist yet when the switch lists them. A leg the switch no longer has
         ended while we were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and
-        billed nothing (its duration is unknown; the operator sees the cause). A leg still up
+        billed nothing (its duration is unknown; the operator sees the cause) until the switch's
+        CDR bills it (`billing.bill_from_switch`), unless that CDR billed it already. A leg still up
         whose flow is gone (we restarted) is adopted when bridged, so its hangup is billed,
         else hung up.
         """
@@ -114,8 +137,36 @@ class Reconciler:
                 node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
                 hung_up.append((leg_uuid, request_id))
             self.dialer.notify(request_id)
+        closed_here = {leg_uuid for leg_uuid, _, _ in open_legs}
+        self.tell_flows_of_billed_legs(node, channels - closed_here, closed_here)
         if hung_up:
             gevent.spawn_later(VANISH_CHECK_SECONDS, self.close_vanished, node, hung_up)
+
+    def tell_flows_of_billed_legs(
+        self, node: Node, channels: set[str], closed_here: set[str]
+    ) -> None:
+        """Flows waiting for the hangup of a leg that is gone from the switch but was billed
+        meanwhile (from the switch's CDR, while the connection was down): the hangup will
+        never come, so they hear the leg was lost."""
+        waiting = {
+            leg.uuid: flow
+            for flow in self.dialer.flows.values()
+            for leg in flow.every_leg.values()
+            if leg.node == node.name
+            and not leg.closed
+            and leg.uuid not in channels
+            and leg.uuid not in closed_here
+        }
+        if not waiting:
+            return
+        billed = self.db.run_until_done(
+            f"the legs of node {node.name} billed meanwhile", billed_among, list(waiting)
+        )
+        for leg_uuid in billed:
+            log.warning(
+                "leg %s ended while we were not listening; billed from the switch's CDR", leg_uuid
+            )
+            waiting[leg_uuid].inbox.put(Inbox("lost", uuid=leg_uuid))
 
     def close_vanished(self, node: Node, legs: list[tuple[str, int]], checks: int = 3) -> None:
         """Legs hung up by `reconcile` whose hangup never reached us: a channel already
@@ -170,6 +221,16 @@ def abandon_requests_without_legs() -> int:
 def unbilled(leg_uuid: str) -> bool:
     """Whether the leg's CDR is still open."""
     return Leg.select().where(Leg.uuid == leg_uuid, Leg.billed == False).exists()  # noqa: E712
+
+
+def billed_among(leg_uuids: list[str]) -> list[str]:
+    """Which of these legs are billed."""
+    return [
+        uuid
+        for (uuid,) in Leg.select(Leg.uuid)
+        .where(Leg.uuid.in_(leg_uuids), Leg.billed == True)  # noqa: E712
+        .tuples()
+    ]
 
 
 def parse_channels(reply: str) -> set[str]:

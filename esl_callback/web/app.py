@@ -14,7 +14,15 @@ from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import UNREACHABLE, Database, in_words
-from esl_callback.web import api, auth, operator_api, pages, sms_api, spent_tokens
+from esl_callback.web import (
+    api,
+    auth,
+    operator_api,
+    pages,
+    sms_api,
+    spent_tokens,
+    switch_cdr_api,
+)
 from esl_callback.web.errors import Unavailable, WebError
 from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
@@ -66,6 +74,7 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.register_blueprint(api.blueprint)
     app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(operator_api.blueprint)
+    app.register_blueprint(switch_cdr_api.blueprint)
     app.register_blueprint(pages.blueprint)
     proxies = settings.web.trusted_proxies
     if proxies:
@@ -86,11 +95,12 @@ class DatabaseId(IntegerConverter):
 
 def identify() -> None:
     """Who makes the request (None for no one); pages and API decide what that allows."""
-    # Gateways (sms_api) and the operator (operator_api) authenticate with their own
-    # credentials, never as a user.
+    # Gateways (sms_api), the operator (operator_api) and the switch (switch_cdr_api)
+    # authenticate with their own credentials, never as a user.
     skip = request.endpoint == "static" or request.blueprint in (
         sms_api.blueprint.name,
         operator_api.blueprint.name,
+        switch_cdr_api.blueprint.name,
     )
     g.user = None if skip else auth.resolve_user(portal())
 
