@@ -59,6 +59,7 @@ KNOWN_PUBLIC_SECRETS = {
     "CHANGE-ME-long-random-secret": "the placeholder of event_socket.conf.xml",
     "CHANGE-ME-esl-password-long-random": "the placeholder of directory/esl-callback.xml",
     "example-token-change-me-0000": "the example token of config.example.yaml",
+    "CHANGE-ME-cdr-password-long-random": "the placeholder of json_cdr.conf.xml",
 }
 GENERATE_SECRET = "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
 ROUTE_PLACEHOLDERS = ("number", "gateway")
@@ -1284,6 +1285,12 @@ def settings_from_mapping(data: Any, environ: Mapping[str, str] | None = None) -
         settings = _apply_environment(settings, os.environ if environ is None else environ, errors)
         for path, message in _public_gateway_tokens(settings):
             errors.add(_Where(path), message)
+        known = KNOWN_PUBLIC_SECRETS.get(settings.cdr.password)
+        if known is not None:
+            errors.add(
+                _Where("cdr.password"),
+                f"is {known}, which anyone can read: generate one (e.g. {GENERATE_SECRET})",
+            )
         if settings.cdr.enabled and not settings.cdr.password:
             errors.add(
                 _Where("cdr.password"),

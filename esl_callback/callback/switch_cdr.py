@@ -45,6 +45,7 @@ JSON, FORM, BASE64_FORM = (
     "application/x-www-form-urlencoded",
     "application/x-www-form-base64-encoded",
 )
+PATH = "/api/v1/switch/cdr"  # where the portal takes them (web/switch_cdr_api.py)
 MAX_UUID_LENGTH = 64  # switch_cdr.uuid, leg.uuid
 
 # What a CDR did (switch_cdr.outcome).

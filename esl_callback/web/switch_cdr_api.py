@@ -74,7 +74,7 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
-@blueprint.post("/switch/cdr")
+@blueprint.post(switch_cdr.PATH.removeprefix(PREFIX))
 def receive() -> Any:
     """One channel's CDR: store it, bill its leg if nothing has, answer what it did."""
     uuid = request.args.get("uuid")
