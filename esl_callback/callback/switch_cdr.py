@@ -30,7 +30,7 @@ import json
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from esl_callback import metrics
 from esl_callback.callback import billing
@@ -103,12 +103,31 @@ def document_text(body: bytes, content_type: str) -> str:
     if not text.startswith("cdr="):
         raise CdrError(f"a {content_type} body must be cdr=<the CDR>, as mod_json_cdr sends")
     value = text[len("cdr=") :]
-    if content_type == FORM:
-        return parse_qs(text, keep_blank_values=True).get("cdr", [""])[0]
+    if content_type == FORM:  # switch_url_encode: a space is %20, a + is %2B
+        return unquote(value)
     try:
         return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise CdrError("the cdr field is not base64 of UTF-8 JSON") from None
+
+
+def file_text(data: bytes) -> str:
+    """The JSON text of an err-log-dir file: the document and one LF, or, had encode been
+    true or base64, the encoded document without the `cdr=` of the POST."""
+    text = data.decode("utf-8", errors="strict").rstrip("\n")
+    if text.startswith("{"):
+        return text
+    if text.startswith("%7B"):
+        return unquote(text)
+    return document_text(f"cdr={text}".encode(), BASE64_FORM)
+
+
+def file_uuid(name: str) -> str | None:
+    """The channel UUID of an err-log-dir file name (<uuid>.cdr.json, a_<uuid>.cdr.json with
+    prefix-a-leg); None for a file mod_json_cdr did not name."""
+    if not name.endswith(".cdr.json"):
+        return None
+    return name.removesuffix(".cdr.json").removeprefix("a_")
 
 
 def parse(text: str, uuid: str | None = None) -> PostedCdr:
