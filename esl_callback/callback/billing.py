@@ -58,7 +58,7 @@ from esl_callback.statements import Insert, ListStatement, Statement, Upsert
 log = logging.getLogger(__name__)
 
 # The cause of a leg found gone after a reconnect, closed with billsec 0 (callback/reconcile.py)
-# until the switch's CDR bills it (`bill_from_switch`).
+# until a report of its real hangup (the switch's CDR) bills it (`close_leg`).
 LOST_CAUSE = "LOST_WHILE_DISCONNECTED"
 # The longest call one authorisation allows (and holds money for), whatever the balance.
 MAX_CALL_SECONDS = 4 * 3600
@@ -156,7 +156,7 @@ class LegBill:
     duplicate: bool  # the leg was billed before: nothing was debited this time
     balance: Decimal | None  # after the debit; None for a duplicate or a request without account
     operator_cost: Decimal = Decimal(0)  # what the leg cost at its rate that no account paid
-    corrected: bool = False  # it billed a leg closed LOST_WHILE_DISCONNECTED (bill_from_switch)
+    corrected: bool = False  # it billed a leg closed LOST_WHILE_DISCONNECTED (see close_leg)
 
 
 @dataclass(frozen=True)
@@ -643,9 +643,16 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
     rate and no account pays is its `operator_cost`: a leg before the PIN (its request has no
     account), a leg the account is not charged for, and whatever a debit would have taken below
     the account's floor (the debit stops there: no account ends below it). The debit, the CDR
-    and (for the request's last open leg) the release of its hold are one transaction. A
-    hangup reported again returns the first result with `duplicate` set (it only fills in who
-    hung up, when the first report could not tell); an unknown UUID returns None.
+    and (for the request's last open leg) the release of its hold are one transaction, on the
+    leg's locked row: whichever of the hangup event, the reconciler and the switch's CDR
+    (callback/switch_cdr.py) reports it first, the others see what it did.
+
+    A leg the reconciler closed as LOST_WHILE_DISCONNECTED (it ended while no controller
+    listened; billed nothing) is billed by the first real report of its hangup that comes
+    later, usually the switch's CDR; its cause is then no longer LOST_WHILE_DISCONNECTED, so
+    this happens once. Any other hangup reported again returns the first result with
+    `duplicate` set (it only fills in who hung up, when the first report could not tell); an
+    unknown UUID returns None.
     """
     with database_proxy.transaction():
         leg = _LEG_BY_UUID_LOCKED.object(Leg, uuid=hangup.uuid)
@@ -654,29 +661,10 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
                 "leg %s: hangup %s for a leg we never opened; ignored", hangup.uuid, hangup.cause
             )
             return None
-        if leg.billed:
+        lost = leg.hangup_cause == LOST_CAUSE and hangup.cause != LOST_CAUSE
+        if leg.billed and not lost:
             return _duplicate(leg, hangup)
         return _bill(leg, hangup, settings)
-
-
-def bill_from_switch(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
-    """Bill a leg from the switch's own CDR (callback/switch_cdr.py), once per leg UUID.
-
-    An open leg is closed as `close_leg` closes it. A leg the reconciler closed as
-    LOST_WHILE_DISCONNECTED (it ended while no controller listened, billed nothing) is billed
-    now with the switch's billsec and cause, under the same rules (rate, floor, operator cost);
-    its cause is no longer LOST_WHILE_DISCONNECTED afterwards, so this happens once. Any other
-    billed leg is a duplicate and changes nothing. The leg's row is locked first, as
-    `close_leg` locks it: whichever of the event path, the reconciler and the CDR comes first,
-    the others see what it did.
-    """
-    with database_proxy.transaction():
-        leg = _LEG_BY_UUID_LOCKED.object(Leg, uuid=hangup.uuid)
-        if leg is None:
-            return None
-        if not leg.billed or leg.hangup_cause == LOST_CAUSE:
-            return _bill(leg, hangup, settings)
-        return _duplicate(leg, hangup)
 
 
 def _duplicate(leg: Leg, hangup: Hangup) -> LegBill:

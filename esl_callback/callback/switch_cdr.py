@@ -8,7 +8,7 @@ sends it again (`esl-callback cdr import` reads those files). So the same CDR ma
 times, and the CDR of a leg usually arrives just before its hangup event.
 
 Each CDR is stored once per channel UUID (`models.SwitchCdr`, counted per delivery) and billed
-through `billing.bill_from_switch`, which locks the leg's row: an open leg (its hangup not seen:
+through `billing.close_leg`, which locks the leg's row: an open leg (its hangup not seen:
 the ESL connection was cut, or its event is a few milliseconds behind) is billed with the
 switch's billsec, a leg closed LOST_WHILE_DISCONNECTED is billed now (it cost 0), a leg billed
 already is left alone (a billsec that differs from the billed one is logged and counted), and a
@@ -36,7 +36,7 @@ from esl_callback import metrics
 from esl_callback.callback import billing
 from esl_callback.callback.flow import uepoch
 from esl_callback.db import database_proxy, utcnow
-from esl_callback.models import SwitchCdr
+from esl_callback.models import Leg, SwitchCdr
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,8 @@ def apply(cdr: PostedCdr, settings: billing.BillingSettings) -> Outcome:
     """Store one delivery of a CDR and bill its leg from it if nothing billed it with the
     switch's figures yet; one transaction (see the module's docstring)."""
     with database_proxy.atomic():
-        bill = billing.bill_from_switch(cdr.hangup, settings)
+        ours = Leg.select(Leg.id).where(Leg.uuid == cdr.uuid).exists()
+        bill = billing.close_leg(cdr.hangup, settings) if ours else None
         outcome = _outcome(cdr, bill)
         now = utcnow()
         stored = SwitchCdr.get_or_none(SwitchCdr.uuid == cdr.uuid)
