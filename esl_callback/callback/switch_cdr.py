@@ -111,6 +111,21 @@ def document_text(body: bytes, content_type: str) -> str:
         raise CdrError("the cdr field is not base64 of UTF-8 JSON") from None
 
 
+def read_post(body: bytes, content_type: str, uuid: str) -> PostedCdr:
+    """The CDR of a POST body (see `document_text` and `parse`)."""
+    text = document_text(body, content_type)
+    try:
+        return parse(text, uuid)
+    except CdrError as exc:
+        if content_type != FORM:
+            raise
+        raise CdrError(
+            f"{exc}; with encode=true mod_json_cdr does not encode the %XX its encode-values "
+            "put in the values, which then break the JSON: set encode to false in "
+            "json_cdr.conf.xml"
+        ) from None
+
+
 def file_text(data: bytes) -> str:
     """The JSON text of an err-log-dir file: the document and one LF, or, had encode been
     true or base64, the encoded document without the `cdr=` of the POST."""

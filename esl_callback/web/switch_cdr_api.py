@@ -81,8 +81,7 @@ def receive() -> Any:
     if not uuid:
         raise WebError("no ?uuid=: mod_json_cdr appends ?uuid=<channel uuid> to its url")
     try:
-        text = switch_cdr.document_text(request.get_data(cache=False), request.mimetype)
-        cdr = switch_cdr.parse(text, uuid)
+        cdr = switch_cdr.read_post(request.get_data(cache=False), request.mimetype, uuid)
     except switch_cdr.CdrError as exc:
         log.error("switch CDR %s from %s refused: %s", uuid, request.remote_addr, exc)
         raise WebError(f"CDR {uuid}: {exc}") from None
