@@ -28,6 +28,7 @@ import base64
 import json
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -185,7 +186,8 @@ class Poster:
         self.sim = sim
         self.config = config
         self.url_index = 0
-        self.posted: list[tuple[str, int]] = []  # (uuid, status) of every attempt
+        # (uuid, status) of the latest attempts, for tests and the curious
+        self.posted: deque[tuple[str, int]] = deque(maxlen=10_000)
 
     def report(self, ch: Channel) -> None:
         """The on_reporting handler: post the channel's CDR, with retries, else back it up."""
