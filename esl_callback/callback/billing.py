@@ -15,7 +15,8 @@ The money of one callback request:
    the maximum duration it returns. A new authorisation of the same request replaces its hold.
 2. `open_leg(authorisation, "a" | "b", uuid)` as a leg is originated stores its CDR row with the
    rate in force copied onto it: rate changes during the call do not apply to it.
-3. `close_leg(hangup, settings)` on CHANNEL_HANGUP_COMPLETE computes the cost from that copy,
+3. `close_leg(hangup, settings)` on CHANNEL_HANGUP_COMPLETE, or on the switch's own CDR
+   (callback/switch_cdr.py), whichever comes first, computes the cost from that copy,
    debits the account and marks the CDR billed in one transaction, once per leg UUID. When the
    request has no open leg left its hold is released; `release_reservations` releases it for a
    request that ends before or without legs.
