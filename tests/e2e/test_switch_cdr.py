@@ -151,6 +151,31 @@ class Answer:
     json: Any
 
 
+def test_with_the_connection_up_the_cdr_that_comes_first_bills_and_the_call_ends_as_usual(
+    cdr_platform, alice: Account
+) -> None:
+    """mod_json_cdr posts before CHANNEL_HANGUP_COMPLETE reaches ESL: the CDR bills the leg,
+    the hangup event then finds it billed (and adds who hung up)."""
+    p = cdr_platform()
+    witness = SwitchRecord(p)
+    try:
+        p.trigger(CALLER, ANI_ACCESS)
+        request = p.wait_request()
+        p.wait_idle()
+        legs = p.legs(request.id)
+        wait_until(lambda: all(leg.uuid in witness.completed for leg in legs), "the hangups")
+    finally:
+        witness.connection.stop()
+    assert (request.state, request.failure_cause) == ("completed", None)
+    assert [[leg.billsec] for leg in legs] == [witness.completed[leg.uuid] for leg in legs]
+    assert [leg.cost for leg in legs] == [cost(leg, leg.billsec) for leg in legs]
+    assert all(leg.hangup_by for leg in legs)  # from the hangup events, after the CDRs billed
+    stored = SwitchCdr.select().where(SwitchCdr.uuid.in_([leg.uuid for leg in legs]))
+    assert [(c.outcome, c.deliveries) for c in stored] == [("billed", 1)] * 2
+    assert Account.get_by_id(alice.id).balance == 10 - sum(leg.cost for leg in legs)
+    assert billing.audit(alice).balanced
+
+
 def test_legs_that_end_while_the_esl_connection_is_cut_are_billed_from_the_switchs_cdr(
     cdr_platform, relays: list[CuttableRelay], alice: Account
 ) -> None:
