@@ -339,7 +339,7 @@ class SwitchCdr(BaseModel):
     billsec = pw.IntegerField()
     hangup_cause = pw.CharField(max_length=64)
     outcome = pw.CharField(max_length=16)
-    body = pw.TextField()  # the JSON document, its values URL-decoded
+    body = pw.TextField()  # the JSON document as received (values as the switch encoded them)
     received_at = pw.DateTimeField(default=utcnow)
     deliveries = pw.IntegerField(default=1)
     last_received_at = pw.DateTimeField(default=utcnow)
