@@ -21,6 +21,7 @@ Secrets may come from the environment instead of the file (the environment wins)
     ESL_CALLBACK_ESL_PASSWORD            freeswitch.nodes[*].password, every node
     ESL_CALLBACK_NODE_<NAME>_PASSWORD    the password of the node named <name> (wins over the above)
     ESL_CALLBACK_SMS_GATEWAY_<NAME>_TOKEN  sms.gateways[*].token of the gateway named <name>
+    ESL_CALLBACK_CDR_PASSWORD            cdr.password
 
 <NAME> is the node or gateway name in upper case with "-" written as "_" (node "fs-1":
 ESL_CALLBACK_NODE_FS_1_PASSWORD). A per-name variable that matches no node or gateway is an error.
@@ -59,6 +60,7 @@ KNOWN_PUBLIC_SECRETS = {
     "CHANGE-ME-long-random-secret": "the placeholder of event_socket.conf.xml",
     "CHANGE-ME-esl-password-long-random": "the placeholder of directory/esl-callback.xml",
     "example-token-change-me-0000": "the example token of config.example.yaml",
+    "CHANGE-ME-cdr-password-long-random": "the placeholder of json_cdr.conf.xml",
 }
 GENERATE_SECRET = "`python3 -c 'import secrets; print(secrets.token_hex(32))'`"
 ROUTE_PLACEHOLDERS = ("number", "gateway")
@@ -1158,6 +1160,39 @@ class EmailSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CdrSettings:
+    """The switch's CDRs: FreeSWITCH's mod_json_cdr posts each channel's CDR to the portal's
+    /api/v1/switch/cdr (callback/switch_cdr.py); `esl-callback freeswitch files` writes its
+    json_cdr.conf.xml from these settings."""
+
+    enabled: Annotated[bool, _boolean()] = False
+    username: Annotated[str, _NAME] = "freeswitch"
+    password: Annotated[
+        str,
+        _text(r"(?:[!-~]{16,})?", "a password of at least 16 printable ASCII characters"),
+        _SECRET,
+    ] = ""
+    # The portal's address as the switch reaches it; None: http://<web.bind>:<web.port>.
+    url: Annotated[
+        str | None,
+        _optional(
+            _checked(
+                "the http:// or https:// address the switch reaches the portal at, such as "
+                "http://192.0.2.10:8080 (nothing after the port)",
+                _is_base_url,
+            )
+        ),
+    ] = None
+    # Where mod_json_cdr writes a CDR it could not post (esl-callback cdr import reads them).
+    err_log_dir: Annotated[str, _text(r"/[^\x00-\x1f\x7f\"<>&]*", "an absolute directory path")] = (
+        "/var/log/freeswitch/json_cdr"
+    )
+    retries: Annotated[int, _integer(0, 20)] = 3
+    delay_seconds: Annotated[int, _integer(1, 60)] = 2
+    timeout_seconds: Annotated[int, _integer(1, 60)] = 5
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoggingSettings:
     """Log level, line format and destination."""
 
@@ -1187,6 +1222,7 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     branding: BrandingSettings = field(default_factory=BrandingSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    cdr: CdrSettings = field(default_factory=CdrSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @classmethod
@@ -1216,6 +1252,10 @@ class Settings:
             except numbers.InvalidNumber as problem:
                 said = str(problem).rstrip(".")
                 yield f"sms.numbers[{index}]", f"{said} (read with the numbers section)"
+
+    def _check_cdr_needs_web(self) -> Iterator[tuple[str, str]]:
+        if self.cdr.enabled and not self.web.enabled:
+            yield "cdr.enabled", "the switch posts its CDRs to the portal: set web.enabled: true"
 
     def _check_metrics_port(self) -> Iterator[tuple[str, str]]:
         web, outbound, metrics = self.web, self.outbound, self.metrics
@@ -1333,6 +1373,9 @@ def _apply_environment(settings: Settings, environ: Mapping[str, str], errors: _
             environ,
             errors,
         ),
+        cdr=_override(
+            settings.cdr, "password", "ESL_CALLBACK_CDR_PASSWORD", "cdr.password", environ, errors
+        ),
     )
 
 
@@ -1347,6 +1390,19 @@ def settings_from_mapping(data: Any, environ: Mapping[str, str] | None = None) -
         settings = _apply_environment(settings, os.environ if environ is None else environ, errors)
         for path, message in _public_gateway_tokens(settings):
             errors.add(_Where(path), message)
+        known = KNOWN_PUBLIC_SECRETS.get(settings.cdr.password)
+        if known is not None:
+            errors.add(
+                _Where("cdr.password"),
+                f"is {known}, which anyone can read: generate one (e.g. {GENERATE_SECRET})",
+            )
+        if settings.cdr.enabled and not settings.cdr.password:
+            errors.add(
+                _Where("cdr.password"),
+                "required while cdr.enabled is true: generate one (e.g. "
+                f"{GENERATE_SECRET}) and set it here (or in ESL_CALLBACK_CDR_PASSWORD) and in "
+                "json_cdr.conf.xml (esl-callback freeswitch files writes it)",
+            )
     if errors.messages:
         raise ConfigError(errors.messages)
     return settings

@@ -251,6 +251,34 @@ def _add_low_balance_alerts(migrator: SchemaMigrator, database: peewee.Database)
     )
 
 
+# The table of migration 10 as it shipped (see _SPENT_TOKEN_TABLE for why it is spelt out).
+_SWITCH_CDR_TABLE = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "switch_cdr" ("id" INTEGER NOT NULL PRIMARY KEY, '
+        '"uuid" VARCHAR(64) NOT NULL, "core_uuid" VARCHAR(64), "request_id" INTEGER, '
+        '"billsec" INTEGER NOT NULL, "hangup_cause" VARCHAR(64) NOT NULL, '
+        '"outcome" VARCHAR(16) NOT NULL, "body" TEXT NOT NULL, "received_at" DATETIME NOT NULL, '
+        '"deliveries" INTEGER NOT NULL, "last_received_at" DATETIME NOT NULL)'
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "switch_cdr" ("id" SERIAL NOT NULL PRIMARY KEY, '
+        '"uuid" VARCHAR(64) NOT NULL, "core_uuid" VARCHAR(64), "request_id" INTEGER, '
+        '"billsec" INTEGER NOT NULL, "hangup_cause" VARCHAR(64) NOT NULL, '
+        '"outcome" VARCHAR(16) NOT NULL, "body" TEXT NOT NULL, "received_at" TIMESTAMP NOT NULL, '
+        '"deliveries" INTEGER NOT NULL, "last_received_at" TIMESTAMP NOT NULL)'
+    ),
+}
+_SWITCH_CDR_INDEXES = (
+    'CREATE UNIQUE INDEX IF NOT EXISTS "switch_cdr_uuid" ON "switch_cdr" ("uuid")',
+)
+
+
+def _create_switch_cdrs(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    for statement in (_SWITCH_CDR_TABLE[dialect], *_SWITCH_CDR_INDEXES):
+        database.execute_sql(statement)
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -273,6 +301,9 @@ MIGRATIONS: list[Migration] = [
         _add_api_tokens_session_keys_and_more_numbers,
     ),
     Migration(9, "accounts' low-balance alerts (e-mail or SMS)", _add_low_balance_alerts),
+    Migration(
+        10, "switch CDRs: what mod_json_cdr posted, one row per channel", _create_switch_cdrs
+    ),
 ]
 BASELINE_VERSION = 1
 

@@ -10,7 +10,9 @@ configuration, never by hand in two places:
   the node's password, and fs_cli.conf gives fs_cli the same login;
 - the ``esl_controller`` ACL lets in loopback, the node's own address and the controller's;
 - the directory user (for ``userauth``) has the node's password as its esl-password;
-- the chatplan takes the SMS sent to ``sms.numbers``.
+- the chatplan takes the SMS sent to ``sms.numbers``;
+- json_cdr.conf.xml posts each channel's CDR to the portal (``cdr``: its url, or ``web.bind`` and
+  ``web.port``) with ``cdr.username`` and ``cdr.password``.
 
 Each file is a template in esl_callback/fsconf/ with ``{{name}}`` markers. The files shipped in
 freeswitch/ and dialplan/ are these templates for the default configuration with placeholders
@@ -29,12 +31,14 @@ from importlib import resources
 from xml.sax.saxutils import escape
 
 from esl_callback import numbers
-from esl_callback.config import KNOWN_PUBLIC_SECRETS, NodeSettings, Settings
+from esl_callback.callback.switch_cdr import PATH as CDR_PATH
+from esl_callback.config import KNOWN_PUBLIC_SECRETS, NodeSettings, Settings, local_url
 
 DIRECTORY_USER = "esl-callback@esl-callback.invalid"
 PLACEHOLDER_PASSWORD = "CHANGE-ME-long-random-secret"
 PLACEHOLDER_ESL_PASSWORD = "CHANGE-ME-esl-password-long-random"
 PLACEHOLDER_SIP_PASSWORD = "CHANGE-ME-sip-password-long-random-never-used"
+PLACEHOLDER_CDR_PASSWORD = "CHANGE-ME-cdr-password-long-random"
 EXAMPLE_SMS_NUMBERS = ("4930100300", "4930100400")
 ACL_EXAMPLE = '  <!-- <node type="allow" cidr="10.0.0.5/32"/>  a controller on another host -->'
 _MARKER = re.compile(r"\{\{(\w+)\}\}")
@@ -97,8 +101,24 @@ AUTH_MESSAGES = ConfFile(
     "freeswitch/sip_profiles/auth-messages.xml.snippet",
     secret=False,
 )
+JSON_CDR = ConfFile(
+    "autoload_configs/json_cdr.conf.xml",
+    "json_cdr.conf.xml",
+    "freeswitch/autoload_configs/json_cdr.conf.xml",
+    secret=True,
+)
 FS_CLI = ConfFile("fs_cli.conf", "fs_cli.conf", None, secret=True)
-FILES = (EVENT_SOCKET, ACL, SWITCH, DIRECTORY, DIALPLAN, CHATPLAN, AUTH_MESSAGES, FS_CLI)
+FILES = (
+    EVENT_SOCKET,
+    ACL,
+    SWITCH,
+    DIRECTORY,
+    DIALPLAN,
+    CHATPLAN,
+    AUTH_MESSAGES,
+    JSON_CDR,
+    FS_CLI,
+)
 
 
 @dataclass(frozen=True)
@@ -240,6 +260,12 @@ def _password_problems(password: str, what: str) -> list[str]:
     return []
 
 
+def cdr_url(settings: Settings) -> str:
+    """Where the switch posts its CDRs: the portal as the switch reaches it, and the path."""
+    base = settings.cdr.url or local_url(settings.web.bind, settings.web.port)
+    return base.rstrip("/") + CDR_PATH
+
+
 def render(
     settings: Settings,
     node_name: str | None = None,
@@ -268,6 +294,7 @@ def render(
             "(or write the files with --placeholders and replace each CHANGE-ME by hand)"
         )
     errors += _password_problems(node.password, f"{where}.password")
+    errors += _password_problems(settings.cdr.password, "cdr.password")
     rules = settings.numbers
     sms_numbers = []
     for raw in settings.sms.numbers:
@@ -302,6 +329,13 @@ def render(
             "esl_password": esl_password,
             "sip_password": sip_password,
             "sms_numbers": "|".join(dict.fromkeys(sms_numbers or EXAMPLE_SMS_NUMBERS)),
+            "url": cdr_url(settings),
+            "cred": f"{settings.cdr.username}:"
+            + (PLACEHOLDER_CDR_PASSWORD if placeholders else settings.cdr.password),
+            "retries": str(settings.cdr.retries),
+            "delay": str(settings.cdr.delay_seconds),
+            "timeout": str(settings.cdr.timeout_seconds),
+            "err_log_dir": settings.cdr.err_log_dir,
         }.items()
     }
     xml_values["acl_nodes"] = "\n".join(acl_lines(acl))
@@ -334,6 +368,11 @@ def render(
             note = "auth-messages=true, for each SIP profile that receives SMS"
         elif file is DIALPLAN:
             note = f"socket {settings.outbound.socket_address} async full"
+        elif file is JSON_CDR:
+            if not settings.cdr.enabled and not placeholders:
+                written.append(Written(file, None, "not written: cdr.enabled is false"))
+                continue
+            note = f"posts each channel's CDR to {cdr_url(settings)}"
         elif file is CHATPLAN:
             if not sms_numbers and not placeholders:
                 written.append(Written(file, None, "not written: sms.numbers is empty"))

@@ -85,6 +85,14 @@ DATABASE_UNREACHABLE = Counter(
     "file locked by another process, disk full).",
     registry=REGISTRY,
 )
+SWITCH_CDRS = Counter(
+    f"{PREFIX}_switch_cdrs",
+    "Deliveries of the switch's CDRs (mod_json_cdr), by what they did: billed (an open leg), "
+    "rebilled (a leg closed LOST_WHILE_DISCONNECTED), duplicate, mismatch (billed already with "
+    "another billsec: look at it), unknown (not one of our legs).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 EVENT_LAG_SECONDS = Histogram(
     f"{PREFIX}_event_lag_seconds",
     "From an event's Event-Date-Timestamp on the switch to its dispatch here (needs NTP).",

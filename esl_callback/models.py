@@ -370,6 +370,23 @@ class Voucher(BaseModel):
     payment = pw.ForeignKeyField(Payment, null=True, on_delete="SET NULL")
 
 
+class SwitchCdr(BaseModel):
+    """A channel's CDR as FreeSWITCH's mod_json_cdr posted it (migration 10): one row per channel
+    UUID however often it arrives (`deliveries`), kept for audit with what it did (`outcome`,
+    see callback/switch_cdr.py). `billsec` and `hangup_cause` are the switch's own."""
+
+    uuid = pw.CharField(max_length=64, unique=True)
+    core_uuid = pw.CharField(max_length=64, null=True)  # the switch that sent it
+    request_id = pw.IntegerField(null=True)  # callback_request_id, when the channel had one
+    billsec = pw.IntegerField()
+    hangup_cause = pw.CharField(max_length=64)
+    outcome = pw.CharField(max_length=16)
+    body = pw.TextField()  # the JSON document as received (values as the switch encoded them)
+    received_at = pw.DateTimeField(default=utcnow)
+    deliveries = pw.IntegerField(default=1)
+    last_received_at = pw.DateTimeField(default=utcnow)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Setting,
     Account,
@@ -390,4 +407,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     NumberVerification,
     SpentToken,
     Voucher,
+    SwitchCdr,
 ]

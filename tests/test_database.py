@@ -79,7 +79,9 @@ MIGRATION_8 = (
     "numbers"
 )
 MIGRATION_9 = "applied 9: accounts' low-balance alerts (e-mail or SMS)"
-LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9]  # after 6: every upgrade below applies them
+MIGRATION_10 = "applied 10: switch CDRs: what mod_json_cdr posted, one row per channel"
+# After 6: every upgrade below applies them too.
+LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10]
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -115,6 +117,7 @@ def drop_version_8_changes(db: Database) -> None:
 
 
 def drop_version_9_columns(db: Database) -> None:
+    drop_version_10_table(db)
     for column in ALERT_COLUMNS:
         db.peewee.execute_sql(f"ALTER TABLE account DROP COLUMN {column}")
 
@@ -125,6 +128,10 @@ ALERT_COLUMNS = (
     "alert_email",
     "low_balance_alerted_at",
 )
+
+
+def drop_version_10_table(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE switch_cdr")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -299,7 +306,7 @@ def test_a_version_7_database_keeps_its_api_tokens_and_gets_the_schema_db_init_m
     )
     db.peewee.execute_sql("UPDATE schema_version SET version = 7")
 
-    assert db.upgrade() == [MIGRATION_8, MIGRATION_9]
+    assert db.upgrade() == [MIGRATION_8, MIGRATION_9, MIGRATION_10]
 
     assert schema_of(db, *tables) == made_by_init
     assert auth.user_for_token("the app's token").username == "alice"
@@ -314,7 +321,7 @@ def test_a_version_8_database_gets_low_balance_alerts_as_db_init_makes_them(
     billing.add_payment(alice, "2.50", "opening")
     drop_version_9_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 8")
-    assert db.upgrade() == [MIGRATION_9]
+    assert db.upgrade() == [MIGRATION_9, MIGRATION_10]
     assert columns_of(db, "account") == made_by_init
     alice = Account.get()
     assert (alice.balance, alice.low_balance_alert, alice.low_balance_alert_by) == (
@@ -322,6 +329,23 @@ def test_a_version_8_database_gets_low_balance_alerts_as_db_init_makes_them(
         None,
         None,
     )
+
+
+def switch_cdr_schema(db: Database) -> tuple[list, list, list]:
+    """switch_cdr's columns, primary key and indexes, as the database says."""
+    return (
+        db.peewee.get_columns("switch_cdr"),
+        db.peewee.get_primary_keys("switch_cdr"),
+        sorted(db.peewee.get_indexes("switch_cdr")),
+    )
+
+
+def test_a_version_9_database_gets_the_switch_cdr_table_db_init_makes(db: Database) -> None:
+    made_by_init = switch_cdr_schema(db)
+    drop_version_10_table(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 9")
+    assert db.upgrade() == [MIGRATION_10]
+    assert switch_cdr_schema(db) == made_by_init
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from esl_callback import fsfiles
 from esl_callback.cli import main
-from esl_callback.config import settings_from_mapping
+from esl_callback.config import ConfigError, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "0f3c9a7be21d4c55a8e6b1f09d2c7e44ab13f5c6d7e8f9a0b1c2d3e4f5a6b7c8"
@@ -83,7 +83,11 @@ def test_the_shipped_files_are_what_it_writes_for_the_default_configuration() ->
 
 def test_no_template_marker_is_left_in_any_file() -> None:
     for text in files(
-        settings(node={"user": fsfiles.DIRECTORY_USER}, sms={"numbers": ["+4930100300"]})
+        settings(
+            node={"user": fsfiles.DIRECTORY_USER},
+            sms={"numbers": ["+4930100300"]},
+            cdr={"enabled": True, "password": CDR_PASSWORD},
+        )
     ).values():
         assert text is not None and "{{" not in text and "}}" not in text
 
@@ -288,3 +292,42 @@ def test_the_command_needs_a_node_name_with_several_nodes(tmp_path: Path) -> Non
     assert printed.exit_code == 0, printed.output
     assert "==> autoload_configs/event_socket.conf.xml <==" in printed.output
     assert '<param name="listen-ip" value="10.0.0.6"/>' in printed.output
+
+
+# -- the switch's CDRs (mod_json_cdr) -------------------------------------------------------------
+
+CDR_PASSWORD = "cdr-password-0123456789abcdef"
+
+
+def test_json_cdr_posts_to_the_portal_with_the_cdr_login_and_retries() -> None:
+    text = files(
+        settings(
+            web={"bind": "192.0.2.10", "port": 8443},
+            cdr={"enabled": True, "password": CDR_PASSWORD, "retries": 4, "delay_seconds": 3},
+        )
+    )["autoload_configs/json_cdr.conf.xml"]
+    values = params(text)
+    assert values["url"] == "http://192.0.2.10:8443/api/v1/switch/cdr"
+    assert values["cred"] == f"freeswitch:{CDR_PASSWORD}"
+    assert (values["auth-scheme"], values["encode"]) == ("basic", "false")
+    assert values["log-b-leg"] == "true"
+    assert (values["retries"], values["delay"], values["timeout"]) == ("4", "3", "5")
+    assert values["err-log-dir"] == "/var/log/freeswitch/json_cdr"
+
+
+def test_json_cdr_url_is_cdr_url_when_the_switch_reaches_the_portal_elsewhere() -> None:
+    text = files(
+        settings(
+            cdr={"enabled": True, "password": CDR_PASSWORD, "url": "https://cb.example.net:8443"}
+        )
+    )["autoload_configs/json_cdr.conf.xml"]
+    assert params(text)["url"] == "https://cb.example.net:8443/api/v1/switch/cdr"
+
+
+def test_no_json_cdr_while_the_cdr_endpoint_is_off() -> None:
+    assert files(settings())["autoload_configs/json_cdr.conf.xml"] is None
+
+
+def test_a_cdr_password_anyone_can_read_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"cdr\.password: is the placeholder"):
+        settings(cdr={"enabled": True, "password": fsfiles.PLACEHOLDER_CDR_PASSWORD})

@@ -15,7 +15,8 @@ The money of one callback request:
    the maximum duration it returns. A new authorisation of the same request replaces its hold.
 2. `open_leg(authorisation, "a" | "b", uuid)` as a leg is originated stores its CDR row with the
    rate in force copied onto it: rate changes during the call do not apply to it.
-3. `close_leg(hangup, settings)` on CHANNEL_HANGUP_COMPLETE computes the cost from that copy,
+3. `close_leg(hangup, settings)` on CHANNEL_HANGUP_COMPLETE, or on the switch's own CDR
+   (callback/switch_cdr.py), whichever comes first, computes the cost from that copy,
    debits the account and marks the CDR billed in one transaction, once per leg UUID. When the
    request has no open leg left its hold is released; `release_reservations` releases it for a
    request that ends before or without legs.
@@ -57,6 +58,9 @@ from esl_callback.statements import Insert, ListStatement, Statement, Upsert
 
 log = logging.getLogger(__name__)
 
+# The cause of a leg found gone after a reconnect, closed with billsec 0 (callback/reconcile.py)
+# until a report of its real hangup (the switch's CDR) bills it (`close_leg`).
+LOST_CAUSE = "LOST_WHILE_DISCONNECTED"
 # The longest call one authorisation allows (and holds money for), whatever the balance.
 MAX_CALL_SECONDS = 4 * 3600
 
@@ -153,6 +157,7 @@ class LegBill:
     duplicate: bool  # the leg was billed before: nothing was debited this time
     balance: Decimal | None  # after the debit; None for a duplicate or a request without account
     operator_cost: Decimal = Decimal(0)  # what the leg cost at its rate that no account paid
+    corrected: bool = False  # it billed a leg closed LOST_WHILE_DISCONNECTED (see close_leg)
 
 
 @dataclass(frozen=True)
@@ -639,11 +644,17 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
     rate and no account pays is its `operator_cost`: a leg before the PIN (its request has no
     account), a leg the account is not charged for, and whatever a debit would have taken below
     the account's floor (the debit stops there: no account ends below it). The debit, the CDR
-    and (for the request's last open leg) the release of its hold are one transaction. A
-    hangup reported again returns the first result with `duplicate` set; an unknown UUID
-    returns None.
+    and (for the request's last open leg) the release of its hold are one transaction, on the
+    leg's locked row: whichever of the hangup event, the reconciler and the switch's CDR
+    (callback/switch_cdr.py) reports it first, the others see what it did.
+
+    A leg the reconciler closed as LOST_WHILE_DISCONNECTED (it ended while no controller
+    listened; billed nothing) is billed by the first real report of its hangup that comes
+    later, usually the switch's CDR; its cause is then no longer LOST_WHILE_DISCONNECTED, so
+    this happens once. Any other hangup reported again returns the first result with
+    `duplicate` set (it only fills in who hung up, when the first report could not tell); an
+    unknown UUID returns None.
     """
-    rounding = rounding_mode(settings.rounding)
     with database_proxy.transaction():
         leg = _LEG_BY_UUID_LOCKED.object(Leg, uuid=hangup.uuid)
         if leg is None:
@@ -651,53 +662,76 @@ def close_leg(hangup: Hangup, settings: BillingSettings) -> LegBill | None:
                 "leg %s: hangup %s for a leg we never opened; ignored", hangup.uuid, hangup.cause
             )
             return None
-        if leg.billed:
-            log.info("leg %s: hangup reported again; already billed %s", leg.uuid, leg.cost)
-            return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
-        account = _locked_account_of(leg.request_id)
-        full = _leg_cost(leg, hangup.billsec, rounding, expected=account is not None)
-        cost = money(0)
-        if account is not None and leg.charged:
-            cost = min(full, max(spendable(account), money(0)))
-        operator_cost = full - cost
-        now = utcnow()
-        closed = {
-            "answered_at": hangup.answered_at or leg.answered_at,
-            "ended_at": hangup.ended_at or now,
-            "billsec": max(hangup.billsec, 0),
-            "hangup_cause": hangup.cause,
-            "hangup_by": hangup.hangup_by or leg.hangup_by,
-            "cost": cost,
-            "operator_cost": operator_cost,
-            "billed": True,
-            "billed_at": now,
-        }
-        _CLOSE_LEG.execute(id=leg.id, **closed)
-        for name, value in closed.items():
-            setattr(leg, name, value)
-        leg._dirty.clear()
-        balance = None
-        if account is not None:
-            balance = money(account.balance) - cost
-            if cost:
-                _SET_BALANCE.execute(id=account.id, balance=balance)
-        _RELEASE_WHEN_SETTLED.execute(request=leg.request_id, released_at=now)
+        lost = leg.hangup_cause == LOST_CAUSE and hangup.cause != LOST_CAUSE
+        if leg.billed and not lost:
+            return _duplicate(leg, hangup)
+        return _bill(leg, hangup, settings)
+
+
+def _duplicate(leg: Leg, hangup: Hangup) -> LegBill:
+    """A leg billed before: nothing is debited; who hung up is filled in if it was unknown."""
+    log.info("leg %s: hangup reported again; already billed %s", leg.uuid, leg.cost)
+    if hangup.hangup_by and not leg.hangup_by:
+        _SET_HANGUP_BY.execute(id=leg.id, hangup_by=hangup.hangup_by)
+        leg.hangup_by = hangup.hangup_by
+    return LegBill(leg=leg, cost=money(leg.cost or 0), duplicate=True, balance=None)
+
+
+def _bill(leg: Leg, hangup: Hangup, settings: BillingSettings) -> LegBill:
+    """Close the locked `leg` from `hangup` and debit its cost (see `close_leg`). A leg closed
+    as lost before cost nothing (billsec 0), so its new cost is all there is to debit."""
+    correcting = leg.billed
+    account = _locked_account_of(leg.request_id)
+    rounding = rounding_mode(settings.rounding)
+    full = _leg_cost(leg, hangup.billsec, rounding, expected=account is not None)
+    cost = money(0)
+    if account is not None and leg.charged:
+        cost = min(full, max(spendable(account), money(0)))
+    operator_cost = full - cost
+    now = utcnow()
+    closed = {
+        "answered_at": hangup.answered_at or leg.answered_at,
+        "ended_at": hangup.ended_at or leg.ended_at or now,
+        "billsec": max(hangup.billsec, 0),
+        "hangup_cause": hangup.cause,
+        "hangup_by": hangup.hangup_by or leg.hangup_by,
+        "cost": cost,
+        "operator_cost": operator_cost,
+        "billed": True,
+        "billed_at": now,
+    }
+    _CLOSE_LEG.execute(id=leg.id, **closed)
+    for name, value in closed.items():
+        setattr(leg, name, value)
+    leg._dirty.clear()
+    balance = None
+    if account is not None:
+        balance = money(account.balance) - cost
+        if cost:
+            _SET_BALANCE.execute(id=account.id, balance=balance)
+    _RELEASE_WHEN_SETTLED.execute(request=leg.request_id, released_at=now)
     level = (
         logging.WARNING if operator_cost and account is not None and leg.charged else logging.INFO
     )
     log.log(
         level,
-        "leg %s (%s %s): %s, billsec %s, cost %s%s",
+        "leg %s (%s %s): %s%s, billsec %s, cost %s%s",
         leg.uuid,
         leg.leg,
         leg.number,
         hangup.cause,
+        f" (was {LOST_CAUSE}: billed from the switch's CDR)" if correcting else "",
         hangup.billsec,
         cost,
         f", operator cost {operator_cost}" if operator_cost else "",
     )
     return LegBill(
-        leg=leg, cost=cost, duplicate=False, balance=balance, operator_cost=operator_cost
+        leg=leg,
+        cost=cost,
+        duplicate=False,
+        balance=balance,
+        operator_cost=operator_cost,
+        corrected=correcting,
     )
 
 
@@ -715,6 +749,7 @@ _CLOSE_COLUMNS = (
 _CLOSE_LEG = Statement(
     lambda s: Leg.update({column: s(column) for column in _CLOSE_COLUMNS}).where(Leg.id == s.id)
 )
+_SET_HANGUP_BY = Statement(lambda s: Leg.update(hangup_by=s(Leg.hangup_by)).where(Leg.id == s.id))
 _SET_BALANCE = Statement(
     lambda s: Account.update(balance=s(Account.balance)).where(Account.id == s.id)
 )

@@ -301,6 +301,10 @@ class Dialer:
         """After (re)connecting to a node, make the database agree with the switch."""
         self.reconciler.reconcile(node, up_since)
 
+    def leg_billed_by_switch(self, leg_uuid: str, request_id: int | None) -> None:
+        """A leg billed from the switch's CDR before its hangup reached us (see Reconciler)."""
+        self.reconciler.leg_billed_by_switch(leg_uuid, request_id)
+
     def handle_orphan_event(self, event: Any, node: str = "") -> None:
         """A hangup no flow listens to (see Reconciler.handle_orphan_event)."""
         self.reconciler.handle_orphan_event(event, node)

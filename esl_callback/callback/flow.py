@@ -149,7 +149,7 @@ class Inbox:
 
 
 STOPPING_CAUSE = "SERVICE_STOPPING"
-LOST_CAUSE = "LOST_WHILE_DISCONNECTED"  # a leg found gone after a reconnect
+LOST_CAUSE = billing.LOST_CAUSE  # a leg found gone after a reconnect
 SWITCH_LOST_CAUSE = "SWITCH_LOST"  # the switch went away in the middle of a call
 UNREACHABLE_CAUSE = "DATABASE_UNREACHABLE"  # the database could not store a step
 PIN_TIMEOUT_CAUSE = "PIN_TIMEOUT"  # the switch hung leg A up at the PIN deadline

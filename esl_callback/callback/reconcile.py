@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from esl_callback.callback import billing, requests
-from esl_callback.callback.flow import LOST_CAUSE, Inbox, Node, event_variable
+from esl_callback.callback.flow import LOST_CAUSE, CallFlow, Inbox, Node, event_variable
 from esl_callback.callback.requests import State
 from esl_callback.models import CallbackRequest, Leg
 from esl_callback.statements import Statement
 from esl_callback.switch import commands
+from esl_callback.switch.connection import ESLError
 
 if TYPE_CHECKING:
     from esl_callback.callback.dialer import Dialer
@@ -66,6 +67,28 @@ class Reconciler:
             self.settle_orphan(bill.leg.request_id)
             self.dialer.notify(bill.leg.request_id)
 
+    def leg_billed_by_switch(self, leg_uuid: str, request_id: int | None) -> None:
+        """A leg was billed from the switch's CDR (callback/switch_cdr.py) before its hangup
+        reached us. A request without a flow (adopted, or left by a previous run) ends once
+        its legs are billed; a flow hears of it now if the leg's node is not connected (its
+        hangup will never come on this connection), else its hangup event is on its way."""
+        if request_id is None:
+            return
+        flow = self.dialer.flows.get(request_id)
+        if flow is None:
+            self.forget_adopted(request_id, leg_uuid)
+            self.settle_orphan(request_id)
+        else:
+            leg = flow.every_leg.get(leg_uuid)
+            if leg is not None and not leg.closed and not self.listening_to(leg.node):
+                flow.inbox.put(Inbox("lost", uuid=leg_uuid))
+        self.dialer.notify(request_id)
+
+    def listening_to(self, node_name: str) -> bool:
+        """Whether the node's events reach us now (its inbound connection is up)."""
+        node = next((n for n in self.dialer.nodes if n.name == node_name), None)
+        return node is not None and getattr(node, "connected", True)
+
     def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
         legs = self.adopted.get(request_id, {})
         legs.pop(leg_uuid, None)
@@ -80,7 +103,8 @@ class Reconciler:
         (`up_since`): a leg originated since then gets its events on this connection, and its
         channel may not exist yet when the switch lists them. A leg the switch no longer has
         ended while we were away: its CDR is closed with cause LOST_WHILE_DISCONNECTED and
-        billed nothing (its duration is unknown; the operator sees the cause). A leg still up
+        billed nothing (its duration is unknown; the operator sees the cause) until the switch's
+        CDR bills it (`billing.close_leg`), unless that CDR billed it already. A leg still up
         whose flow is gone (we restarted) is adopted when bridged, so its hangup is billed,
         else hung up.
         """
@@ -114,8 +138,67 @@ class Reconciler:
                 node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
                 hung_up.append((leg_uuid, request_id))
             self.dialer.notify(request_id)
+        closed_here = {leg_uuid for leg_uuid, _, _ in open_legs if leg_uuid not in channels}
+        waiting = self.flow_legs_waiting(node, closed_here)
+        gone = {u: f for u, f in waiting.items() if u not in channels}
+        self.tell_flows_of_billed_legs(node, gone)
+        listed = {u: f for u, f in waiting.items() if u in channels}
+        if listed:
+            gevent.spawn_later(VANISH_CHECK_SECONDS, self.confirm_listed, node, listed)
         if hung_up:
             gevent.spawn_later(VANISH_CHECK_SECONDS, self.close_vanished, node, hung_up)
+
+    def flow_legs_waiting(self, node: Node, closed_here: set[str]) -> dict[str, CallFlow]:
+        """The legs on `node` whose flow still waits for their hangup (but those `reconcile`
+        just closed), with their flow."""
+        return {
+            leg.uuid: flow
+            for flow in self.dialer.flows.values()
+            for leg in flow.every_leg.values()
+            if leg.node == node.name and not leg.closed and leg.uuid not in closed_here
+        }
+
+    def tell_flows_of_billed_legs(self, node: Node, gone: dict[str, CallFlow]) -> None:
+        """Flows waiting for the hangup of a leg gone from the switch but billed meanwhile
+        (from the switch's CDR, while the connection was down): the hangup will never come,
+        so they hear the leg was lost."""
+        if not gone:
+            return
+        billed = self.db.run_until_done(
+            f"the legs of node {node.name} billed meanwhile", billed_among, list(gone)
+        )
+        for leg_uuid in billed:
+            log.warning(
+                "leg %s ended while we were not listening; billed from the switch's CDR", leg_uuid
+            )
+            gone[leg_uuid].inbox.put(Inbox("lost", uuid=leg_uuid))
+
+    def confirm_listed(self, node: Node, listed: dict[str, CallFlow]) -> None:
+        """Legs of live flows that `show channels` listed at the reconnect, checked again:
+        the listing lags the switch (its core database), so a leg that ended while we were
+        not listening may still be in it, and its hangup will never reach us. One the switch
+        no longer has, and whose flow still waits, is closed as lost (a switch CDR bills it,
+        before or after) and its flow told."""
+        for leg_uuid, flow in listed.items():
+            leg = flow.every_leg.get(leg_uuid)
+            if leg is None or leg.closed or flow.done.is_set():
+                continue
+            try:
+                exists = node.api(commands.uuid_exists(leg_uuid)).strip() == "true"
+            except ESLError as exc:
+                log.warning("leg %s: cannot check it on node %s: %s", leg_uuid, node.name, exc)
+                continue
+            if exists:
+                continue
+            log.warning(
+                "leg %s of request %s ended while we were not listening (listed at the "
+                "reconnect, gone now)",
+                leg_uuid,
+                flow.plan.request_id,
+            )
+            self.dialer.close_cdr(billing.Hangup(leg_uuid, LOST_CAUSE, 0))
+            flow.inbox.put(Inbox("lost", uuid=leg_uuid))
+            self.dialer.notify(flow.plan.request_id)
 
     def close_vanished(self, node: Node, legs: list[tuple[str, int]], checks: int = 3) -> None:
         """Legs hung up by `reconcile` whose hangup never reached us: a channel already
@@ -170,6 +253,16 @@ def abandon_requests_without_legs() -> int:
 def unbilled(leg_uuid: str) -> bool:
     """Whether the leg's CDR is still open."""
     return Leg.select().where(Leg.uuid == leg_uuid, Leg.billed == False).exists()  # noqa: E712
+
+
+def billed_among(leg_uuids: list[str]) -> list[str]:
+    """Which of these legs are billed."""
+    return [
+        uuid
+        for (uuid,) in Leg.select(Leg.uuid)
+        .where(Leg.uuid.in_(leg_uuids), Leg.billed == True)  # noqa: E712
+        .tuples()
+    ]
 
 
 def parse_channels(reply: str) -> set[str]:

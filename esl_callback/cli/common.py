@@ -20,6 +20,8 @@ from esl_callback.db import Database, DatabaseError, in_words, masked_url
 DEFAULT_DATABASE_URL = "sqlite:///esl-callback.db"
 # ctx.meta key: the `numbers` rules of the configuration given with `-c` (see PhoneNumber).
 NUMBER_RULES = "esl_callback.number_rules"
+# ctx.meta key: the `billing` section of the configuration given with `-c`.
+BILLING = "esl_callback.billing"
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -60,6 +62,7 @@ def _database_from_config(ctx: click.Context, _param: click.Parameter, path: str
         fail(message if path in message else f"{path}: {message}")
     ctx.default_map = {**(ctx.default_map or {}), "database_url": settings.database.url}
     ctx.meta[NUMBER_RULES] = settings.numbers
+    ctx.meta[BILLING] = settings.billing
 
 
 class PhoneNumber(click.ParamType):

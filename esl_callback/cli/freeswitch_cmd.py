@@ -43,7 +43,8 @@ def files(
     The dialplan's `socket HOST:PORT async full` (outbound.advertise, else outbound.bind and
     outbound.port), event_socket.conf.xml and fs_cli.conf (the node's host, port and password),
     the esl_controller ACL, the directory user for `userauth` (when the node has a `user`), the
-    chatplan for sms.numbers, and the snippets to paste into switch.conf.xml and SIP profiles.
+    chatplan for sms.numbers, json_cdr.conf.xml (when cdr.enabled: the switch posts its CDRs to
+    the portal) and the snippets to paste into switch.conf.xml and SIP profiles.
     Install them as the README's "Running against a real FreeSWITCH" says.
     """
     settings = load_settings_or_exit(config_path, sections=("outbound",))

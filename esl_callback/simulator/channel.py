@@ -166,12 +166,13 @@ class Channel:
         self.outbound: OutboundSession | None = None
         # session machinery
         self.extension: list[tuple[str, str | None]] = []
+        self.extension_name = self.extension_number = ""  # the CDR's callflow names them
         self.ext_index = 0
         self.transfer: Callable[[], None] | None = None
         self.break_flag = False
         self.event_lock = 0
         self.app_depth = 0
-        self.app_log: list[tuple[str, str | None]] = []
+        self.app_log: list[tuple[str, str | None, int]] = []  # (app, data, started at, us)
         self.private_events: deque[tuple[int, Command]] = deque()  # (queued at, sendmsg)
         self.parse_floor_us = 0  # no queued sendmsg is taken before the frame after this
         self.dtmf_queue: deque[tuple[str, int]] = deque()
@@ -467,7 +468,8 @@ class Channel:
             peer.hangup(self.hangup_cause or "NORMAL_CLEARING")
 
     def _reporting_state(self) -> None:
-        """CS_REPORTING: the CDR variables, then CHANNEL_HANGUP_COMPLETE."""
+        """CS_REPORTING: the CDR variables, the CDR post (simulator/json_cdr.py), then
+        CHANNEL_HANGUP_COMPLETE."""
         self.state = CS_REPORTING
         self.set_running_state(CS_REPORTING)
         cause = self.hangup_cause or "NORMAL_CLEARING"
@@ -475,6 +477,9 @@ class Channel:
         self.set_var("hangup_cause_q850", str(q850(cause)))
         self.set_var("digits_dialed", self.digits_dialed or "none")
         self.set_vars(cdr_variables(self))
+        poster = self.sim.json_cdr
+        if poster is not None and not self.silent:
+            poster.report(self)  # mod_json_cdr's on_reporting: HANGUP_COMPLETE waits for it
         self.fire("CHANNEL_HANGUP_COMPLETE", pre=[("Hangup-Cause", cause)])
 
     def _destroy_state(self) -> None:
@@ -707,7 +712,7 @@ def cdr_variables(channel: Channel) -> list[tuple[str, str]]:
     ):
         out += [(f"{name}_epoch", str(value // 1_000_000)), (f"{name}_uepoch", str(value))]
     if channel.app_log:
-        app, arg = channel.app_log[-1]
+        app, arg, _ = channel.app_log[-1]
         out.append(("last_app", app))
         if arg:
             out.append(("last_arg", arg))

@@ -13,6 +13,7 @@ import yaml
 
 from esl_callback.simulator.chatplan import Chatplan
 from esl_callback.simulator.dialplan import Dialplan
+from esl_callback.simulator.json_cdr import JsonCdrConfig
 
 DEMO_CONFIG = "demo.yaml"
 
@@ -67,6 +68,7 @@ class SimConfig:
     gateways: dict[str, GatewaySpec] = field(default_factory=dict)
     dialplan: Dialplan = field(default_factory=Dialplan)
     chatplan: Chatplan = field(default_factory=Chatplan)
+    json_cdr: JsonCdrConfig = field(default_factory=JsonCdrConfig)
 
     def __post_init__(self) -> None:
         parse_media_frame_ms(self.media_frame_ms)
@@ -120,8 +122,10 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
             "chatplan",
             "phones",
             "speed",
+            "json_cdr",
         }
     ),
+    "json_cdr": frozenset({"urls", "cred", "retries", "delay", "timeout", "err_log_dir"}),
     "esl": frozenset({"listen", "password", "apply_inbound_acl"}),
     "switch": frozenset(
         {
@@ -193,7 +197,27 @@ def from_mapping(data: dict[str, Any]) -> SimConfig:
     }
     config.dialplan = Dialplan.from_config(_section(data, "dialplan"), _section(data, "phones"))
     config.chatplan = Chatplan.from_config(_section(data, "chatplan"))
+    config.json_cdr = _json_cdr(_section(data, "json_cdr"))
     return config
+
+
+def _json_cdr(spec: dict[str, Any]) -> JsonCdrConfig:
+    """``json_cdr:`` as json_cdr.conf.xml's params: urls (url, one or more), cred, retries,
+    delay, timeout (seconds), err_log_dir."""
+    urls = spec.get("urls") or []
+    if isinstance(urls, str):
+        urls = [urls]
+    try:
+        return JsonCdrConfig(
+            urls=[str(url) for url in urls],
+            cred=str(spec["cred"]) if spec.get("cred") else None,
+            retries=int(spec.get("retries", 0)),
+            delay=float(spec.get("delay", 5.0)),
+            timeout=float(spec.get("timeout", 0.0)),
+            err_log_dir=str(spec["err_log_dir"]) if spec.get("err_log_dir") else None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"json_cdr: {exc}") from None
 
 
 def _user(spec: dict[str, Any]) -> UserSpec:

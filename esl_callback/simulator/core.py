@@ -20,7 +20,7 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
-from esl_callback.simulator import api
+from esl_callback.simulator import api, json_cdr
 from esl_callback.simulator.channel import Channel
 from esl_callback.simulator.clock import SimClock
 from esl_callback.simulator.config import SimConfig, UserSpec, load
@@ -97,6 +97,8 @@ class Simulator:
         # Like switch_core_init: $${core_uuid} is the Core-UUID every event carries.
         self.config.globals.setdefault("core_uuid", self.identity.core_uuid)
         self.bus = EventBus(self.clock, self.identity)
+        cdr = self.config.json_cdr
+        self.json_cdr = json_cdr.Poster(self, cdr) if cdr.enabled else None
         self.dialplan = self.config.dialplan
         self.channels: dict[str, Channel] = {}
         self.connections: set[EslConnection] = set()

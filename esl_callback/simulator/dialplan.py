@@ -175,6 +175,8 @@ class Dialplan:
             result = ext.match(value)
             if result is not None:
                 actions, captures = result
+                if channel is not None:
+                    channel.extension_name, channel.extension_number = ext.name, number
                 if captures and channel is not None:
                     channel.set_var("DP_MATCH", "ARRAY::" + "|:".join(captures))
                 return actions

@@ -283,6 +283,8 @@ def originate_api(sim: Simulator, arg: str) -> str:
         return f"-ERR {exc.cause}\n"
     application = parse_application(exten)
     if application is not None:
+        # switch_caller_extension_new(session, app, arg): the extension is named after it
+        channel.extension_name, channel.extension_number = application[0], application[1] or ""
         run_extension(channel, [application])
     else:
         apps = sim.dialplan.lookup(context, exten, channel) if dialplan else None

@@ -131,7 +131,7 @@ def execute(ch: Channel, app_name: str, arg: str | None) -> bool:
         ch.pre_answer()
     app_uuid = ch.vars.pop("app_uuid", None) or str(uuidlib.uuid4())
     data = expand(ch, arg) if arg else None
-    ch.app_log.append((app_name, data))
+    ch.app_log.append((app_name, data, ch.sim.clock.now_us()))
     ch.set_var("current_application", app_name)
     ch.set_var("current_application_data", data)
     ch.set_var("current_application_response", None)

@@ -23,6 +23,7 @@ from esl_callback.web import (
     shell,
     sms_api,
     spent_tokens,
+    switch_cdr_api,
     time_zones,
 )
 from esl_callback.web.errors import Unavailable, WebError
@@ -74,6 +75,7 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     app.register_blueprint(api.blueprint)
     app.register_blueprint(sms_api.blueprint)
     app.register_blueprint(operator_api.blueprint)
+    app.register_blueprint(switch_cdr_api.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(shell.blueprint)
     proxies = settings.web.trusted_proxies
@@ -95,11 +97,13 @@ class DatabaseId(IntegerConverter):
 
 def identify() -> None:
     """Who makes the request (None for no one); pages and API decide what that allows."""
-    # Gateways (sms_api) and the operator (operator_api) authenticate with their own
-    # credentials, never as a user; the app's shell is the same for everyone.
+    # Gateways (sms_api), the operator (operator_api) and the switch (switch_cdr_api)
+    # authenticate with their own credentials, never as a user; the app's shell is the same
+    # for everyone.
     skip = request.endpoint == "static" or request.blueprint in (
         sms_api.blueprint.name,
         operator_api.blueprint.name,
+        switch_cdr_api.blueprint.name,
         shell.blueprint.name,
     )
     g.user = None if skip else auth.resolve_user(portal())

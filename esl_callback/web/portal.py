@@ -36,6 +36,10 @@ class CallStarter(Protocol):
 
     def verify_number(self, account: Account, number: str, code: str) -> CallbackRequest: ...
 
+    def leg_billed_by_switch(self, leg_uuid: str, request_id: int | None) -> None:
+        """A leg was billed from the switch's CDR (web/switch_cdr_api.py) before its hangup
+        reached the dialer, if it ever does."""
+
 
 @dataclass
 class Portal:

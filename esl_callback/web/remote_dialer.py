@@ -156,6 +156,10 @@ class RemoteDialer:
 
     # -- live status --------------------------------------------------------------------------
 
+    def leg_billed_by_switch(self, leg_uuid: str, request_id: int | None) -> None:
+        """Nothing to tell: the controller learns of legs billed meanwhile when it reconciles
+        (after its next reconnect to the switch)."""
+
     def follow(self, request_id: int) -> None:
         """Relay serve's status changes of the request to the listeners until it ends."""
         if request_id not in self.followers:

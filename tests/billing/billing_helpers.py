@@ -26,6 +26,23 @@ def set_rates(*rows: RateRow) -> None:
     billing.import_rates(rows, replace=True)
 
 
+def switch_cdr_text(uuid: str, billsec: int, cause: str = "NORMAL_CLEARING", **more: str) -> str:
+    """A CDR as mod_json_cdr posts it (encode-values: every variable URL-encoded), with the
+    variables billing reads; `more` adds variables."""
+    variables = {
+        "uuid": uuid,
+        "callback_request_id": "1",
+        "hangup_cause": cause,
+        "answer_uepoch": "1796669313927055" if billsec else "0",
+        "end_uepoch": "1796669321907024",
+        "end_stamp": "2026-12-07%2018%3A48%3A41",
+        "billsec": str(billsec),
+        **more,
+    }
+    document = {"core-uuid": "dc24fd9b-33b6-4a81-ac3d-9146e92a3648", "switchname": "vm"}
+    return json.dumps({**document, "variables": variables}, separators=(",", ":"))
+
+
 STORM = Path(__file__).with_name("billing_storm.py")
 
 

@@ -3,6 +3,7 @@
     python billing_storm.py URL authorise ACCOUNT_ID LEG_A DEST MAX_SECONDS REQUEST_ID...
     python billing_storm.py URL close UUID COUNT
     python billing_storm.py URL redeem CODE ACCOUNT_ID...
+    python billing_storm.py URL race UUID COUNT
 
 gevent is monkey-patched before anything imports peewee (so each greenlet has its own
 connection) and psycopg2 is made cooperative; every call goes through `Database.run`. The
@@ -18,9 +19,10 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
+from billing_helpers import switch_cdr_text  # noqa: E402
 
 from esl_callback import vouchers  # noqa: E402
-from esl_callback.callback import billing  # noqa: E402
+from esl_callback.callback import billing, switch_cdr  # noqa: E402
 from esl_callback.config import Settings  # noqa: E402
 from esl_callback.db import Database, make_psycopg2_cooperative  # noqa: E402
 
@@ -56,6 +58,27 @@ def close_all(database: Database, args: list[str]) -> list[dict]:
     return run_together([one] * int(count))
 
 
+def race_all(database: Database, args: list[str]) -> list[dict]:
+    """The three ways a leg gets closed, at once: its hangup event (billsec 90), the
+    reconciler finding it gone (LOST_WHILE_DISCONNECTED, billsec 0) and the switch's CDR
+    (billsec 90), in turn."""
+    uuid, count = args
+    event = billing.Hangup(uuid=uuid, cause="NORMAL_CLEARING", billsec=90)
+    lost = billing.Hangup(uuid=uuid, cause=billing.LOST_CAUSE, billsec=0)
+    cdr = switch_cdr.parse(switch_cdr_text(uuid, 90), uuid)
+
+    def close(hangup: billing.Hangup) -> dict:
+        bill = database.run(billing.close_leg, hangup, billing.DefaultBilling())
+        return {"by": hangup.cause, "cost": str(bill.cost), "duplicate": bill.duplicate}
+
+    def post() -> dict:
+        done = database.run(switch_cdr.apply, cdr, billing.DefaultBilling())
+        return {"by": "cdr", "outcome": done.outcome}
+
+    ways = [lambda: close(event), lambda: close(lost), post]
+    return run_together([ways[i % 3] for i in range(int(count))])
+
+
 def redeem_all(database: Database, args: list[str]) -> list[dict]:
     code, *account_ids = args
 
@@ -82,7 +105,12 @@ def main() -> None:
         make_psycopg2_cooperative()
     print("ready", flush=True)
     sys.stdin.readline()
-    modes = {"authorise": authorise_all, "close": close_all, "redeem": redeem_all}
+    modes = {
+        "authorise": authorise_all,
+        "close": close_all,
+        "redeem": redeem_all,
+        "race": race_all,
+    }
     results = modes[mode](database, args)
     database.close()
     for result in results:

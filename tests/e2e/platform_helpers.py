@@ -35,13 +35,14 @@ def controller_settings(
     web: dict[str, Any] | None = None,
     billing: dict[str, Any] | None = None,
     routes: list[dict[str, Any]] | None = None,
+    cdr: dict[str, Any] | None = None,
     **callback: Any,
 ) -> Settings:
     """Controller settings pointing at the simulators (nodes sim, sim2, ...); quick timings.
 
     `web`: the web section (default: the portal off); `billing`: keys added to the billing
     section; `routes`: the routes (default: every number over loopback to the phones);
-    `callback`: keys of the callback section.
+    `cdr`: the cdr section (the switch's CDRs); `callback`: keys of the callback section.
     """
     nodes = [
         {"name": "sim" if i == 0 else f"sim{i + 1}", "port": port, "password": "test-secret"}
@@ -69,6 +70,7 @@ def controller_settings(
             "ivr": {"first_digit_timeout_ms": 4000, "inter_digit_timeout_ms": 2000},
             "routes": routes or [{"prefix": "", "template": "loopback/{number}/phones"}],
             "billing": {"warning_seconds_before_hangup": 0, **(billing or {})},
+            "cdr": cdr or {},
             "logging": {"level": "DEBUG"},
         },
         environ={},
@@ -83,11 +85,13 @@ def simulator_config(
     sounds: dict[str, float] | None = None,
     users: dict[str, Any] | None = None,
     chatplan: dict[str, Any] | None = None,
+    json_cdr: dict[str, Any] | None = None,
 ) -> Any:
     """The simulator with the access numbers' dialplan and `phones` (also behind the sofia
     gateway `carrier`); `switch`: its switch section (e.g. media_frame_ms); `sounds`: how
     long files play (seconds, default 2); `users`: its SIP users (registered phones);
-    `chatplan`: what mod_sms does with an incoming SMS (default: no extension)."""
+    `chatplan`: what mod_sms does with an incoming SMS (default: no extension); `json_cdr`:
+    mod_json_cdr's settings (default: not loaded)."""
     return from_mapping(
         {
             "esl": {"listen": "127.0.0.1:0", "password": "test-secret"},
@@ -110,6 +114,7 @@ def simulator_config(
             },
             "phones": {"context": "phones", "lines": phones},
             "gateways": {"carrier": {"context": "phones"}},
+            "json_cdr": json_cdr or {},
         }
     )
 
@@ -260,6 +265,9 @@ def start_platform(
     switch: dict[str, Any] | None = None,
     sounds: dict[str, float] | None = None,
     routes: list[dict[str, Any]] | None = None,
+    switch_port: Callable[[int], int] | None = None,
+    json_cdr: dict[str, Any] | None = None,
+    cdr: dict[str, Any] | None = None,
     **callback: Any,
 ) -> Platform:
     """Simulators (one per FreeSWITCH node) and a controller connected to all of them.
@@ -269,16 +277,21 @@ def start_platform(
     files play on them; `routes`: the controller's routes.
     `trigger_port(outbound_port)`: the port the simulators' dialplan hands trigger calls to
     instead of the controller's (a relay in front of it); callback legs still go straight.
+    `switch_port(esl_port)`: the port the controller reaches a simulator's ESL at instead (a
+    relay in front of it). `json_cdr`: the simulators' mod_json_cdr settings; `cdr`: the
+    controller's cdr section.
     """
     outbound_port = free_port()
     dialplan_port = trigger_port(outbound_port) if trigger_port else outbound_port
     sims = [
-        Simulator(simulator_config(dialplan_port, phones, speed, switch, sounds)).start()
+        Simulator(
+            simulator_config(dialplan_port, phones, speed, switch, sounds, json_cdr=json_cdr)
+        ).start()
         for _ in range(nodes)
     ]
-    ports = [s.port for s in sims]
+    ports = [switch_port(s.port) if switch_port else s.port for s in sims]
     settings = controller_settings(
-        database_url, ports, outbound_port, web, billing, routes, **callback
+        database_url, ports, outbound_port, web, billing, routes, cdr, **callback
     )
     service = Service(settings).start()
     for node in service.nodes:

@@ -320,6 +320,11 @@ def test_the_keyed_pin_is_unset_on_the_switch_and_never_logged(platform, alice, 
                 gevent.sleep(0.05)
         request = p.wait_request()
         p.wait_idle()
+        # The watcher reads the switch's events on its own connection: the controller may be
+        # done with the call before the watcher has read leg A's last event.
+        with gevent.Timeout(10, AssertionError("the watcher saw no end of leg A")):
+            while not any(e.get("Unique-ID") == leg_a.uuid for e in completes):
+                gevent.sleep(0.05)
     finally:
         watcher.stop()
 
