@@ -169,6 +169,13 @@ def _create_vouchers(migrator: SchemaMigrator, database: peewee.Database) -> Non
         database.execute_sql(statement)
 
 
+def _add_time_zone_and_favourites(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    migrate(
+        migrator.add_column("web_user", "time_zone", peewee.CharField(max_length=64, null=True)),
+        migrator.add_column("phone_book_entry", "favourite", peewee.BooleanField(default=False)),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -184,6 +191,7 @@ MIGRATIONS: list[Migration] = [
         _add_credit_limit_and_operator_cost,
     ),
     Migration(6, "vouchers: prepaid cards redeemed once", _create_vouchers),
+    Migration(7, "web users' time zone; phone-book favourites", _add_time_zone_and_favourites),
 ]
 BASELINE_VERSION = 1
 

@@ -107,6 +107,8 @@ class PhoneBookEntry(BaseModel):
     notes = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    # Shown on the home page for one-click calls (migration 7).
+    favourite = pw.BooleanField(default=False)
 
     class Meta:
         indexes = ((("account", "number"), False),)
@@ -233,6 +235,9 @@ class WebUser(BaseModel):
     api_token_hash = pw.CharField(max_length=128, null=True, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
     last_login_at = pw.DateTimeField(null=True)
+    # IANA name (Europe/Berlin) the portal writes times in; None: the browser's, at the next
+    # login (migration 7).
+    time_zone = pw.CharField(max_length=64, null=True)
 
 
 class AuthFailure(BaseModel):

@@ -20,7 +20,7 @@ from esl_callback.db import (
     latest_version,
     utcnow,
 )
-from esl_callback.models import Account, BaseModel, SpentToken
+from esl_callback.models import Account, BaseModel, SpentToken, WebUser
 from esl_callback.web import history
 from esl_callback.web.sms_api import reported_call
 
@@ -72,6 +72,8 @@ MIGRATION_3 = "applied 3: index lookups that read all history (by account, node,
 MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use forms"
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
 MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
+MIGRATION_7 = "applied 7: web users' time zone; phone-book favourites"
+LATER = [MIGRATION_7]  # the migrations after 6, which every upgrade below applies too
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -82,7 +84,13 @@ def drop_version_5_columns(db: Database) -> None:
 
 
 def drop_version_6_table(db: Database) -> None:
+    drop_version_7_columns(db)
     db.peewee.execute_sql("DROP TABLE voucher")
+
+
+def drop_version_7_columns(db: Database) -> None:
+    db.peewee.execute_sql("ALTER TABLE web_user DROP COLUMN time_zone")
+    db.peewee.execute_sql("ALTER TABLE phone_book_entry DROP COLUMN favourite")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -115,9 +123,10 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         MIGRATION_4,
         MIGRATION_5,
         MIGRATION_6,
+        *LATER,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 6
+    assert db.schema_version() == 7
     assert Account.get().name == "alice"
 
 
@@ -127,7 +136,7 @@ def test_a_version_2_database_gets_the_indexes_of_history_sized_lookups(db: Data
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 2")
     assert not any(history_indexes(db))
-    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, *LATER]
     assert all(history_indexes(db))
 
 
@@ -162,7 +171,7 @@ class SpentTokenChangedLater(BaseModel):
 def test_a_version_3_database_gets_the_table_of_spent_tokens_db_init_makes(db: Database) -> None:
     made_by_init = spent_token_schema(db)
     as_version_3(db)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6, *LATER]
     assert SpentToken.select().count() == 0
     assert spent_token_schema(db) == made_by_init
 
@@ -173,7 +182,7 @@ def test_migration_4_creates_the_table_it_shipped_with_whatever_the_model_says_n
     shipped = spent_token_schema(db)
     as_version_3(db)
     monkeypatch.setattr(models, "SpentToken", SpentTokenChangedLater)
-    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_4, MIGRATION_5, MIGRATION_6, *LATER]
     assert spent_token_schema(db) == shipped
 
 
@@ -184,7 +193,7 @@ def test_a_version_4_database_gets_credit_limits_and_operator_costs_and_keeps_it
     billing.add_payment(alice, "12.50", "voucher 1")
     drop_version_5_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 4")
-    assert db.upgrade() == [MIGRATION_5, MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_5, MIGRATION_6, *LATER]
     account = Account.get()
     assert (account.balance, account.credit_limit, account.floor) == (
         Decimal("12.5"),
@@ -208,8 +217,25 @@ def test_a_version_5_database_gets_the_voucher_table_db_init_makes(db: Database)
     made_by_init = voucher_schema(db)
     drop_version_6_table(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 5")
-    assert db.upgrade() == [MIGRATION_6]
+    assert db.upgrade() == [MIGRATION_6, *LATER]
     assert voucher_schema(db) == made_by_init
+
+
+def columns_of(db: Database, *tables: str) -> dict[str, list]:
+    return {table: sorted(db.peewee.get_columns(table)) for table in tables}
+
+
+def test_a_version_6_database_gets_time_zones_and_favourites_as_db_init_makes_them(
+    db: Database,
+) -> None:
+    made_by_init = columns_of(db, "web_user", "phone_book_entry")
+    alice = accounts.create_account("alice")
+    accounts.add_web_user(alice, "alice", "a long password")
+    drop_version_7_columns(db)
+    db.peewee.execute_sql("UPDATE schema_version SET version = 6")
+    assert db.upgrade() == [MIGRATION_7]
+    assert columns_of(db, "web_user", "phone_book_entry") == made_by_init
+    assert [(u.username, u.time_zone) for u in WebUser.select()] == [("alice", None)]
 
 
 def test_upgrade_of_an_empty_database_says_to_run_init(database_url: str) -> None:

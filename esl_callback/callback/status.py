@@ -2,7 +2,9 @@
 
 `snapshot(request_id)` reads the request and its legs (CDRs) and says, in words a user reads,
 where each leg stands: queued, calling, ringing, early media, answered, bridged, busy, no answer,
-failed (with the cause in words) or hung up (and by whom), with the bridged duration and the cost.
+failed (with the cause in words), cancelled or stopped (never answered) or hung up (and by
+whom), with the bridged duration and the cost; and the whole call in one sentence (`headline`,
+see `callback.headline`), naming the other party from the account's phone book.
 
 `StatusHub` is a small in-process publish/subscribe: the dialer's listeners call `publish` with a
 request id whenever the request or one of its legs changes; each subscriber (one per open status
@@ -21,11 +23,13 @@ from typing import Any
 
 from gevent.queue import Queue
 
-from esl_callback.callback import causes
+from esl_callback import contact_names
+from esl_callback.callback import causes, headline
 from esl_callback.callback.rating import money
 from esl_callback.callback.requests import TERMINAL, State
 from esl_callback.db import utcnow
 from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.readable_numbers import readable
 
 ROLES = {"a": "source", "b": "destination"}
 
@@ -53,6 +57,8 @@ LEG_WORDS = {
     "no_answer": "no answer",
     "failed": "failed",
     "hung_up": "hung up",
+    "cancelled": "cancelled",
+    "stopped": "stopped before it was answered",
 }
 
 # The dialer's Leg.state while a leg is up, as the status names it.
@@ -101,11 +107,13 @@ def amount(value: Decimal | None) -> str | None:
     return None if value is None else str(money(value))
 
 
-def leg_status(leg: Leg, bridged: bool = False) -> str:
+def leg_status(leg: Leg, bridged: bool = False, cancelled: bool = False) -> str:
     """Where one leg stands, as one of LEG_WORDS' keys.
 
     `bridged`: the request is connected, so an answered leg still up is part of the bridge
-    (FreeSWITCH reports CHANNEL_BRIDGE for leg A only).
+    (FreeSWITCH reports CHANNEL_BRIDGE for leg A only). `cancelled`: the request was
+    cancelled, so a leg that ended unanswered (not busy) was cancelled. Only a leg that was
+    answered is "hung up"; one the service ended while it rang is "stopped".
     """
     ended = leg.billed or leg.hangup_cause is not None or leg.state == "hung_up"
     if not ended:
@@ -117,9 +125,11 @@ def leg_status(leg: Leg, bridged: bool = False) -> str:
         return "busy"
     if causes.declined(leg.hangup_cause, False, leg.hangup_by == "service"):
         return "busy"
+    if cancelled:
+        return "cancelled"
     if causes.is_no_answer(leg.hangup_cause):
         return "no_answer"
-    return "failed" if leg.hangup_cause not in (None, "NORMAL_CLEARING") else "hung_up"
+    return "failed" if leg.hangup_cause not in (None, "NORMAL_CLEARING") else "stopped"
 
 
 def hangup_by_words(leg: Leg) -> str | None:
@@ -136,14 +146,15 @@ def hangup_by_words(leg: Leg) -> str | None:
     return None
 
 
-def describe_leg(leg: Leg, bridged: bool = False) -> dict[str, Any]:
-    """One leg (CDR) as plain data (`bridged`: see `leg_status`)."""
-    status = leg_status(leg, bridged)
+def describe_leg(leg: Leg, bridged: bool = False, cancelled: bool = False) -> dict[str, Any]:
+    """One leg (CDR) as plain data (`bridged`, `cancelled`: see `leg_status`)."""
+    status = leg_status(leg, bridged, cancelled)
     return {
         "id": leg.id,
         "leg": leg.leg,
         "role": ROLES.get(leg.leg, leg.leg),
         "number": leg.number,
+        "number_display": readable(leg.number),
         "status": status,
         "status_words": LEG_WORDS[status],
         "cause": leg.hangup_cause,
@@ -166,6 +177,7 @@ def placeholder(role: str, number: str | None, live: bool) -> dict[str, Any]:
         "leg": role,
         "role": ROLES[role],
         "number": number,
+        "number_display": readable(number),
         "status": status,
         "status_words": LEG_WORDS[status],
         "cause": None,
@@ -208,11 +220,19 @@ def request_failure_words(request: CallbackRequest) -> str | None:
     return cause_words(cause) if cause else None
 
 
-def snapshot_of(request: CallbackRequest, legs: list[Leg], account: Account | None) -> dict:
-    """The live status of a request from its rows (see `snapshot`)."""
+def snapshot_of(
+    request: CallbackRequest,
+    legs: list[Leg],
+    account: Account | None,
+    names: dict[str, str] | None = None,
+) -> dict:
+    """The live status of a request from its rows (see `snapshot`); `names`: the account's
+    phone-book names of its numbers (`contact_names.names_of`)."""
+    names = names or {}
     live = State(request.state) not in TERMINAL
     bridged = request.state == State.BRIDGED
-    described = [describe_leg(leg, bridged) for leg in legs]
+    cancelled = request.state == State.CANCELLED
+    described = [describe_leg(leg, bridged, cancelled) for leg in legs]
     roles_called = {leg.leg for leg in legs}
     numbers = {"a": request.source, "b": request.destination}
     for role in ("a", "b"):
@@ -230,6 +250,9 @@ def snapshot_of(request: CallbackRequest, legs: list[Leg], account: Account | No
         "final": not live and all(leg.billed for leg in legs),
         "source": request.source,
         "destination": request.destination,
+        "source_display": readable(request.source),
+        "destination_display": readable(request.destination),
+        "destination_name": names.get(request.destination or ""),
         "created_at": iso(request.created_at),
         "ended_at": iso(request.ended_at),
         "failure_cause": request.failure_cause,
@@ -237,6 +260,8 @@ def snapshot_of(request: CallbackRequest, legs: list[Leg], account: Account | No
         "failure_detail": request.failure_detail,
         "legs": described,
         "bridged_at": iso(bridged_at),
+        # When both phones were answered: the start of the conversation's clock; None before.
+        "connected_since": iso(bridged_at),
         "duration_seconds": duration,
         "cost": amount(sum(billed, Decimal(0))) if billed else None,
         "currency": account.currency if account else None,
@@ -244,6 +269,9 @@ def snapshot_of(request: CallbackRequest, legs: list[Leg], account: Account | No
         "server_time": iso(utcnow()),
     }
     snap["summary"] = summary_line(snap)
+    snap["outcome"] = headline.outcome(snap)
+    snap["outcome_words"] = headline.OUTCOME_WORDS[snap["outcome"]]
+    snap["headline"] = headline.headline(snap, names)
     return snap
 
 
@@ -257,7 +285,8 @@ def snapshot(request_id: int) -> dict[str, Any] | None:
         return None
     legs = list(Leg.select().where(Leg.request == request_id).order_by(Leg.created_at, Leg.id))
     account = Account.get_or_none(Account.id == request.account_id) if request.account_id else None
-    return snapshot_of(request, legs, account)
+    names = contact_names.names_of(account.id, [request.destination]) if account else {}
+    return snapshot_of(request, legs, account, names)
 
 
 def summary_line(snap: dict[str, Any]) -> str:

@@ -14,10 +14,10 @@ from werkzeug.routing import IntegerConverter
 
 from esl_callback.callback.status import StatusHub
 from esl_callback.db import UNREACHABLE, Database, in_words
-from esl_callback.web import api, auth, operator_api, pages, sms_api, spent_tokens
+from esl_callback.web import api, auth, formats, operator_api, pages, sms_api, spent_tokens
 from esl_callback.web.errors import Unavailable, WebError
-from esl_callback.web.formats import money, when
 from esl_callback.web.portal import EXTENSION, CallStarter, Portal, portal
+from esl_callback.web.time_zones import when
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def create_app(settings: Any, database: Database, dialer: CallStarter | None) ->
     for unreachable in UNREACHABLE:
         app.register_error_handler(unreachable, database_unreachable)
     app.context_processor(template_globals)
-    app.add_template_filter(money)
+    for name in ("money", "amount", "price", "clock", "duration", "phone"):
+        app.add_template_filter(getattr(formats, name), name)
     app.add_template_filter(when)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(sms_api.blueprint)

@@ -15,7 +15,7 @@ from typing import Any
 
 import peewee
 
-from esl_callback import numbers
+from esl_callback import contact_names, numbers
 from esl_callback.callback import status
 from esl_callback.models import Account, CallbackRequest, Leg
 from esl_callback.web import inputs
@@ -51,6 +51,7 @@ class HistoryFilter:
     since: date | None = None
     until: date | None = None
     number: str = ""
+    calls_only: bool = False  # without number checks
 
     def as_args(self) -> dict[str, str]:
         """The filter as query arguments (for links to other pages and the CSV export)."""
@@ -78,6 +79,8 @@ def requests_query(account_id: int, wanted: HistoryFilter) -> peewee.Select:
     if wanted.until and wanted.until < date.max:  # up to the last day there is: no end
         end = datetime.combine(wanted.until + timedelta(days=1), time())
         query = query.where(CallbackRequest.created_at < end)
+    if wanted.calls_only:
+        query = query.where(CallbackRequest.mode != "verify")
     if wanted.number:
         query = query.where(
             CallbackRequest.source.contains(wanted.number)
@@ -96,7 +99,8 @@ def _snapshots(account_id: int, requests: list[CallbackRequest]) -> list[dict[st
             .order_by(Leg.created_at, Leg.id)
         ):
             legs[leg.request_id].append(leg)
-    return [status.snapshot_of(r, legs[r.id], account) for r in requests]
+    names = contact_names.names_of(account_id, [r.destination for r in requests])
+    return [status.snapshot_of(r, legs[r.id], account, names) for r in requests]
 
 
 def page(account_id: int, wanted: HistoryFilter, page_request: inputs.PageRequest) -> Page:

@@ -100,6 +100,19 @@ def mode(raw: Any) -> str:
     return MODES[raw]
 
 
+def flag(raw: Any, field: str) -> bool | None:
+    """A yes/no: JSON true/false, a form's checkbox ("on"), "1"/"0"; None when not given."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("on", "1", "true", "yes"):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise Invalid(f"{field} must be true or false", field=field)
+
+
 def text(raw: Any, field: str, what: str, *, max_length: int, required: bool = True) -> str:
     """Trimmed text of at most `max_length` characters on one line (`text.one_line`)."""
     if raw is None:

@@ -32,9 +32,10 @@ from esl_callback.web import (
     sse,
     verification,
 )
+from esl_callback.web import home as home_figures
 from esl_callback.web.api import SAFE_METHODS, csv_response
 from esl_callback.web.errors import Conflict, Invalid, Unavailable, WebError
-from esl_callback.web.formats import money
+from esl_callback.web.formats import amount
 from esl_callback.web.portal import portal
 
 PUBLIC = frozenset({"pages.login", "pages.logout", "pages.sign_in_link"})
@@ -63,10 +64,10 @@ def show(template: str, error: WebError | None = None, **context: Any) -> Any:
 def safe_next(target: str | None) -> str:
     """Where to go after login: a path on this site only (never `//host` or a full URL)."""
     if not target:
-        return url_for("pages.call")
+        return url_for("pages.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.call")
+        return url_for("pages.home")
     return target
 
 
@@ -116,7 +117,8 @@ def logout() -> Any:
 
 @blueprint.get("/")
 def home() -> Any:
-    return redirect(url_for("pages.call"))
+    figures = portal().run(home_figures.overview, g.user.account_id, portal().settings)
+    return show("home.html", **figures)
 
 
 # -- calls ----------------------------------------------------------------------------------
@@ -181,7 +183,7 @@ def request_live(request_id: int) -> Any:
         return {
             "status": snap,
             "html": render_template("_status.html", snap=snap),
-            "balance": f"{money(snap['balance'])} {snap['currency']}" if snap["balance"] else None,
+            "balance": amount(snap["balance"], snap["currency"]) if snap["balance"] else None,
         }
 
     events = sse.status_events(portal(), account_id, request_id, render)
@@ -240,6 +242,17 @@ def phonebook_edit(entry_id: int) -> Any:
         return show("phonebook_edit.html", exc, entry=entry, form=request.form)
     flash(f"Saved {entry.name}.")
     return redirect(url_for("pages.phonebook_list"))
+
+
+@blueprint.post("/phonebook/<int:entry_id>/favourite")
+def phonebook_favourite(entry_id: int) -> Any:
+    wanted = request.form.get("favourite") == "1"
+    entry = portal().run(phonebook.set_favourite, g.user.account_id, entry_id, wanted)
+    if wanted:
+        flash(f"{entry.name} is now a favourite, on your home page.")
+    else:
+        flash(f"{entry.name} is no longer a favourite.")
+    return redirect(safe_next(request.form.get("next") or url_for("pages.phonebook_list")))
 
 
 @blueprint.post("/phonebook/<int:entry_id>/delete")

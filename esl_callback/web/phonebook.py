@@ -34,6 +34,7 @@ class Fields:
     name: str
     number: str
     notes: str
+    favourite: bool | None = None  # None: as it was (False for a new entry)
 
 
 @dataclass
@@ -50,6 +51,7 @@ def read_fields(data: Any, rules: numbers.NumberRules) -> Fields:
         notes=inputs.text(
             data.get("notes"), "notes", "notes", max_length=NOTES_LENGTH, required=False
         ),
+        favourite=inputs.flag(data.get("favourite"), "favourite"),
     )
 
 
@@ -59,6 +61,7 @@ def describe(entry: PhoneBookEntry) -> dict[str, Any]:
         "name": entry.name,
         "number": entry.number,
         "notes": entry.notes,
+        "favourite": bool(entry.favourite),
         "created_at": iso(entry.created_at),
         "updated_at": iso(entry.updated_at),
     }
@@ -116,6 +119,7 @@ def insert(account_id: int, fields: Fields) -> PhoneBookEntry:
         name=fields.name,
         number=fields.number,
         notes=fields.notes,
+        favourite=bool(fields.favourite),
         created_at=now,
         updated_at=now,
     )
@@ -137,8 +141,18 @@ def update(account_id: int, entry_id: int, fields: Fields) -> PhoneBookEntry:
         if fields.number != entry.number:
             refuse_taken(account_id, fields.number)
         entry.name, entry.number, entry.notes = fields.name, fields.number, fields.notes
+        if fields.favourite is not None:
+            entry.favourite = fields.favourite
         entry.updated_at = utcnow()
         entry.save()
+    return entry
+
+
+def set_favourite(account_id: int, entry_id: int, favourite: bool) -> PhoneBookEntry:
+    """Show one of the account's entries on the home page, or stop showing it."""
+    entry = get(account_id, entry_id)
+    PhoneBookEntry.update(favourite=favourite).where(PhoneBookEntry.id == entry.id).execute()
+    entry.favourite = favourite
     return entry
 
 

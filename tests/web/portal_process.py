@@ -20,6 +20,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+from datetime import timedelta  # noqa: E402
 from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -41,9 +42,11 @@ SOURCE = "15550001001"  # alice's phone: answers after 1 s and stays on the line
 ANSWERS = "15550002001"  # answers after 2 s, talks 5 s, hangs up
 BUSY = "15550002004"
 SILENT = "15550002003"  # rings and never answers
+CAROL = "15550001003"  # carol's phone: answers after 1 s and stays on the line
 
 PHONES = {
     SOURCE: {"answer_after": 1},
+    CAROL: {"answer_after": 1},
     ANSWERS: {"answer_after": 2, "hangup_after": 5},
     BUSY: {"busy": True},
     SILENT: {"no_answer": True},
@@ -61,7 +64,59 @@ def seed(url: str) -> None:
         account = accounts.create_account(name, default_callback_number=number)
         billing.add_payment(account, paid, f"voucher {name.upper()}-2025")
         accounts.add_web_user(account, name, PASSWORD)
+    seed_carol()
     database.close()
+
+
+def seed_carol() -> None:
+    """carol: a low balance, favourites, two past calls, a personal number; access numbers."""
+    from esl_callback.callback.requests import State, create
+    from esl_callback.db import utcnow
+    from esl_callback.models import Leg, PhoneBookEntry
+
+    carol = accounts.create_account("carol", default_callback_number=CAROL)
+    billing.add_payment(carol, "0.685", "voucher CAROL-2025")
+    accounts.add_web_user(carol, "carol", PASSWORD)
+    accounts.add_access_number("18005550100", "pin")
+    accounts.add_access_number("18005550111", "ani")
+    accounts.add_did("15550009001", carol)
+    for name, number, favourite in (
+        ("Mary Jones", ANSWERS, True),
+        ("Dentist", BUSY, False),
+        ("Grandpa Joe", SILENT, True),
+    ):
+        PhoneBookEntry.create(account=carol, name=name, number=number, favourite=favourite)
+    start = utcnow() - timedelta(hours=3)
+    for destination, state, billsec, cause in (
+        (ANSWERS, State.COMPLETED, 83, "NORMAL_CLEARING"),
+        (BUSY, State.FAILED, 0, "USER_BUSY"),
+    ):
+        request = create(
+            trigger="web",
+            method="web",
+            account=carol,
+            mode="source_first",
+            source=CAROL,
+            destination=destination,
+            state=state,
+        )
+        answered = start if billsec else None
+        for role, number in (("a", CAROL), ("b", destination)):
+            Leg.create(
+                request=request,
+                leg=role,
+                uuid=f"seed-{request.id}-{role}",
+                number=number,
+                state="hung_up",
+                created_at=start,
+                answered_at=answered if role == "b" else start,
+                ended_at=start + timedelta(seconds=billsec + 5),
+                billsec=billsec if role == "b" else billsec + 5,
+                hangup_cause=cause,
+                billed=True,
+                cost=Decimal("0.0996") if billsec and role == "b" else Decimal(0),
+            )
+        start += timedelta(hours=1)
 
 
 SECRET = "p" * 40
@@ -75,6 +130,7 @@ def settings_for(directory: Path, switch_port: int | None) -> object:
         "routes": [{"prefix": "", "template": "loopback/{number}/phones"}],
         "logging": {"level": "INFO"},
         "metrics": {"enabled": False},  # 9464 may be taken (a serve on this machine): fatal
+        "sms": {"enabled": True, "numbers": ["+1 555 000 9999"]},
     }
     if switch_port is not None:
         data["freeswitch"] = {"nodes": [{"name": "sim", "port": switch_port}]}

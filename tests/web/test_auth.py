@@ -51,6 +51,7 @@ FORM_POSTS = [
     "/phonebook",
     "/phonebook/1/edit",
     "/phonebook/1/delete",
+    "/phonebook/1/favourite",
     "/phonebook/import",
     "/settings/default-number",
     "/settings/numbers",
@@ -61,7 +62,7 @@ FORM_POSTS = [
 
 SESSION_COOKIE = "esl_callback_session"
 
-PAGES = ["/call", "/call?to=4940123456", "/history", "/payments", "/phonebook", "/settings"]
+PAGES = ["/", "/call", "/call?to=4940123456", "/history", "/payments", "/phonebook", "/settings"]
 
 
 def form_login(client: FlaskClient, username: str, password: str, **extra: str):
@@ -117,7 +118,7 @@ def test_pages_send_strangers_to_the_login_and_back(
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "javascript:1"])
 def test_login_never_redirects_off_the_site(client: FlaskClient, alice: User, target: str) -> None:
     response = form_login(client, "alice", PASSWORD, next=target)
-    assert response.headers["Location"] == "/call"
+    assert response.headers["Location"] == "/"
 
 
 @pytest.mark.parametrize("path", FORM_POSTS)

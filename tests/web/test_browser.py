@@ -37,6 +37,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
 CALL_SECONDS = 45_000  # ms: a whole callback at real speed, with room to spare
 
 # Computed in the page: text whose contrast with its background is below WCAG AA.
@@ -195,10 +197,25 @@ def log_in(page: Page, url: str, username: str = "alice", next_path: str = "") -
     page.get_by_role("button", name="Log in").click()
 
 
+@contextmanager
+def signed_in(browser: Browser, url: str, username: str, size: dict) -> Iterator[Page]:
+    """A page of a fresh browser session of `username`, at `size`, on the home page."""
+    context = browser.new_context(viewport=size, device_scale_factor=1)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        log_in(page, url, username)
+        expect(page).to_have_url(f"{url}/")
+        yield page
+    finally:
+        context.close()
+
+
 def check_page_is_usable(page: Page) -> None:
-    """Fits a phone's width, every control has a label, all text has enough contrast."""
+    """Fits the window's width, every control has a label, all text has enough contrast."""
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"{page.url} scrolls sideways ({width}px)"
+    viewport = page.viewport_size or PHONE
+    assert width <= viewport["width"], f"{page.url} scrolls sideways ({width}px)"
     assert page.evaluate(UNLABELLED) == []
     assert page.evaluate(LOW_CONTRAST) == []
 
@@ -285,6 +302,43 @@ def test_history_page_is_usable_when_empty(page: Page, portal: str) -> None:
 # -- with the switch ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_the_home_page_has_the_balance_calls_favourites_and_numbers_to_dial(
+    browser: Browser, switched_portal: str, size: str
+) -> None:
+    with signed_in(browser, switched_portal, "carol", SIZES[size]) as page:
+        expect(page.locator(".big-balance")).to_have_text("0.69 EUR")
+        expect(page.get_by_role("status")).to_contain_text("Your balance is low")
+        expect(page.get_by_role("link", name="Top up")).to_have_attribute("href", "/payments")
+        recent = page.get_by_role("region", name="Recent calls")
+        expect(recent.locator(".entry")).to_have_count(2)
+        expect(recent.locator(".entry").first).to_contain_text("Busy")
+        expect(recent.locator(".entry").nth(1)).to_contain_text("Mary Jones")
+        expect(recent.locator(".entry").nth(1)).to_contain_text("Connected · 01:23")
+        favourites = page.get_by_role("region", name="Favourites")
+        expect(favourites.locator(".name")).to_have_text(["Grandpa Joe", "Mary Jones"])
+        dial = page.get_by_role("region", name="Get a callback from your phone")
+        expect(dial.get_by_role("link", name="+1 555-000-9001")).to_have_attribute(
+            "href", "tel:+15550009001"
+        )
+        expect(dial).to_contain_text("ask for your PIN")
+        expect(dial.get_by_role("link", name="+1 555-000-9999")).to_have_attribute(
+            "href", "sms:+15550009999"
+        )
+        expect(dial.get_by_role("cell", name="BAL", exact=True)).to_be_visible()
+        check_page_is_usable(page)
+        screenshot(page, f"home-{size}")
+        if size == "phone":  # one click on a favourite places the call
+            favourites.get_by_role("button", name="Call Mary Jones").click()
+            expect(page).to_have_url(re.compile(r"/requests/\d+$"))
+            expect(page.locator("#live .summary")).to_contain_text(
+                "Connected", timeout=CALL_SECONDS
+            )
+            expect(page.locator("#live .summary")).to_have_text(
+                "Your call with Mary Jones ended", timeout=CALL_SECONDS
+            )
+
+
 def place_call(page: Page, url: str, destination: str, mode: str) -> None:
     page.goto(f"{url}/call")
     page.get_by_label("Number to call").fill(destination)
@@ -321,18 +375,18 @@ def test_a_source_first_callback_goes_live_from_ringing_to_completed(
     expect(live.locator(".summary")).to_contain_text("Connected", timeout=CALL_SECONDS)
     check_page_is_usable(page)
     screenshot(page, "status-connected")
-    expect(live.locator(".summary")).to_contain_text("Completed", timeout=CALL_SECONDS)
+    expect(live.locator(".summary")).to_contain_text("ended", timeout=CALL_SECONDS)
     expect(live.locator(".cost")).to_contain_text("EUR", timeout=CALL_SECONDS)
     screenshot(page, "status-completed")
     seen_in_order(
         page,
-        r"a:(calling|ringing)",
-        r"a:answered.*b:(calling|ringing)",
-        r"^Connected.*a:bridged,b:bridged",
-        r"^Completed.*a:hung_up,b:hung_up",
+        r"^(We're calling you|Your phone is ringing)\|a:(calling|ringing)",
+        r"^(Calling|.* is ringing).*\|a:answered,b:(calling|ringing)",
+        r"^Connected \W \d\d:\d\d\|a:bridged,b:bridged",
+        r"^Your call with \+1 555-000-2001 ended\|a:hung_up,b:hung_up",
     )
     cost = live.locator(".cost").inner_text()
-    expect(second_tab.locator("#live .summary")).to_contain_text("Completed", timeout=5000)
+    expect(second_tab.locator("#live .summary")).to_contain_text("ended", timeout=5000)
     expect(second_tab.locator("#live .cost")).to_have_text(cost)
     assert second_tab.locator("#live .legs").inner_text() == live.locator(".legs").inner_text()
     balance = page.locator("#balance").inner_text()
@@ -340,8 +394,8 @@ def test_a_source_first_callback_goes_live_from_ringing_to_completed(
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
     record = page.locator(".card").first
-    expect(record).to_contain_text(f"{SOURCE} → {ANSWERS}")
-    expect(record).to_contain_text("Completed")
+    expect(record).to_contain_text("Call to +1 555-000-2001")
+    expect(record).to_contain_text("ended")
     expect(record.locator(".summary")).to_contain_text(cost.removesuffix(" EUR"))
     check_page_is_usable(page)
     screenshot(page, "history")
@@ -353,11 +407,12 @@ def test_a_simultaneous_callback_calls_both_and_connects_them(
     log_in(page, switched_portal)
     place_call(page, switched_portal, ANSWERS, "Call both at once")
     live = page.locator("#live")
-    expect(live.locator(".summary")).to_contain_text("Completed", timeout=CALL_SECONDS)
+    expect(live.locator(".summary")).to_contain_text("ended", timeout=CALL_SECONDS)
     seen = seen_in_order(
-        page, r"a:(calling|ringing).*b:(calling|ringing)", r"^Connected", r"^Completed"
+        page, r"a:(calling|ringing).*b:(calling|ringing)", r"^Connected", r"^Your call .* ended"
     )
     assert not any("b:queued" in line for line in seen[1:]), "leg B was called at once"
+    assert not any("source" in line.lower() for line in seen), seen
     expect(live.locator(".cost")).to_contain_text("EUR")
 
 
@@ -366,8 +421,10 @@ def test_a_busy_destination_shows_busy(page: Page, switched_portal: str) -> None
     place_call(page, switched_portal, BUSY, "Call me first, then the other number")
     live = page.locator("#live")
     expect(live.locator('[data-leg="b"] .badge')).to_have_text("busy", timeout=CALL_SECONDS)
-    expect(live.locator(".summary")).to_contain_text("Failed", timeout=CALL_SECONDS)
-    expect(live.locator(".summary")).to_contain_text("busy")
+    expect(live.locator(".summary")).to_have_text(
+        "The line of +1 555-000-2004 was busy", timeout=CALL_SECONDS
+    )
+    expect(live.get_by_role("link", name="Call +1 555-000-2004 again")).to_be_visible()
     screenshot(page, "status-busy")
 
 
@@ -384,10 +441,13 @@ def test_the_cancel_button_hangs_up_both_legs(
         "data-status", re.compile("calling|ringing"), timeout=CALL_SECONDS
     )
     page.get_by_role("button", name="Cancel the call").click()
-    expect(live.locator(".summary")).to_contain_text("Cancelled", timeout=CALL_SECONDS)
+    expect(live.locator(".summary")).to_have_text("You cancelled the call", timeout=CALL_SECONDS)
     expect(live.get_by_role("button", name="Cancel the call")).to_have_count(0)
-    for leg in ("a", "b"):
-        expect(live.locator(f'[data-leg="{leg}"]')).to_have_attribute("data-status", "hung_up")
+    expect(live.locator('[data-leg="a"]')).to_have_attribute(
+        "data-status", re.compile("hung_up|cancelled")
+    )
+    expect(live.locator('[data-leg="b"]')).to_have_attribute("data-status", "cancelled")
+    expect(live.locator('[data-leg="b"] .badge')).to_have_text("cancelled")
 
 
 # -- the portal run alone (`esl-callback web`), calls placed through serve ------------------
@@ -399,18 +459,18 @@ def test_a_callback_placed_on_the_portal_run_alone_goes_live_to_completed(
     log_in(page, alone_portal)
     place_call(page, alone_portal, ANSWERS, "Call me first, then the other number")
     live = page.locator("#live")
-    expect(live.locator(".summary")).to_contain_text("Completed", timeout=CALL_SECONDS)
+    expect(live.locator(".summary")).to_contain_text("ended", timeout=CALL_SECONDS)
     expect(live.locator(".cost")).to_contain_text("EUR", timeout=CALL_SECONDS)
     seen_in_order(
         page,
         r"a:(calling|ringing)",
         r"a:answered.*b:(calling|ringing)",
         r"^Connected.*a:bridged,b:bridged",  # relayed from serve as it happened
-        r"^Completed.*a:hung_up,b:hung_up",
+        r"ended\|a:hung_up,b:hung_up",
     )
     check_page_is_usable(page)
     screenshot(page, "alone-status-completed")
     balance = page.locator("#balance").inner_text()
     assert balance != "10.00 EUR" and balance.endswith(" EUR")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
-    expect(page.locator(".card").first).to_contain_text(f"{SOURCE} → {ANSWERS}")
+    expect(page.locator(".card").first).to_contain_text("Call to +1 555-000-2001")

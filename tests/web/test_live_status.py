@@ -188,7 +188,7 @@ def test_the_status_page_stream_carries_the_rendered_status_and_balance(
     rendered = [first, *events.until_end()]
     assert any('data-status="answered"' in data["html"] for data in rendered)
     last = rendered[-1]
-    assert "Failed" in last["html"] and "Cancel the call" not in last["html"]
+    assert "was busy" in last["html"] and "Cancel the call" not in last["html"]
     spent = Decimal(last["status"]["cost"])
     assert spent > 0
     assert last["balance"] == f"{Decimal(10) - spent:.2f} EUR"
