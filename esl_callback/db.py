@@ -176,6 +176,36 @@ def _add_time_zone_and_favourites(migrator: SchemaMigrator, database: peewee.Dat
     )
 
 
+# The table of migration 8 as it shipped (see _SPENT_TOKEN_TABLE for why it is spelt out).
+_CONTROLLER_TABLE = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "controller" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, '
+        '"host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "epoch" INTEGER NOT NULL, '
+        '"lease_seconds" INTEGER NOT NULL, "started_at" DATETIME NOT NULL, '
+        '"heartbeat_at" DATETIME NOT NULL, "lease_until" DATETIME NOT NULL, '
+        '"stopped_at" DATETIME)'
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "controller" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, '
+        '"host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "epoch" INTEGER NOT NULL, '
+        '"lease_seconds" INTEGER NOT NULL, "started_at" TIMESTAMP NOT NULL, '
+        '"heartbeat_at" TIMESTAMP NOT NULL, "lease_until" TIMESTAMP NOT NULL, '
+        '"stopped_at" TIMESTAMP)'
+    ),
+}
+
+
+def _add_controllers(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    database.execute_sql(_CONTROLLER_TABLE[dialect])
+    migrate(
+        migrator.add_column(
+            "callback_request", "controller", peewee.CharField(max_length=64, null=True)
+        ),
+        migrator.add_index("callback_request", ("controller",), False),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -192,6 +222,7 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(6, "vouchers: prepaid cards redeemed once", _create_vouchers),
     Migration(7, "web users' time zone; phone-book favourites", _add_time_zone_and_favourites),
+    Migration(8, "controllers and the requests each owns", _add_controllers),
 ]
 BASELINE_VERSION = 1
 

@@ -8,15 +8,18 @@ gevent's monkey patching and stops it on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import gevent
 import gevent.monkey
+from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
-from esl_callback import metrics
+from esl_callback import controllers, metrics
 from esl_callback.callback import reconcile
 from esl_callback.callback.dialer import Dialer
 from esl_callback.callback.flow import event_variable
@@ -87,10 +90,21 @@ def check_database(db: Database) -> None:
         )
 
 
+def with_controller_id(settings: Settings) -> Settings:
+    """The settings with `controller.id` filled in (default: host name and outbound port)."""
+    if settings.controller.id is not None:
+        return settings
+    own_id = controllers.default_id(settings.outbound.port)
+    return dataclasses.replace(
+        settings, controller=dataclasses.replace(settings.controller, id=own_id)
+    )
+
+
 class Service:
     """Everything `esl-callback serve` runs, wired together."""
 
     def __init__(self, settings: Settings) -> None:
+        settings = with_controller_id(settings)
         self.settings = settings
         self.db = Database(settings.database.url, settings.database.pool_size)
         self.router = EventRouter()
@@ -116,6 +130,10 @@ class Service:
         self.web_server: WSGIServer | None = None
         self.portal: Portal | None = None
         self.metrics_server: WSGIServer | None = None
+        self.identity: controllers.Identity | None = None
+        self.heartbeats: gevent.Greenlet | None = None
+        # Set when this controller lost its lease: it must stop acting (serve exits).
+        self.fenced = Event()
         out = settings.outbound
         self.outbound = OutboundServer(
             self.on_channel,
@@ -131,7 +149,14 @@ class Service:
         self.check_database()
         if not self.db.is_sqlite and gevent.monkey.is_module_patched("threading"):
             make_psycopg2_cooperative()
-        abandoned = self.db.run(reconcile.abandon_requests_without_legs)
+        cfg_controller = self.settings.controller
+        self.identity = self.db.run(
+            controllers.register,
+            cfg_controller.id,
+            cfg_controller.lease_seconds,
+            self.db.is_sqlite,
+        )
+        abandoned = self.db.run(reconcile.abandon_requests_without_legs, self.identity.id)
         if abandoned:
             log.warning("%d requests left by a previous run were marked failed", abandoned)
         out, web, cfg = self.settings.outbound, self.settings.web, self.settings.metrics
@@ -149,6 +174,7 @@ class Service:
             log.info("metrics at http://%s:%d/metrics", cfg.bind, self.metrics_server.server_port)
         for node in self.nodes:
             node.start()
+        self.heartbeats = gevent.spawn(self.renew_lease, self.identity)
         log.info(
             "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
             self.outbound.host,
@@ -161,22 +187,51 @@ class Service:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking calls; end those not connected yet (up to `timeout`) and leave the
         connected ones to the next start; disconnect."""
+        if self.heartbeats is not None:
+            self.heartbeats.kill()
         for server in (self.web_server, self.metrics_server):
             if server is not None:
                 server.stop(timeout=WEB_STOP_SECONDS)
         if self.portal is not None:
             self.portal.stop(WEB_STOP_SECONDS)
         self.outbound.stop_accepting()
-        self.dialer.wind_down(timeout)
+        if not self.fenced.is_set():  # a fenced controller's calls may be another's now
+            self.dialer.wind_down(timeout)
         self.outbound.stop(timeout=1)
         for node in self.nodes:
             node.stop()
         self.sms.finish()  # SMS replies still waiting for their `chat` store that it was cut
+        if self.identity is not None and not self.fenced.is_set():
+            with contextlib.suppress(DatabaseError):
+                self.db.run(controllers.unregister, self.identity)
         self.db.close()
         log.info("esl-callback stopped")
 
     def check_database(self) -> None:
         check_database(self.db)
+
+    def renew_lease(self, identity: controllers.Identity) -> None:
+        """Renew the lease every third of it, and take over the calls of controllers found
+        dead; on a lost lease, fence this controller (`fenced`): serve stops at once, acting on
+        nothing more."""
+        interval = identity.lease_seconds / 3
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.db.run(controllers.heartbeat, identity)
+            except controllers.LeaseLost as exc:
+                log.critical("%s; stopping without touching any call", exc)
+                self.fenced.set()
+                return
+            except DatabaseError as exc:
+                log.error("cannot renew controller %s's lease: %s", identity.id, exc)
+                continue
+            claimed = self.dialer.reconciler.take_over()
+            if claimed:
+                now = datetime.now(UTC).replace(tzinfo=None)
+                for node in self.nodes:
+                    if node.connected:
+                        self.dialer.reconciler.reconcile(node, now, only=set(claimed))
 
     def dispatch_event(self, event: Any, node: str) -> None:
         """Every event from a node: measured, then routed to its call (never blocks)."""

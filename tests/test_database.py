@@ -20,7 +20,7 @@ from esl_callback.db import (
     latest_version,
     utcnow,
 )
-from esl_callback.models import Account, BaseModel, SpentToken, WebUser
+from esl_callback.models import Account, BaseModel, CallbackRequest, SpentToken, WebUser
 from esl_callback.web import history
 from esl_callback.web.sms_api import reported_call
 
@@ -73,7 +73,8 @@ MIGRATION_4 = "applied 4: spent tokens: ended web sessions and submitted one-use
 MIGRATION_5 = "applied 5: accounts' credit limit; legs' operator cost (what no account paid)"
 MIGRATION_6 = "applied 6: vouchers: prepaid cards redeemed once"
 MIGRATION_7 = "applied 7: web users' time zone; phone-book favourites"
-LATER = [MIGRATION_7]  # the migrations after 6, which every upgrade below applies too
+MIGRATION_8 = "applied 8: controllers and the requests each owns"
+LATER = [MIGRATION_7, MIGRATION_8]  # the migrations after 6, which every upgrade applies too
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -89,8 +90,15 @@ def drop_version_6_table(db: Database) -> None:
 
 
 def drop_version_7_columns(db: Database) -> None:
+    drop_version_8_table_and_column(db)
     db.peewee.execute_sql("ALTER TABLE web_user DROP COLUMN time_zone")
     db.peewee.execute_sql("ALTER TABLE phone_book_entry DROP COLUMN favourite")
+
+
+def drop_version_8_table_and_column(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE controller")
+    db.peewee.execute_sql("DROP INDEX callback_request_controller")
+    db.peewee.execute_sql("ALTER TABLE callback_request DROP COLUMN controller")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -126,7 +134,7 @@ def test_a_version_1_database_gets_the_sms_sender_index_and_keeps_its_rows(db: D
         *LATER,
     ]
     assert ("source", "created_at") in sms_indexes(db)
-    assert db.schema_version() == 7
+    assert db.schema_version() == latest_version()
     assert Account.get().name == "alice"
 
 
@@ -233,7 +241,7 @@ def test_a_version_6_database_gets_time_zones_and_favourites_as_db_init_makes_th
     accounts.add_web_user(alice, "alice", "a long password")
     drop_version_7_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 6")
-    assert db.upgrade() == [MIGRATION_7]
+    assert db.upgrade() == [MIGRATION_7, MIGRATION_8]
     assert columns_of(db, "web_user", "phone_book_entry") == made_by_init
     assert [(u.username, u.time_zone) for u in WebUser.select()] == [("alice", None)]
 
@@ -426,3 +434,23 @@ def test_lookups_made_for_each_call_read_only_what_they_need(tmp_path, lookup, i
 
     assert any(f"INDEX {index} " in plan for plan in plans), plans  # or COVERING INDEX
     assert not [plan for plan in plans if plan.startswith("SCAN")], plans
+
+
+def test_a_version_7_database_gets_controllers_as_db_init_makes_them_and_its_requests_no_owner(
+    db: Database,
+) -> None:
+    made_by_init = columns_of(db, "controller", "callback_request")
+    indexes_by_init = {tuple(i.columns) for i in db.peewee.get_indexes("callback_request")}
+    alice = accounts.create_account("alice")
+    drop_version_8_table_and_column(db)
+    db.peewee.execute_sql(
+        "INSERT INTO callback_request (account_id, trigger, method, mode, state, caller_id, "
+        "called_number, attempts, created_at, updated_at) VALUES "
+        f"({alice.id}, 'web', 'web', 'source_first', 'bridged', '', '', 0, "
+        "'2026-12-07 10:00:00', '2026-12-07 10:00:00')"
+    )
+    db.peewee.execute_sql("UPDATE schema_version SET version = 7")
+    assert db.upgrade() == [MIGRATION_8]
+    assert columns_of(db, "controller", "callback_request") == made_by_init
+    assert {tuple(i.columns) for i in db.peewee.get_indexes("callback_request")} == indexes_by_init
+    assert [r.controller for r in CallbackRequest.select()] == [None]  # any controller's

@@ -64,6 +64,9 @@ class Dialer:
         # data names the switch it came from, and its callback must go out through that one.
         self.core_uuids: dict[str, str] = {}
         self.stopping = False  # set at shutdown: flows originate no new leg
+        # The controller this dialer runs as: it owns the requests it stores (None: no
+        # controller identity, as in a tool; its requests are no one's).
+        self.controller_id: str | None = settings.controller.id
         self.reconciler = Reconciler(self)
 
     # -- entry points ---------------------------------------------------------------------
@@ -129,7 +132,13 @@ class Dialer:
         is promised that was not stored. Starts the callback."""
         cfg = self.settings.callback
         admission = self.db.run(
-            admission_module.admit_trigger, caller, called, trigger, trigger_uuid, self.settings
+            admission_module.admit_trigger,
+            caller,
+            called,
+            trigger,
+            trigger_uuid,
+            self.settings,
+            self.controller_id,
         )
         request = admission.request
         if not admission.admitted:
@@ -186,6 +195,7 @@ class Dialer:
             trigger,
             method,
             self.settings,
+            self.controller_id,
         )
         request = admission.request
         if not admission.admitted:
