@@ -5,16 +5,19 @@ On SQLite (one controller) and PostgreSQL (any number), through `esl_callback.co
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 
 from esl_callback import accounts, controllers
 from esl_callback.callback import requests
 from esl_callback.callback.requests import State
+from esl_callback.cli import main
 from esl_callback.db import Database, utcnow
 from esl_callback.models import Account, CallbackRequest, Controller
 
@@ -132,3 +135,30 @@ def test_a_hangup_of_a_live_controllers_call_is_not_for_another_to_bill(db: Data
     assert controllers.may_act_on(call, "other")  # claimed by the first to see it
     assert not controllers.may_act_on(call, "third")
     assert CallbackRequest.get_by_id(call).controller == "other"
+
+
+def test_the_controllers_command_lists_every_controller_alive_dead_or_stopped_with_its_calls(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("one controller on SQLite")
+    controllers.register("host-a:8084", 15, sqlite=False)
+    controllers.register("host-b:8084", 15, sqlite=False)
+    stopped = controllers.register("host-c:8084", 15, sqlite=False)
+    controllers.unregister(stopped)
+    lease_ran_out("host-b:8084")
+    live_request("host-a:8084")
+    live_request("host-b:8084")
+    live_request("host-b:8084")
+
+    result = CliRunner().invoke(main, ["controllers", "--database", db.url])
+    listed = json.loads(
+        CliRunner().invoke(main, ["controllers", "--database", db.url, "--json"]).output
+    )
+
+    assert result.exit_code == 0, result.output
+    states = [line.split()[:2] for line in result.output.splitlines()]
+    assert states == [["host-a:8084", "alive"], ["host-b:8084", "DEAD"], ["host-c:8084", "stopped"]]
+    assert [(c["id"], c["live_requests"]) for c in listed] == [
+        ("host-a:8084", 1), ("host-b:8084", 2), ("host-c:8084", 0),
+    ]  # fmt: skip
