@@ -192,14 +192,24 @@ def ours(query: peewee.Select, controller_id: str | None) -> peewee.Select:
     )
 
 
-def may_act_on(request_id: int, controller_id: str) -> bool:
-    """Whether this controller may act on a request found without a flow (a hangup no flow
-    of its own listens to): its own or no one's, or a dead controller's, claimed here."""
-    owner = (
+def owner_of(request_id: int) -> str | None:
+    """The controller that owns a request (None: no one, or no such request)."""
+    return (
         CallbackRequest.select(CallbackRequest.controller)
         .where(CallbackRequest.id == request_id)
         .scalar()
     )
+
+
+def alive_peers(controller_id: str) -> int:
+    """How many controllers besides this one hold a lease now."""
+    return Controller.select().where(Controller.id != controller_id, alive_clause(utcnow())).count()
+
+
+def may_act_on(request_id: int, controller_id: str) -> bool:
+    """Whether this controller may act on a request found without a flow (a hangup no flow
+    of its own listens to): its own or no one's, or a dead controller's, claimed here."""
+    owner = owner_of(request_id)
     if owner is None or owner == controller_id:
         return True
     if Controller.select().where(Controller.id == owner, alive_clause(utcnow())).exists():

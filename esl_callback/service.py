@@ -25,6 +25,7 @@ from esl_callback.callback.dialer import Dialer
 from esl_callback.callback.flow import event_variable
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
+from esl_callback.notices import Notices
 from esl_callback.sms import SmsService
 from esl_callback.switch import commands
 from esl_callback.switch.connection import Backoff, CommandTimeout, InboundConnection
@@ -123,6 +124,11 @@ class Service:
             for node in fs.nodes
         ]
         self.dialer = Dialer(self.db, settings, self.nodes, self.router)
+        self.notices = Notices(
+            self.db, settings.controller.id, self.dialer.notify_here, self.dialer.cancel_here
+        )
+        if self.notices.enabled:
+            self.dialer.peers = self.notices
         self.router.on("CHANNEL_HANGUP_COMPLETE", self.dialer.handle_orphan_event)
         self.sms = SmsService(self.db, settings, self.dialer)
         if settings.sms.enabled:
@@ -174,6 +180,8 @@ class Service:
             log.info("metrics at http://%s:%d/metrics", cfg.bind, self.metrics_server.server_port)
         for node in self.nodes:
             node.start()
+        self.notices.peers = self.db.run(controllers.alive_peers, self.identity.id)
+        self.notices.start()
         self.heartbeats = gevent.spawn(self.renew_lease, self.identity)
         log.info(
             "esl-callback running: outbound %s:%d, FreeSWITCH %s, database %s",
@@ -189,6 +197,7 @@ class Service:
         connected ones to the next start; disconnect."""
         if self.heartbeats is not None:
             self.heartbeats.kill()
+        self.notices.stop()
         for server in (self.web_server, self.metrics_server):
             if server is not None:
                 server.stop(timeout=WEB_STOP_SECONDS)
@@ -226,6 +235,7 @@ class Service:
             except DatabaseError as exc:
                 log.error("cannot renew controller %s's lease: %s", identity.id, exc)
                 continue
+            self.notices.peers = self.db.run(controllers.alive_peers, identity.id)
             claimed = self.dialer.reconciler.take_over()
             if claimed:
                 now = datetime.now(UTC).replace(tzinfo=None)
