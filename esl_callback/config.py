@@ -821,7 +821,7 @@ class ControllerSettings:
     # None: host name and outbound port (unique per process on a machine, as the port is).
     id: Annotated[
         str | None,
-        _optional(_text(r"[A-Za-z0-9._:@-]{1,64}", "1-64 letters, digits or . _ : @ -")),
+        _optional(_text(r"[A-Za-z0-9._:-]{1,64}", "1-64 letters, digits or . _ : -")),
     ] = None
     # How long a controller that stopped renewing counts as alive: the others take its calls
     # over after that. It renews every third of it.

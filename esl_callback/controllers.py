@@ -146,6 +146,23 @@ def unregister(identity: Identity) -> None:
     ).execute()
 
 
+def orphaned_owners(controller_id: str) -> set[str]:
+    """The dead controllers that left live requests (whose events a survivor must follow
+    before it claims them)."""
+    alive = Controller.select(Controller.id).where(alive_clause(utcnow()))
+    return {
+        row.controller
+        for row in CallbackRequest.select(CallbackRequest.controller)
+        .where(
+            CallbackRequest.state.in_(requests.LIVE),
+            CallbackRequest.controller.is_null(False),
+            CallbackRequest.controller != controller_id,
+            CallbackRequest.controller.not_in(alive),
+        )
+        .distinct()
+    }
+
+
 def claim_orphaned(controller_id: str) -> list[int]:
     """Take over the live requests of dead controllers: the ids of those now ours.
 

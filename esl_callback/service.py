@@ -23,6 +23,7 @@ from esl_callback import controllers, metrics
 from esl_callback.callback import reconcile
 from esl_callback.callback.dialer import Dialer
 from esl_callback.callback.flow import event_variable
+from esl_callback.callback.reconcile import OWN_LEGS
 from esl_callback.config import Settings
 from esl_callback.db import Database, DatabaseError, latest_version, make_psycopg2_cooperative
 from esl_callback.notices import Notices
@@ -47,14 +48,21 @@ SUBSCRIBED_EVENTS = (
     "BACKGROUND_JOB",
     "MESSAGE",  # SMS (mod_sms), see esl_callback/sms.py
 )
-# Of those, FreeSWITCH sends only our own calls' channel events (every leg we originate carries
-# callback_request_id), job results and SMS: a switch that also carries other traffic does not
-# make us read and drop its events, nor fall behind on them.
-EVENT_FILTERS = (
-    ("variable_callback_request_id", "/^[0-9]+$/"),
-    ("Event-Name", "BACKGROUND_JOB"),
-    ("Event-Name", "MESSAGE"),
-)
+
+
+# Of those, FreeSWITCH sends only this controller's calls' events (every leg it originates carries
+# callback_controller: other controllers' calls are not read and dropped here), job results and
+# SMS; a switch that also carries other traffic does not make us read its events, nor fall
+# behind on them. When a dead controller's calls are taken over, its id is added.
+def event_filters(controller_id: str) -> tuple[tuple[str, str], ...]:
+    """The filters of this controller's event subscription."""
+    return (
+        (OWN_LEGS, controller_id),
+        ("Event-Name", "BACKGROUND_JOB"),
+        ("Event-Name", "MESSAGE"),
+    )
+
+
 TRIGGER_CLOSE_SECONDS = 10.0  # a refused trigger call is down well before this
 # What the portal's requests left running (SMS replies to a gateway) may take to finish at stop,
 # as long as the web server gives a request in flight.
@@ -114,7 +122,7 @@ class Service:
             InboundConnection(
                 node,
                 events=SUBSCRIBED_EVENTS,
-                filters=EVENT_FILTERS,
+                filters=event_filters(settings.controller.id),
                 on_event=self.dispatch_event,
                 on_connected=self.on_node_connected,
                 command_timeout=node.command_timeout_seconds,

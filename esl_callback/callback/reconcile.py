@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The channel variable naming the controller that originated a leg (serve filters on it).
+OWN_LEGS = "variable_callback_controller"
 # How long after hanging up an orphan leg we check that its hangup reached us.
 VANISH_CHECK_SECONDS = 5.0
 
@@ -111,6 +113,13 @@ class Reconciler:
         owner = self.dialer.controller_id
         if owner is None:
             return []
+        dead = self.db.run_until_done(
+            "the dead controllers' calls", controllers.orphaned_owners, owner
+        )
+        if not dead:
+            return []
+        for dead_id in sorted(dead):  # their legs' events from now on, before they are ours
+            self.follow_events_of(dead_id)
         claimed = self.db.run_until_done(
             "the takeover of dead controllers' calls", controllers.claim_orphaned, owner
         )
@@ -118,6 +127,15 @@ class Reconciler:
         for _, _, hangup in [h for h in self.foreign_hangups if h[1] in taken]:
             self.bill_orphan(hangup)  # legs that ended while their owner was dying
         return claimed
+
+    def follow_events_of(self, controller_id: str) -> None:
+        """Have every node send this controller the events of `controller_id`'s legs."""
+        for node in self.dialer.nodes:
+            try:
+                node.add_filter(OWN_LEGS, controller_id)
+            except Exception as exc:  # not connected: the filter is sent at the reconnect
+                log.warning("node %s: events of controller %s not followed yet: %s",
+                            node.name, controller_id, exc)  # fmt: skip
 
     def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
         legs = self.adopted.get(request_id, {})

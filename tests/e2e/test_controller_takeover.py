@@ -251,3 +251,40 @@ def switch_connected(settings: Any) -> bool:
     except OSError:
         return False  # not serving yet
     return snapshot.by_label(f"{metrics.PREFIX}_node_connected", "node").get("sim") == 1
+
+
+def test_each_controller_is_sent_only_its_own_legs_events(alice, postgres, simulator) -> None:
+    sim, port_a = simulator(
+        {
+            CALLER: {"answer_after": 1, "keys": [{"after": 1.0, "digits": f"{FRIEND}#"}]},
+            FRIEND: {"answer_after": 1, "hangup_after": 1},
+        }
+    )
+    first = start_service(settings_for(postgres, sim, port_a, "first"))
+    second = Service(settings_for(postgres, sim, free_port(), "second"))
+    seen_by_second: list[str] = []
+    dispatch = second.router.dispatch
+
+    def recording(event: Any, node: str = "") -> None:
+        seen_by_second.append(event.get("Event-Name") or "")
+        dispatch(event, node)
+
+    second.router.dispatch = recording  # type: ignore[method-assign]
+    second.start()
+    try:
+        assert second.nodes[0].wait_connected(10)
+        sim.place_call(CALLER, ANI_ACCESS, ACCESS_CONTEXT)
+        request = wait_until(
+            "the callback to end",
+            lambda: (
+                (r := request_of(postgres, CALLER)) is not None
+                and r.state not in requests.LIVE
+                and r
+            ),
+        )
+        assert request.state == "completed"
+        assert request.controller == "first"
+        assert not [name for name in seen_by_second if name.startswith("CHANNEL_")]
+    finally:
+        second.stop(timeout=2)
+        first.stop(timeout=2)
