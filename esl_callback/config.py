@@ -818,6 +818,20 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ControllerSettings:
+    """This controller among the ones sharing the database (esl_callback/controllers.py)."""
+
+    # None: host name and outbound port (unique per process on a machine, as the port is).
+    id: Annotated[
+        str | None,
+        _optional(_text(r"[A-Za-z0-9._:-]{1,64}", "1-64 letters, digits or . _ : -")),
+    ] = None
+    # How long a controller that stopped renewing counts as alive: the others take its calls
+    # over after that. It renews every third of it.
+    lease_seconds: Annotated[int, _integer(3, 600)] = 15
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatabaseSettings:
     """Where the data lives: SQLite file or PostgreSQL."""
 
@@ -1209,6 +1223,7 @@ class Settings:
 
     freeswitch: FreeswitchSettings = field(default_factory=FreeswitchSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    controller: ControllerSettings = field(default_factory=ControllerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     web: WebSettings = field(default_factory=WebSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

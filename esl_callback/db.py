@@ -279,6 +279,36 @@ def _create_switch_cdrs(migrator: SchemaMigrator, database: peewee.Database) -> 
         database.execute_sql(statement)
 
 
+# The table of migration 11 as it shipped (see _SPENT_TOKEN_TABLE for why it is spelt out).
+_CONTROLLER_TABLE = {
+    "sqlite": (
+        'CREATE TABLE IF NOT EXISTS "controller" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, '
+        '"host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "epoch" INTEGER NOT NULL, '
+        '"lease_seconds" INTEGER NOT NULL, "started_at" DATETIME NOT NULL, '
+        '"heartbeat_at" DATETIME NOT NULL, "lease_until" DATETIME NOT NULL, '
+        '"stopped_at" DATETIME)'
+    ),
+    "postgresql": (
+        'CREATE TABLE IF NOT EXISTS "controller" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, '
+        '"host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "epoch" INTEGER NOT NULL, '
+        '"lease_seconds" INTEGER NOT NULL, "started_at" TIMESTAMP NOT NULL, '
+        '"heartbeat_at" TIMESTAMP NOT NULL, "lease_until" TIMESTAMP NOT NULL, '
+        '"stopped_at" TIMESTAMP)'
+    ),
+}
+
+
+def _add_controllers(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+    database.execute_sql(_CONTROLLER_TABLE[dialect])
+    migrate(
+        migrator.add_column(
+            "callback_request", "controller", peewee.CharField(max_length=64, null=True)
+        ),
+        migrator.add_index("callback_request", ("controller",), False),
+    )
+
+
 # Later issues append here; never edit or reorder a migration that has shipped.
 MIGRATIONS: list[Migration] = [
     Migration(2, "index SMS by sender and time (the per-sender rate limit)", _index_sms_by_sender),
@@ -304,6 +334,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         10, "switch CDRs: what mod_json_cdr posted, one row per channel", _create_switch_cdrs
     ),
+    Migration(11, "controllers and the requests each owns", _add_controllers),
 ]
 BASELINE_VERSION = 1
 

@@ -172,6 +172,8 @@ class CallbackRequest(BaseModel):
     source = pw.CharField(max_length=20, null=True)
     destination = pw.CharField(max_length=20, null=True)
     node = pw.CharField(max_length=64, null=True)
+    # The controller that owns the request (esl_callback/controllers.py; migration 11).
+    controller = pw.CharField(max_length=64, null=True, index=True)
     attempts = pw.IntegerField(default=0)
     max_duration = pw.IntegerField(null=True)
     failure_cause = pw.CharField(max_length=64, null=True)
@@ -387,6 +389,20 @@ class SwitchCdr(BaseModel):
     last_received_at = pw.DateTimeField(default=utcnow)
 
 
+class Controller(BaseModel):
+    """A `serve` process among those sharing the database, and its lease (migration 11)."""
+
+    id = pw.CharField(max_length=64, primary_key=True)
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    epoch = pw.IntegerField(default=1)  # raised by each registration under this id
+    lease_seconds = pw.IntegerField()
+    started_at = pw.DateTimeField(default=utcnow)
+    heartbeat_at = pw.DateTimeField(default=utcnow)
+    lease_until = pw.DateTimeField()
+    stopped_at = pw.DateTimeField(null=True)
+
+
 ALL_MODELS: list[type[BaseModel]] = [
     Setting,
     Account,
@@ -408,4 +424,5 @@ ALL_MODELS: list[type[BaseModel]] = [
     SpentToken,
     Voucher,
     SwitchCdr,
+    Controller,
 ]

@@ -21,7 +21,7 @@ from esl_callback.db import (
     utcnow,
 )
 from esl_callback.hashing import hash_api_token
-from esl_callback.models import Account, ApiToken, BaseModel, SpentToken, WebUser
+from esl_callback.models import Account, ApiToken, BaseModel, CallbackRequest, SpentToken, WebUser
 from esl_callback.web import auth, history
 from esl_callback.web.sms_api import reported_call
 
@@ -81,7 +81,8 @@ MIGRATION_8 = (
 MIGRATION_9 = "applied 9: accounts' low-balance alerts (e-mail or SMS)"
 MIGRATION_10 = "applied 10: switch CDRs: what mod_json_cdr posted, one row per channel"
 # After 6: every upgrade below applies them too.
-LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10]
+MIGRATION_11 = "applied 11: controllers and the requests each owns"
+LATER = [MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10, MIGRATION_11]
 
 
 def drop_version_5_columns(db: Database) -> None:
@@ -131,7 +132,14 @@ ALERT_COLUMNS = (
 
 
 def drop_version_10_table(db: Database) -> None:
+    drop_version_11_table_and_column(db)
     db.peewee.execute_sql("DROP TABLE switch_cdr")
+
+
+def drop_version_11_table_and_column(db: Database) -> None:
+    db.peewee.execute_sql("DROP TABLE controller")
+    db.peewee.execute_sql("DROP INDEX callback_request_controller")
+    db.peewee.execute_sql("ALTER TABLE callback_request DROP COLUMN controller")
 
 
 def history_indexes(db: Database) -> list[bool]:
@@ -306,7 +314,7 @@ def test_a_version_7_database_keeps_its_api_tokens_and_gets_the_schema_db_init_m
     )
     db.peewee.execute_sql("UPDATE schema_version SET version = 7")
 
-    assert db.upgrade() == [MIGRATION_8, MIGRATION_9, MIGRATION_10]
+    assert db.upgrade() == [MIGRATION_8, MIGRATION_9, MIGRATION_10, MIGRATION_11]
 
     assert schema_of(db, *tables) == made_by_init
     assert auth.user_for_token("the app's token").username == "alice"
@@ -321,7 +329,7 @@ def test_a_version_8_database_gets_low_balance_alerts_as_db_init_makes_them(
     billing.add_payment(alice, "2.50", "opening")
     drop_version_9_columns(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 8")
-    assert db.upgrade() == [MIGRATION_9, MIGRATION_10]
+    assert db.upgrade() == [MIGRATION_9, MIGRATION_10, MIGRATION_11]
     assert columns_of(db, "account") == made_by_init
     alice = Account.get()
     assert (alice.balance, alice.low_balance_alert, alice.low_balance_alert_by) == (
@@ -344,7 +352,7 @@ def test_a_version_9_database_gets_the_switch_cdr_table_db_init_makes(db: Databa
     made_by_init = switch_cdr_schema(db)
     drop_version_10_table(db)
     db.peewee.execute_sql("UPDATE schema_version SET version = 9")
-    assert db.upgrade() == [MIGRATION_10]
+    assert db.upgrade() == [MIGRATION_10, MIGRATION_11]
     assert switch_cdr_schema(db) == made_by_init
 
 
@@ -536,3 +544,23 @@ def test_lookups_made_for_each_call_read_only_what_they_need(tmp_path, lookup, i
 
     assert any(f"INDEX {index} " in plan for plan in plans), plans  # or COVERING INDEX
     assert not [plan for plan in plans if plan.startswith("SCAN")], plans
+
+
+def test_a_version_10_database_gets_controllers_as_db_init_makes_them_and_its_requests_no_owner(
+    db: Database,
+) -> None:
+    made_by_init = columns_of(db, "controller", "callback_request")
+    indexes_by_init = {tuple(i.columns) for i in db.peewee.get_indexes("callback_request")}
+    alice = accounts.create_account("alice")
+    drop_version_11_table_and_column(db)
+    db.peewee.execute_sql(
+        "INSERT INTO callback_request (account_id, trigger, method, mode, state, caller_id, "
+        "called_number, attempts, created_at, updated_at) VALUES "
+        f"({alice.id}, 'web', 'web', 'source_first', 'bridged', '', '', 0, "
+        "'2026-12-07 10:00:00', '2026-12-07 10:00:00')"
+    )
+    db.peewee.execute_sql("UPDATE schema_version SET version = 10")
+    assert db.upgrade() == [MIGRATION_11]
+    assert columns_of(db, "controller", "callback_request") == made_by_init
+    assert {tuple(i.columns) for i in db.peewee.get_indexes("callback_request")} == indexes_by_init
+    assert [r.controller for r in CallbackRequest.select()] == [None]  # any controller's

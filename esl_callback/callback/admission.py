@@ -33,9 +33,15 @@ class Admission:
 
 
 def admit_trigger(
-    caller: str, called: str, trigger: str, trigger_uuid: str | None, settings: policy.Settings
+    caller: str,
+    called: str,
+    trigger: str,
+    trigger_uuid: str | None,
+    settings: policy.Settings,
+    owner: str | None = None,
 ) -> Admission:
-    """Recognise a call from `caller` to `called`, check its callback number and store it."""
+    """Recognise a call from `caller` to `called`, check its callback number and store it,
+    owned by controller `owner` (esl_callback/controllers.py)."""
     with database_proxy.atomic():
         try:
             found = triggers.identify(called, caller, settings.numbers)
@@ -64,6 +70,7 @@ def admit_trigger(
             called_number=called[:64],
             trigger_uuid=trigger_uuid,
             source=found.callback_number,
+            controller=owner,
         )
         return Admission(request, found)
 
@@ -103,10 +110,11 @@ def admit_order(
     trigger: str,
     method: str,
     settings: policy.Settings,
+    owner: str | None = None,
 ) -> Admission:
     """Check the numbers of a callback whose numbers are known (web, SMS, CLI, verification)
-    and store it: queued, or rejected with the reason. `account` None: the IVR asks for the PIN
-    (an unauthenticated leg A)."""
+    and store it: queued (owned by controller `owner`), or rejected with the reason. `account`
+    None: the IVR asks for the PIN (an unauthenticated leg A)."""
     with database_proxy.atomic():
         try:
             if account is None:
@@ -138,5 +146,6 @@ def admit_order(
             mode=mode,
             source=source,
             destination=destination,
+            controller=owner,
         )
         return Admission(request, None)

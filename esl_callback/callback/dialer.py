@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from esl_callback import metrics
+from esl_callback import controllers, metrics
 from esl_callback.callback import admission as admission_module
 from esl_callback.callback import billing, policy
 from esl_callback.callback.flow import (
@@ -37,6 +37,9 @@ from esl_callback.callback.requests import State
 from esl_callback.db import UNREACHABLE, Database, in_words
 from esl_callback.models import Account, CallbackRequest
 from esl_callback.switch import commands
+
+if TYPE_CHECKING:
+    from esl_callback.notices import Notices
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,12 @@ class Dialer:
         # data names the switch it came from, and its callback must go out through that one.
         self.core_uuids: dict[str, str] = {}
         self.stopping = False  # set at shutdown: flows originate no new leg
+        # The controller this dialer runs as: it owns the requests it stores (None: no
+        # controller identity, as in a tool; its requests are no one's).
+        self.controller_id: str | None = settings.controller.id
+        # The other controllers on the database (PostgreSQL): told of changes, asked to
+        # cancel what they own (esl_callback/notices.py); None: no such channel.
+        self.peers: Notices | None = None
         self.reconciler = Reconciler(self)
 
     # -- entry points ---------------------------------------------------------------------
@@ -131,7 +140,13 @@ class Dialer:
         is promised that was not stored. Starts the callback."""
         cfg = self.settings.callback
         admission = self.db.run(
-            admission_module.admit_trigger, caller, called, trigger, trigger_uuid, self.settings
+            admission_module.admit_trigger,
+            caller,
+            called,
+            trigger,
+            trigger_uuid,
+            self.settings,
+            self.controller_id,
         )
         request = admission.request
         if not admission.admitted:
@@ -188,6 +203,7 @@ class Dialer:
             trigger,
             method,
             self.settings,
+            self.controller_id,
         )
         request = admission.request
         if not admission.admitted:
@@ -270,7 +286,20 @@ class Dialer:
         """Nothing to do: every change of every request this dialer runs reaches `listeners`."""
 
     def cancel(self, request_id: int, reason: str = "cancelled") -> bool:
-        """Hang up both legs of a live request (web cancel button)."""
+        """Hang up both legs of a live request (web cancel button): here, or by the controller
+        that owns it (asked through `peers`)."""
+        if self.cancel_here(request_id, reason):
+            return True
+        if self.peers is None:
+            return False
+        owner = self.db.run(controllers.owner_of, request_id)
+        if owner is None or owner == self.controller_id:
+            return False
+        self.peers.ask_cancel(request_id, reason)
+        return True
+
+    def cancel_here(self, request_id: int, reason: str = "cancelled") -> bool:
+        """Hang up a live request this controller runs (False: it runs no such request)."""
         flow = self.flows.get(request_id)
         if flow is not None:
             flow.cancel(reason)
@@ -368,7 +397,14 @@ class Dialer:
         return bill
 
     def notify(self, request_id: int) -> None:
-        """Tell listeners (live status for the web) that a request changed."""
+        """Tell listeners (live status for the web), and the other controllers' portals, that
+        a request changed."""
+        self.notify_here(request_id)
+        if self.peers is not None:
+            self.peers.publish(request_id)
+
+    def notify_here(self, request_id: int) -> None:
+        """Tell this process's listeners that a request changed (here or on a peer)."""
         for listener in self.listeners:
             try:
                 listener(request_id)

@@ -70,6 +70,8 @@ class Node(Protocol):
 
     def queued_events(self) -> int: ...
 
+    def add_filter(self, header: str, value: str) -> None: ...
+
 
 class Router(Protocol):
     """switch.router.EventRouter: events of a call's channels go to the call's handler."""
@@ -276,6 +278,8 @@ class CallFlow:
             "origination_caller_id_number": self.presented_number(role),
             "origination_caller_id_name": cfg.caller_id_name,
         }
+        if self.dialer.controller_id:  # its event socket is sent its own legs' events only
+            variables["callback_controller"] = self.dialer.controller_id
         if application == commands.park_application():
             # Only a parked leg: an async socket session is parked too, and the timeout
             # would cut leg A's IVR and B's ringing short.

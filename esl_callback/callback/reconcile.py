@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import gevent
 
+from esl_callback import controllers
 from esl_callback.callback import billing, requests
-from esl_callback.callback.flow import LOST_CAUSE, CallFlow, Inbox, Node, event_variable
+from esl_callback.callback.flow import (
+    LOST_CAUSE,
+    CallFlow,
+    Inbox,
+    Node,
+    event_variable,
+    hangup_from_event,
+)
 from esl_callback.callback.requests import State
 from esl_callback.models import CallbackRequest, Leg
 from esl_callback.statements import Statement
@@ -29,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The channel variable naming the controller that originated a leg (serve filters on it).
+OWN_LEGS = "variable_callback_controller"
 # How long after hanging up an orphan leg we check that its hangup reached us.
 VANISH_CHECK_SECONDS = 5.0
 
@@ -42,6 +54,10 @@ class Reconciler:
         # Bridged calls found up after a restart, whose flow is gone: request id -> leg UUID
         # -> its node, until their CDRs are closed (counted live, and can be hung up).
         self.adopted: dict[int, dict[str, Node]] = {}
+        # Hangups of other live controllers' legs, kept for twice our lease: when one of them
+        # turns out dead (its lease runs out after it died), its legs that ended meanwhile are
+        # billed from these, with the switch's billsec. (monotonic time, request id, hangup)
+        self.foreign_hangups: deque[tuple[float, int, billing.Hangup]] = deque()
 
     def cancel(self, request_id: int, reason: str) -> bool:
         """Hang up an adopted call's legs (False: no such call)."""
@@ -61,7 +77,15 @@ class Reconciler:
             return
         if event_variable(event, "loopback_leg") == "B":  # the far end of a loopback leg
             return  # (it carries our leg's variables, copied by mod_loopback; not a leg)
-        bill = self.dialer.close_leg(event)
+        request_id = event_variable(event, "callback_request_id")
+        if not self.may_act_on(request_id):
+            self.remember_foreign(int(request_id or 0), hangup_from_event(event))
+            return  # another live controller's call: it bills it
+        self.bill_orphan(hangup_from_event(event))
+
+    def bill_orphan(self, hangup: billing.Hangup) -> None:
+        """Close the CDR of a leg no flow follows, and end its request once all are billed."""
+        bill = self.dialer.close_cdr(hangup)
         if bill is not None and not bill.duplicate:
             self.forget_adopted(bill.leg.request_id, bill.leg.uuid)
             self.settle_orphan(bill.leg.request_id)
@@ -89,13 +113,61 @@ class Reconciler:
         node = next((n for n in self.dialer.nodes if n.name == node_name), None)
         return node is not None and getattr(node, "connected", True)
 
+    def remember_foreign(self, request_id: int, hangup: billing.Hangup) -> None:
+        """Keep another controller's hangup for a while (see `foreign_hangups`)."""
+        now = time.monotonic()
+        self.foreign_hangups.append((now, request_id, hangup))
+        keep = 2 * self.dialer.settings.controller.lease_seconds
+        while self.foreign_hangups and self.foreign_hangups[0][0] < now - keep:
+            self.foreign_hangups.popleft()
+
+    def may_act_on(self, request_id: str | None) -> bool:
+        """Whether a leg of request `request_id` found without a flow is this controller's
+        to bill (its own, no one's, or a dead controller's, claimed now)."""
+        owner = self.dialer.controller_id
+        if owner is None or not request_id or not request_id.isdigit():
+            return True
+        return self.db.run_until_done(
+            f"the owner of request {request_id}", controllers.may_act_on, int(request_id), owner
+        )
+
+    def take_over(self) -> list[int]:
+        """Claim the live requests of dead controllers (their calls are then reconciled as
+        after a restart of ours): the ids claimed."""
+        owner = self.dialer.controller_id
+        if owner is None:
+            return []
+        dead = self.db.run_until_done(
+            "the dead controllers' calls", controllers.orphaned_owners, owner
+        )
+        if not dead:
+            return []
+        for dead_id in sorted(dead):  # their legs' events from now on, before they are ours
+            self.follow_events_of(dead_id)
+        claimed = self.db.run_until_done(
+            "the takeover of dead controllers' calls", controllers.claim_orphaned, owner
+        )
+        taken = set(claimed)
+        for _, _, hangup in [h for h in self.foreign_hangups if h[1] in taken]:
+            self.bill_orphan(hangup)  # legs that ended while their owner was dying
+        return claimed
+
+    def follow_events_of(self, controller_id: str) -> None:
+        """Have every node send this controller the events of `controller_id`'s legs."""
+        for node in self.dialer.nodes:
+            try:
+                node.add_filter(OWN_LEGS, controller_id)
+            except Exception as exc:  # not connected: the filter is sent at the reconnect
+                log.warning("node %s: events of controller %s not followed yet: %s",
+                            node.name, controller_id, exc)  # fmt: skip
+
     def forget_adopted(self, request_id: int, leg_uuid: str) -> None:
         legs = self.adopted.get(request_id, {})
         legs.pop(leg_uuid, None)
         if not legs:
             self.adopted.pop(request_id, None)
 
-    def reconcile(self, node: Node, up_since: datetime) -> None:
+    def reconcile(self, node: Node, up_since: datetime, only: set[int] | None = None) -> None:
         """After (re)connecting to a node, make the database agree with the switch.
 
         Like Kazoo after a reconnect: `show channels as json` is compared with the legs the
@@ -106,16 +178,24 @@ class Reconciler:
         billed nothing (its duration is unknown; the operator sees the cause) until the switch's
         CDR bills it (`billing.close_leg`), unless that CDR billed it already. A leg still up
         whose flow is gone (we restarted) is adopted when bridged, so its hangup is billed,
-        else hung up.
+        else hung up. `only`: just these requests (those taken over from a dead controller).
         """
         try:
             channels = parse_channels(node.api(commands.show_channels_json()))
         except (ValueError, RuntimeError) as exc:
             log.error("node %s: cannot list channels to reconcile: %s", node.name, exc)
             return
+        if only is None:
+            self.take_over()
         open_legs = self.db.run_until_done(
-            f"the reconciliation of node {node.name}", open_legs_on, node.name, up_since
+            f"the reconciliation of node {node.name}",
+            open_legs_on,
+            node.name,
+            up_since,
+            self.dialer.controller_id,
         )
+        if only is not None:
+            open_legs = [leg for leg in open_legs if leg[1] in only]
         hung_up: list[tuple[str, int]] = []
         for leg_uuid, request_id, request_state in open_legs:
             flow = self.dialer.flows.get(request_id)
@@ -138,6 +218,10 @@ class Reconciler:
                 node.api(commands.uuid_kill(leg_uuid, "NORMAL_CLEARING"))
                 hung_up.append((leg_uuid, request_id))
             self.dialer.notify(request_id)
+        if hung_up:
+            gevent.spawn_later(VANISH_CHECK_SECONDS, self.close_vanished, node, hung_up)
+        if only is not None:
+            return  # a takeover: this controller's own flows kept listening meanwhile
         closed_here = {leg_uuid for leg_uuid, _, _ in open_legs if leg_uuid not in channels}
         waiting = self.flow_legs_waiting(node, closed_here)
         gone = {u: f for u, f in waiting.items() if u not in channels}
@@ -145,8 +229,6 @@ class Reconciler:
         listed = {u: f for u, f in waiting.items() if u in channels}
         if listed:
             gevent.spawn_later(VANISH_CHECK_SECONDS, self.confirm_listed, node, listed)
-        if hung_up:
-            gevent.spawn_later(VANISH_CHECK_SECONDS, self.close_vanished, node, hung_up)
 
     def flow_legs_waiting(self, node: Node, closed_here: set[str]) -> dict[str, CallFlow]:
         """The legs on `node` whose flow still waits for their hangup (but those `reconcile`
@@ -235,13 +317,17 @@ class Reconciler:
         )
 
 
-def abandon_requests_without_legs() -> int:
-    """At start-up: live requests with no open leg were left by a previous run; fail them."""
+def abandon_requests_without_legs(controller_id: str | None = None) -> int:
+    """At start-up: live requests of this controller (or of a dead one, claimed first) with no
+    open leg were left by a previous run; fail them."""
+    if controller_id is not None:
+        controllers.claim_orphaned(controller_id)
+    live = CallbackRequest.select(CallbackRequest.id).where(
+        CallbackRequest.state.in_(requests.LIVE)
+    )
     stale = [
         request.id
-        for request in CallbackRequest.select(CallbackRequest.id).where(
-            CallbackRequest.state.in_(requests.LIVE)
-        )
+        for request in controllers.ours(live, controller_id)
         if not Leg.select().where(Leg.request == request.id, Leg.billed == False).exists()  # noqa: E712
     ]
     for request_id in stale:
@@ -274,10 +360,16 @@ def parse_channels(reply: str) -> set[str]:
     return {row["uuid"] for row in data.get("rows", [])}
 
 
-def open_legs_on(node: str, created_before: datetime) -> list[tuple[str, int, str]]:
+def open_legs_on(
+    node: str, created_before: datetime, controller_id: str | None = None
+) -> list[tuple[str, int, str]]:
     """(leg UUID, request id, request state) of the unbilled legs on a node stored before
-    `created_before`."""
-    return _OPEN_LEGS_ON.rows(node=node, created_before=created_before)
+    `created_before`, of the requests controller `controller_id` may act on."""
+    if controller_id is None:
+        return _OPEN_LEGS_ON.rows(node=node, created_before=created_before)
+    return _OPEN_OWN_LEGS_ON.rows(
+        node=node, created_before=created_before, controller=controller_id
+    )
 
 
 _OPEN_LEGS_ON = Statement(
@@ -288,6 +380,20 @@ _OPEN_LEGS_ON = Statement(
             Leg.node == s.node,
             Leg.billed == False,  # noqa: E712
             Leg.created_at < s.created_before,
+        )
+    )
+)
+
+
+_OPEN_OWN_LEGS_ON = Statement(
+    lambda s: (
+        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
+        .join(CallbackRequest)
+        .where(
+            Leg.node == s.node,
+            Leg.billed == False,  # noqa: E712
+            Leg.created_at < s.created_before,
+            CallbackRequest.controller.is_null() | (CallbackRequest.controller == s.controller),
         )
     )
 )

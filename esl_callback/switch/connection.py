@@ -677,6 +677,17 @@ class InboundConnection:
             raise NotConnected(f"{self.name}: not connected to {self.host}:{self.port}")
         return esl
 
+    def add_filter(self, header: str, value: str) -> None:
+        """Also receive the events whose `header` is `value`, from now on and after every
+        reconnect (a filter of the subscription; see `commands.event_filter`)."""
+        command = commands.event_filter(header, value)
+        if command in self.filters:
+            return
+        self.filters.append(command)
+        esl = self._esl
+        if esl is not None and esl.connected:
+            expect_all_ok(esl.send_all([command]), [command])
+
     def api(self, command: str, timeout: float | None = None) -> str:
         """Run `api <command>` and return its output; CommandTimeout after `timeout` seconds.
 
