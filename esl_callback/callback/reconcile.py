@@ -99,6 +99,8 @@ class Reconciler:
         if request_id is None:
             return
         flow = self.dialer.flows.get(request_id)
+        if flow is None and not self.may_act_on(str(request_id)):
+            return  # another live controller's call: it ends it
         if flow is None:
             self.forget_adopted(request_id, leg_uuid)
             self.settle_orphan(request_id)

@@ -87,8 +87,23 @@ def legs_of(db: Database, request_id: int) -> list[Leg]:
     return db.run(requests.legs_of, request_id)
 
 
-def settings_for(db: Database, sim: Simulator, outbound_port: int, controller_id: str) -> Any:
-    settings = controller_settings(db.url, [sim.port], outbound_port, originate_timeout_seconds=30)
+CDR_PASSWORD = "cdr-password-for-the-tests-0123"
+
+
+def settings_for(
+    db: Database,
+    sim: Simulator,
+    outbound_port: int,
+    controller_id: str,
+    web_port: int | None = None,
+) -> Any:
+    """A controller of the simulator; with `web_port`, its portal there takes the switch's
+    CDRs."""
+    web = {"port": web_port, "secret": "s" * 40, "secure_cookies": False} if web_port else None
+    cdr = {"enabled": True, "password": CDR_PASSWORD} if web_port else None
+    settings = controller_settings(
+        db.url, [sim.port], outbound_port, web=web, cdr=cdr, originate_timeout_seconds=30
+    )
     return dataclasses.replace(
         settings,
         controller=dataclasses.replace(settings.controller, id=controller_id, lease_seconds=LEASE),
@@ -117,9 +132,11 @@ def simulator() -> Iterator[Callable[..., tuple[Simulator, int]]]:
     """A simulator whose access numbers go to a new outbound port (returned with it)."""
     started: list[Simulator] = []
 
-    def start(phones: dict[str, Any]) -> tuple[Simulator, int]:
+    def start(
+        phones: dict[str, Any], json_cdr: dict[str, Any] | None = None
+    ) -> tuple[Simulator, int]:
         port = free_port()
-        sim = Simulator(simulator_config(port, phones, 1.0)).start()
+        sim = Simulator(simulator_config(port, phones, 1.0, json_cdr=json_cdr)).start()
         started.append(sim)
         return sim, port
 
@@ -176,16 +193,25 @@ def write_config(directory: Path, settings: Any) -> Path:
 def test_a_killed_controllers_calls_are_taken_over_and_billed_once_with_the_switchs_billsec(
     alice, postgres, simulator, tmp_path
 ) -> None:
+    web_ports = [free_port(), free_port()]  # the first controller's portal, the survivor's
     sim, port_a = simulator(
         {
             CALLER: {"answer_after": 1, "keys": [{"after": 1.0, "digits": f"{FRIEND}#"}]},
             FRIEND: {"answer_after": 1, "hangup_after": 8},
             OTHER_CALLER: {"answer_after": 120},  # still ringing when its controller dies
-        }
+        },
+        json_cdr={  # a leg that ends while no controller follows it is billed from its CDR
+            "urls": [f"http://127.0.0.1:{port}/api/v1/switch/cdr" for port in web_ports],
+            "cred": f"freeswitch:{CDR_PASSWORD}",
+            "retries": 2,
+            "delay": 1,
+            "timeout": 5,
+            "err_log_dir": str(tmp_path / "json_cdr"),
+        },
     )
     switch = SwitchRecord(SimpleNamespace(sim=sim))  # what the switch says of every leg
     log = (tmp_path / "first.log").open("wb")
-    settings = settings_for(postgres, sim, port_a, "first")
+    settings = settings_for(postgres, sim, port_a, "first", web_ports[0])
     serve = [sys.executable, "-m", "esl_callback", "serve"]
     config = write_config(tmp_path, settings)
     first = subprocess.Popen([*serve, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
@@ -210,7 +236,7 @@ def test_a_killed_controllers_calls_are_taken_over_and_billed_once_with_the_swit
 
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
-        survivor = start_service(settings_for(postgres, sim, free_port(), "survivor"))
+        survivor = start_service(settings_for(postgres, sim, free_port(), "survivor", web_ports[1]))
 
         ended = [
             wait_until(
