@@ -269,7 +269,7 @@ def test_a_low_balance_alert_is_set_in_settings_and_said_on_the_home_page(
         check_page_is_usable(page)
         page.locator("#alert").scroll_into_view_if_needed()
         screenshot(page, f"settings-alert-{size}")
-        page.get_by_role("link", name="Home", exact=True).click()
+        open_menu(page).get_by_role("link", name="Home", exact=True).click()
         expect(page.locator(".balance-card")).to_contain_text(
             "We e-mail you when a call takes it below 2.50 EUR (change)."
         )
