@@ -33,7 +33,7 @@ def test_a_payment_credits_the_balance_and_is_listed(account) -> None:
         ("NaN", "r", "is not a decimal amount"),
         (Decimal("NaN"), "r", "non-zero"),
         (1.5, "r", "never float"),
-        ("5", "  ", "reference is required"),
+        ("5", "  ", "reference is missing"),
         ("5", "x" * 129, "at most 128 characters"),
         ("5", "voucher\n42", "one line of printable text"),
     ],
