@@ -456,9 +456,10 @@ def redeem_voucher() -> Any:
         )
     except WebError as exc:
         return payments_page(exc)
+    currency = done["currency"]
     flash(
-        f"{done['amount']} {done['currency']} added: your balance is {done['balance']} "
-        f"{done['currency']}."
+        f"{amount(done['amount'], currency)} added: your balance is "
+        f"{amount(done['balance'], currency)}."
     )
     return redirect(url_for("pages.payments"))
 

@@ -62,6 +62,18 @@ def test_the_default_number_is_chosen_among_the_accounts_numbers(
     assert Account.get_by_id(alice.account.id).default_callback_number == "4930999999"
 
 
+def test_the_settings_page_writes_the_accounts_numbers_for_reading(
+    client: FlaskClient, alice: User, logged_in: str
+) -> None:
+    CallerId.create(account=alice.account, number="4930999999")
+
+    page = client.get("/settings").text
+
+    assert '<span class="number">+49 30 999999</span>' in page
+    assert '<option value="4930999999">+49 30 999999</option>' in page  # sent as stored
+    assert ">4930999999<" not in page
+
+
 def test_a_number_is_removed_but_never_the_default_one(
     client: FlaskClient, alice: User, bob: User
 ) -> None:

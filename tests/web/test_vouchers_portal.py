@@ -24,7 +24,7 @@ def test_a_voucher_typed_in_the_portal_tops_up_and_says_the_new_balance(
     )
 
     assert page.status_code == 200
-    assert "12.5000 EUR added: your balance is 22.5000 EUR." in page.text
+    assert "12.50 EUR added: your balance is 22.50 EUR." in page.text  # the currency's decimals
     assert Account.get_by_id(alice.account.id).balance == Decimal("22.5")
     assert "voucher " in page.text  # the payment shows in the list, named after the voucher
 
