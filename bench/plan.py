@@ -25,7 +25,7 @@ from esl_callback.callback import billing
 from esl_callback.callback.rating import RateRow, RateSnapshot
 from esl_callback.db import Database
 from esl_callback.hashing import hash_api_token, hash_password, new_api_token
-from esl_callback.models import Account, WebUser
+from esl_callback.models import Account, ApiToken, WebUser
 
 ACCESS_NUMBER = "18005550100"
 ACCESS_CONTEXT = "access"
@@ -182,10 +182,6 @@ def seed(database: Database, accounts_count: int, web_users: int) -> list[WebLog
 def _web_login(account: Account, password_hash: str) -> WebLogin:
     token = new_api_token()
     username = f"web{account.name}"
-    WebUser.create(
-        account=account,
-        username=username,
-        password_hash=password_hash,
-        api_token_hash=hash_api_token(token),
-    )
+    user = WebUser.create(account=account, username=username, password_hash=password_hash)
+    ApiToken.create(web_user=user, token_hash=hash_api_token(token), label="bench")
     return WebLogin(int(account.name[5:]), username, token)

@@ -202,6 +202,8 @@ def explain(exc: Refused, url: str) -> str:
         )
     if exc.field == "account":
         return f"{exc} (see `esl-callback account list`)"
+    if exc.field in ("source", "destination"):  # which of the two numbers given, by its name
+        return f"{exc.field.upper()}: {exc}"
     return str(exc)
 
 

@@ -241,7 +241,7 @@ def test_refusals_exit_2_with_a_clear_message_and_nothing_is_dialed(
     assert unknown.returncode == 2
     assert "no account named 'mallory' (see `esl-callback account list`)" in unknown.stderr
     assert bad_number.returncode == 2
-    assert "error: destination:" in bad_number.stderr
+    assert "error: DESTINATION: That number has '&' in it" in bad_number.stderr
     assert not_hers.returncode == 2
     assert f"{NOT_HERS} is not one of account alice's numbers" in not_hers.stderr
     assert f"esl-callback callerid add alice {NOT_HERS}" in not_hers.stderr
