@@ -256,7 +256,12 @@ def test_a_killed_controllers_calls_are_taken_over_and_billed_once_with_the_swit
             for leg in legs_of(postgres, request.id):
                 assert leg.billed, f"leg {leg.leg} of request {request.id} not billed"
                 assert leg.hangup_cause != "LOST_WHILE_DISCONNECTED"
-                assert [leg.billsec] == switch.completed[leg.uuid]  # one hangup, its billsec
+                reported = wait_until(  # the witness reads its events at its own pace
+                    f"the switch's hangup of leg {leg.uuid}",
+                    lambda leg=leg: switch.completed.get(leg.uuid),
+                    timeout=15,
+                )
+                assert [leg.billsec] == reported  # one hangup, its billsec
         friend_leg = legs_of(postgres, bridged.id)[1]
         assert friend_leg.billsec >= 7  # the whole call, not 0
         assert all(billing.audit(a).balanced for a in postgres.run(lambda: list(Account.select())))
