@@ -36,7 +36,7 @@ from esl_callback import accounts, metrics
 from esl_callback.callback import billing, requests
 from esl_callback.config import settings_to_dict
 from esl_callback.db import Database
-from esl_callback.models import Account, CallbackRequest, Leg
+from esl_callback.models import Account, CallbackRequest, Controller, Leg
 from esl_callback.service import Service
 from esl_callback.simulator import Simulator
 
@@ -319,3 +319,44 @@ def test_each_controller_is_sent_only_its_own_legs_events(alice, postgres, simul
     finally:
         second.stop(timeout=2)
         first.stop(timeout=2)
+
+
+def test_a_controller_whose_lease_was_taken_stops_without_touching_its_calls_and_exits_3(
+    alice, postgres, simulator, tmp_path
+) -> None:
+    sim, port_a = simulator(
+        {
+            CALLER: {"answer_after": 1, "keys": [{"after": 1.0, "digits": f"{FRIEND}#"}]},
+            FRIEND: {"answer_after": 1, "hangup_after": 30},
+        }
+    )
+    settings = settings_for(postgres, sim, port_a, "fenced")
+    log = tmp_path / "fenced.log"
+    with log.open("wb") as out:
+        serve = [sys.executable, "-m", "esl_callback", "serve", "-c"]
+        process = subprocess.Popen(
+            [*serve, str(write_config(tmp_path, settings))], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until("the controller on the switch", lambda: switch_connected(settings))
+        sim.place_call(CALLER, ANI_ACCESS, ACCESS_CONTEXT)
+        wait_until(
+            "the call bridged",
+            lambda: (r := request_of(postgres, CALLER)) is not None and r.state == "bridged",
+        )
+        # Another process registers under the same id (as a restart elsewhere would).
+        postgres.run(
+            lambda: (
+                Controller.update(epoch=Controller.epoch + 1)
+                .where(Controller.id == "fenced")
+                .execute()
+            )
+        )
+
+        assert process.wait(30) == 3
+        assert "lost its lease" in log.read_text()
+        assert len(sim.channels) >= 2  # both legs still up: it hung up nothing
+        assert request_of(postgres, CALLER).state == "bridged"
+    finally:
+        if process.poll() is None:
+            process.kill()
