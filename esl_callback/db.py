@@ -111,10 +111,20 @@ _SPENT_TOKEN_INDEXES = (
 )
 
 
-def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
-    for statement in (_SPENT_TOKEN_TABLE[dialect], *_SPENT_TOKEN_INDEXES):
+def _dialect(database: peewee.Database) -> str:
+    return "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
+
+
+def _create_as_shipped(
+    database: peewee.Database, tables: dict[str, str], indexes: tuple[str, ...] = ()
+) -> None:
+    """A migration's tables (in the database's dialect) and indexes, as they shipped."""
+    for statement in (tables[_dialect(database)], *indexes):
         database.execute_sql(statement)
+
+
+def _create_spent_tokens(migrator: SchemaMigrator, database: peewee.Database) -> None:
+    _create_as_shipped(database, _SPENT_TOKEN_TABLE, _SPENT_TOKEN_INDEXES)
 
 
 def _add_credit_limit_and_operator_cost(
@@ -164,9 +174,7 @@ _VOUCHER_INDEXES = (
 
 
 def _create_vouchers(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
-    for statement in (_VOUCHER_TABLE[dialect], *_VOUCHER_INDEXES):
-        database.execute_sql(statement)
+    _create_as_shipped(database, _VOUCHER_TABLE, _VOUCHER_INDEXES)
 
 
 def _add_time_zone_and_favourites(migrator: SchemaMigrator, database: peewee.Database) -> None:
@@ -217,8 +225,7 @@ def _add_api_tokens_session_keys_and_more_numbers(
     migrator: SchemaMigrator, database: peewee.Database
 ) -> None:
     """Each user's API token moves to api_token (several per user from now on)."""
-    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
-    for statement in (*_MIGRATION_8_TABLES[dialect], *_MIGRATION_8_INDEXES):
+    for statement in (*_MIGRATION_8_TABLES[_dialect(database)], *_MIGRATION_8_INDEXES):
         database.execute_sql(statement)
     database.execute_sql(
         'INSERT INTO "api_token" ("web_user_id", "token_hash", "label", "created_at") '
@@ -274,9 +281,7 @@ _SWITCH_CDR_INDEXES = (
 
 
 def _create_switch_cdrs(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
-    for statement in (_SWITCH_CDR_TABLE[dialect], *_SWITCH_CDR_INDEXES):
-        database.execute_sql(statement)
+    _create_as_shipped(database, _SWITCH_CDR_TABLE, _SWITCH_CDR_INDEXES)
 
 
 # The table of migration 11 as it shipped (see _SPENT_TOKEN_TABLE for why it is spelt out).
@@ -299,8 +304,7 @@ _CONTROLLER_TABLE = {
 
 
 def _add_controllers(migrator: SchemaMigrator, database: peewee.Database) -> None:
-    dialect = "sqlite" if isinstance(database, peewee.SqliteDatabase) else "postgresql"
-    database.execute_sql(_CONTROLLER_TABLE[dialect])
+    _create_as_shipped(database, _CONTROLLER_TABLE)
     migrate(
         migrator.add_column(
             "callback_request", "controller", peewee.CharField(max_length=64, null=True)

@@ -366,36 +366,25 @@ def open_legs_on(
     node: str, created_before: datetime, controller_id: str | None = None
 ) -> list[tuple[str, int, str]]:
     """(leg UUID, request id, request state) of the unbilled legs on a node stored before
-    `created_before`, of the requests controller `controller_id` may act on."""
-    if controller_id is None:
-        return _OPEN_LEGS_ON.rows(node=node, created_before=created_before)
-    return _OPEN_OWN_LEGS_ON.rows(
-        node=node, created_before=created_before, controller=controller_id
-    )
+    `created_before`, of the requests controller `controller_id` may act on (its own and no
+    one's; every one when it has no id)."""
+    return [
+        (leg_uuid, request_id, state)
+        for leg_uuid, request_id, state, owner in _OPEN_LEGS_ON.rows(
+            node=node, created_before=created_before
+        )
+        if controller_id is None or owner in (None, controller_id)
+    ]
 
 
 _OPEN_LEGS_ON = Statement(
     lambda s: (
-        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
+        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state, CallbackRequest.controller)
         .join(CallbackRequest)
         .where(
             Leg.node == s.node,
             Leg.billed == False,  # noqa: E712
             Leg.created_at < s.created_before,
-        )
-    )
-)
-
-
-_OPEN_OWN_LEGS_ON = Statement(
-    lambda s: (
-        Leg.select(Leg.uuid, Leg.request, CallbackRequest.state)
-        .join(CallbackRequest)
-        .where(
-            Leg.node == s.node,
-            Leg.billed == False,  # noqa: E712
-            Leg.created_at < s.created_before,
-            CallbackRequest.controller.is_null() | (CallbackRequest.controller == s.controller),
         )
     )
 )

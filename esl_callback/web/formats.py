@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from esl_callback.durations import duration as duration  # a filter of the portal too
 from esl_callback.readable_numbers import readable
 
 NOTHING = "\N{EN DASH}"  # shown for an amount or a time not known (yet)
@@ -74,18 +75,6 @@ def clock(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def duration(seconds: int | None) -> str:
-    """A length of time in words: 45 s, 8 min 09 s, 2 h 05 min."""
-    seconds = max(int(seconds or 0), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def phone(digits: str | None) -> str:
