@@ -83,6 +83,14 @@ def request_of(db: Database, caller: str) -> CallbackRequest | None:
     )
 
 
+def ended_request(db: Database, caller: str) -> CallbackRequest:
+    """The newest request of `caller`, once it has ended."""
+    return wait_until(
+        f"the callback of {caller} to end",
+        lambda: (r := request_of(db, caller)) is not None and r.state not in requests.LIVE and r,
+    )
+
+
 def legs_of(db: Database, request_id: int) -> list[Leg]:
     return db.run(requests.legs_of, request_id)
 
@@ -167,14 +175,7 @@ def test_a_controller_starting_leaves_another_ones_ringing_call_alone(
         assert reconciled.wait(30), "the second controller never reconciled"
         assert request_of(postgres, CALLER).state == "calling_source"  # still ringing then
 
-        request = wait_until(
-            "the callback to end",
-            lambda: (
-                (r := request_of(postgres, CALLER)) is not None
-                and r.state not in requests.LIVE
-                and r
-            ),
-        )
+        request = ended_request(postgres, CALLER)
         assert (request.state, request.failure_cause) == ("completed", None)
         assert request.controller == "first"
         assert all(leg.billed and leg.billsec > 0 for leg in legs_of(postgres, request.id))
@@ -305,14 +306,7 @@ def test_each_controller_is_sent_only_its_own_legs_events(alice, postgres, simul
     try:
         assert second.nodes[0].wait_connected(10)
         sim.place_call(CALLER, ANI_ACCESS, ACCESS_CONTEXT)
-        request = wait_until(
-            "the callback to end",
-            lambda: (
-                (r := request_of(postgres, CALLER)) is not None
-                and r.state not in requests.LIVE
-                and r
-            ),
-        )
+        request = ended_request(postgres, CALLER)
         assert request.state == "completed"
         assert request.controller == "first"
         assert not [name for name in seen_by_second if name.startswith("CHANNEL_")]

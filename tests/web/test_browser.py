@@ -198,9 +198,12 @@ def log_in(page: Page, url: str, username: str = "alice", next_path: str = "") -
 
 
 @contextmanager
-def signed_in(browser: Browser, url: str, username: str, size: dict) -> Iterator[Page]:
-    """A page of a fresh browser session of `username`, at `size`, on the home page."""
-    context = browser.new_context(viewport=size, device_scale_factor=1)
+def signed_in(
+    browser: Browser, url: str, username: str, size: dict, zone: str | None = None
+) -> Iterator[Page]:
+    """A page of a fresh browser session of `username`, at `size` (in time zone `zone`, else
+    the machine's), on the home page."""
+    context = browser.new_context(viewport=size, device_scale_factor=1, timezone_id=zone)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     try:

@@ -9,8 +9,6 @@ test-artifacts/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from playwright.sync_api import Browser, Page, expect
 from test_browser import (
     SIZES,
     check_page_is_usable,
-    log_in,
     open_menu,
     screenshot,
     signed_in,
@@ -119,22 +116,6 @@ def test_the_rates_page_finds_a_rate_by_number_first_digits_or_country(
         expect(page.get_by_role("status")).to_have_text("Calls to +1 900-555-0100 are not allowed.")
 
 
-@contextmanager
-def signed_in_from(
-    browser: Browser, url: str, username: str, size: dict, zone: str
-) -> Iterator[Page]:
-    """`signed_in`, from a browser whose time zone is `zone`."""
-    context = browser.new_context(viewport=size, device_scale_factor=1, timezone_id=zone)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    try:
-        log_in(page, url, username)
-        expect(page).to_have_url(f"{url}/")
-        yield page
-    finally:
-        context.close()
-
-
 def history_rows(page: Page) -> list[str]:
     return [
         " ".join(text.split()) for text in page.locator("table.calls tbody tr").all_inner_texts()
@@ -145,7 +126,7 @@ def history_rows(page: Page) -> list[str]:
 def test_the_history_is_a_table_in_the_browsers_time_zone_with_filters_totals_and_csv(
     browser: Browser, portal: str, size: str
 ) -> None:
-    with signed_in_from(browser, portal, "dave", SIZES[size], "Asia/Tokyo") as page:
+    with signed_in(browser, portal, "dave", SIZES[size], "Asia/Tokyo") as page:
         open_menu(page).get_by_role("link", name="History").click()
         expect(
             page.get_by_text("Days and times in Asia/Tokyo, your browser's time zone")
@@ -205,7 +186,7 @@ def test_the_history_is_a_table_in_the_browsers_time_zone_with_filters_totals_an
 def test_a_calls_detail_page_shows_both_legs_in_the_chosen_time_zone(
     browser: Browser, portal: str, size: str
 ) -> None:
-    with signed_in_from(browser, portal, "dave", SIZES[size], "Asia/Tokyo") as page:
+    with signed_in(browser, portal, "dave", SIZES[size], "Asia/Tokyo") as page:
         page.goto(f"{portal}/settings")
         page.get_by_label("Show times in").select_option("Europe/Berlin")
         page.get_by_role("button", name="Save the time zone").click()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import test_browser
 from page_checks import ARTIFACTS, problems_of
 from playwright.sync_api import (
     Browser,
@@ -26,7 +27,6 @@ from playwright.sync_api import (
     CDPSession,
     Page,
     expect,
-    sync_playwright,
 )
 
 from esl_callback import accounts
@@ -39,12 +39,7 @@ PORTAL = Path(__file__).with_name("portal_process.py")
 PASSWORD = "portal password"
 CAROL_CALLS = "15550001001"  # a phone that answers after 1 s and stays on the line
 SILENT = "15550002003"  # rings and never answers
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
+browser = test_browser.browser  # one chromium per module, as the other browser tests
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 CALL_SECONDS = 45_000  # ms: a callback's legs at real speed, with room to spare
 PHONE_HEADER_PX = 64  # the whole header at 390x844 (it took 191 px before its menu)
@@ -88,16 +83,6 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pay_in(directory, "carol", "20")
     yield url
     stop(process)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
